@@ -1,0 +1,95 @@
+/**
+ * The storage seam. A `LockStore` keeps one lease row per DO id and decides every question about
+ * expiry with ITS OWN clock (design.md invariant 4): callers pass durations, never timestamps.
+ *
+ * Contract (checked by `test/store/contract.ts` against every implementation):
+ * - every method is exactly one request to the store (invariant 6);
+ * - at most one unexpired lease per id at any store-clock instant (invariant 1);
+ * - fencing tokens strictly increase per id on every successful acquire, across releases, expiries and
+ *   restarts; rows are never deleted (invariant 2);
+ * - refresh and release succeed only for the same node AND token while the lease is unexpired
+ *   (invariant 3);
+ * - arguments are validated before any I/O (invariant 8).
+ */
+export interface LockStore {
+  /** Creates the lock table (and anything else the store needs) if missing. Idempotent. */
+  ensureSchema(): Promise<void>
+
+  /** Takes the lease on `doId` if it is free, released or expired; otherwise reports the holder. */
+  acquire(request: AcquireRequest): Promise<StoreAcquireResult>
+
+  /** Extends a lease the caller still holds to `store now + ttlMs`; `null` if it is no longer held. */
+  refresh(request: RefreshRequest): Promise<LockRecord | null>
+
+  /** Marks a held lease free (the row and its token stay). `false` if the caller no longer held it. */
+  release(request: LockRef): Promise<boolean>
+
+  /** The row for `doId` with the store's verdict on whether it is held, or `null` if never acquired. */
+  get(doId: string): Promise<LockInfo | null>
+
+  /** Current holders (unexpired leases), ordered by `doId`, optionally filtered. */
+  list(filter?: ListFilter): Promise<LockInfo[]>
+
+  /**
+   * Administrative: frees a lease whoever holds it (the token stays, so the evicted holder's fenced
+   * writes are rejected once someone re-acquires). `true` if a held lease was freed.
+   */
+  forceRelease(doId: string): Promise<boolean>
+}
+
+/** A lease as the store recorded it. Times are the STORE's clock, ms since the epoch. */
+export interface LockRecord {
+  doId: string
+  nodeId: string
+  fencingToken: number
+  acquiredAt: number
+  expiresAt: number
+  metadata?: unknown
+}
+
+/** A row plus the store's judgement at read time. */
+export interface LockInfo extends LockRecord {
+  /** True if the lease was unexpired at `storeNow`. */
+  held: boolean
+  /** The store's clock when the row was read. */
+  storeNow: number
+}
+
+export interface LockRef {
+  doId: string
+  nodeId: string
+  fencingToken: number
+}
+
+export interface AcquireRequest {
+  doId: string
+  nodeId: string
+  ttlMs: number
+  /** JSON-serializable; stored with the lease and returned to whoever reads it. */
+  metadata?: unknown
+}
+
+export interface RefreshRequest extends LockRef {
+  ttlMs: number
+}
+
+export type StoreAcquireResult =
+  | { acquired: true; lock: LockRecord }
+  | {
+      acquired: false
+      /** The current holder. */
+      holder: LockRecord
+      /** The store's clock when the decision was made; `holder.expiresAt - storeNow` is the wait. */
+      storeNow: number
+    }
+
+export interface ListFilter {
+  /** Only leases held by this node. */
+  nodeId?: string
+  /** At most this many rows (default 1000). */
+  limit?: number
+}
+
+/** Default and maximum page size for `list`. */
+export const DEFAULT_LIST_LIMIT = 1000
+export const MAX_LIST_LIMIT = 100_000

@@ -1,0 +1,126 @@
+import { systemClock, type Clock } from '../clock.js'
+import { InvalidArgumentError } from '../errors.js'
+import { assertDoId } from '../validate.js'
+import { checkAcquire, checkListFilter, checkRef, checkRefresh } from './requests.js'
+import {
+  type AcquireRequest,
+  type ListFilter,
+  type LockInfo,
+  type LockRecord,
+  type LockRef,
+  type LockStore,
+  type RefreshRequest,
+  type StoreAcquireResult,
+} from './lock-store.js'
+
+interface Row {
+  nodeId: string
+  acquiredAt: number
+  expiresAt: number
+  fencingToken: number
+  metadata: string | null
+}
+
+export interface MemoryLockStoreOptions {
+  /** The store's clock (`now()` is used). Default: the system clock. */
+  clock?: Clock
+}
+
+/**
+ * The {@link LockStore} contract in memory, for one process: unit tests, examples, single-node use.
+ * The process is the store, so its clock is the store clock. Every call is atomic (JavaScript runs one
+ * call at a time), which is what a real store's transaction gives.
+ */
+export class MemoryLockStore implements LockStore {
+  readonly #rows = new Map<string, Row>()
+  readonly #clock: Clock
+
+  constructor(options: MemoryLockStoreOptions = {}) {
+    const clock = options.clock ?? systemClock
+    if (typeof clock?.now !== 'function') throw new InvalidArgumentError('clock', 'expected a Clock with now()')
+    this.#clock = clock
+  }
+
+  async ensureSchema(): Promise<void> {}
+
+  async acquire(request: AcquireRequest): Promise<StoreAcquireResult> {
+    const metadata = checkAcquire(request)
+    const { doId, nodeId, ttlMs } = request
+    const now = this.#now()
+    const row = this.#rows.get(doId)
+    if (row && row.expiresAt > now) return { acquired: false, holder: toRecord(doId, row), storeNow: now }
+    const next: Row = { nodeId, acquiredAt: now, expiresAt: now + ttlMs, fencingToken: (row?.fencingToken ?? 0) + 1, metadata }
+    this.#rows.set(doId, next)
+    return { acquired: true, lock: toRecord(doId, next) }
+  }
+
+  async refresh(request: RefreshRequest): Promise<LockRecord | null> {
+    checkRefresh(request)
+    const now = this.#now()
+    const row = this.#held(request, now)
+    if (!row) return null
+    row.expiresAt = now + request.ttlMs
+    return toRecord(request.doId, row)
+  }
+
+  async release(request: LockRef): Promise<boolean> {
+    checkRef(request)
+    const row = this.#held(request, this.#now())
+    if (!row) return false
+    row.expiresAt = 0
+    return true
+  }
+
+  async get(doId: string): Promise<LockInfo | null> {
+    assertDoId(doId)
+    const row = this.#rows.get(doId)
+    if (!row) return null
+    const now = this.#now()
+    return { ...toRecord(doId, row), held: row.expiresAt > now, storeNow: now }
+  }
+
+  async list(filter: ListFilter = {}): Promise<LockInfo[]> {
+    const limit = checkListFilter(filter)
+    const now = this.#now()
+    const held: LockInfo[] = []
+    for (const [doId, row] of this.#rows) {
+      if (row.expiresAt > now && (filter.nodeId === undefined || row.nodeId === filter.nodeId)) {
+        held.push({ ...toRecord(doId, row), held: true, storeNow: now })
+      }
+    }
+    // Same order as the SQL stores (ORDER BY do_id compares bytes; for these ids code units agree).
+    held.sort((a, b) => (a.doId < b.doId ? -1 : a.doId > b.doId ? 1 : 0))
+    return held.slice(0, limit)
+  }
+
+  async forceRelease(doId: string): Promise<boolean> {
+    assertDoId(doId)
+    const row = this.#rows.get(doId)
+    if (!row || row.expiresAt <= this.#now()) return false
+    row.expiresAt = 0
+    return true
+  }
+
+  #held(ref: LockRef, now: number): Row | undefined {
+    const row = this.#rows.get(ref.doId)
+    if (!row || row.nodeId !== ref.nodeId || row.fencingToken !== ref.fencingToken || row.expiresAt <= now) return undefined
+    return row
+  }
+
+  // Integer ms like the SQL stores, so fake clocks with fractions behave the same.
+  #now(): number {
+    return Math.round(this.#clock.now())
+  }
+}
+
+function toRecord(doId: string, row: Row): LockRecord {
+  const record: LockRecord = {
+    doId,
+    nodeId: row.nodeId,
+    fencingToken: row.fencingToken,
+    acquiredAt: row.acquiredAt,
+    expiresAt: row.expiresAt,
+  }
+  if (row.metadata !== null) record.metadata = JSON.parse(row.metadata)
+  return record
+}

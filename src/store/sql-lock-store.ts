@@ -1,0 +1,219 @@
+import { CorruptLockRowError, InvalidArgumentError, LockError, StaleFencingTokenError, StoreUnavailableError } from '../errors.js'
+import { assertDoId, assertToken } from '../validate.js'
+import { checkAcquire, checkListFilter, checkRef, checkRefresh } from './requests.js'
+import {
+  type AcquireRequest,
+  type ListFilter,
+  type LockInfo,
+  type LockRecord,
+  type LockRef,
+  type LockStore,
+  type RefreshRequest,
+  type StoreAcquireResult,
+} from './lock-store.js'
+import { DEFAULT_TABLE, STALE_TOKEN_MESSAGE, lockTableSql, type LockTableSql } from './sql.js'
+
+/** A value a statement argument may take. */
+export type SqlValue = string | number | bigint | null | Uint8Array | ArrayBuffer | boolean
+
+/** One SQL statement with positional arguments (`?1`, `?2`, ... or `?`). */
+export interface SqlStatement {
+  sql: string
+  args?: SqlValue[]
+}
+
+/** What a driver returns for one statement. Rows are keyed by column name. */
+export interface SqlResult {
+  rows: ReadonlyArray<Record<string, unknown>>
+  rowsAffected: number
+}
+
+/**
+ * The two operations a SQL lock store needs from a database. Each call must be ONE request to the
+ * database; `batch` must run its statements in one write transaction that rolls back as a whole.
+ */
+export interface SqlDriver {
+  execute(statement: SqlStatement): Promise<SqlResult>
+  batch(statements: SqlStatement[]): Promise<SqlResult[]>
+}
+
+export interface SqlLockStoreOptions {
+  /** Lock table name, validated as an SQL identifier. Default `do_locks`. */
+  table?: string
+}
+
+/**
+ * A {@link LockStore} over any SQLite-dialect database reachable through a {@link SqlDriver}.
+ * {@link LibSQLLockStore} and `D1LockStore` are this class with their driver plugged in.
+ */
+export class SqlLockStore implements LockStore {
+  /** The statements this store runs (useful for audits and benchmarks). */
+  readonly sql: LockTableSql
+  readonly #driver: SqlDriver
+
+  constructor(driver: SqlDriver, options: SqlLockStoreOptions = {}) {
+    if (driver === null || typeof driver !== 'object' || typeof driver.execute !== 'function') {
+      throw new InvalidArgumentError('client', 'expected a database client with execute() and batch()')
+    }
+    this.sql = lockTableSql(options.table ?? DEFAULT_TABLE)
+    this.#driver = driver
+  }
+
+  async ensureSchema(): Promise<void> {
+    await this.#batch(this.sql.schema.map((sql) => ({ sql })))
+  }
+
+  async acquire(request: AcquireRequest): Promise<StoreAcquireResult> {
+    const metadata = checkAcquire(request)
+    const { doId, nodeId, ttlMs } = request
+    const [taken, current] = await this.#batch([
+      { sql: this.sql.acquire, args: [doId, nodeId, ttlMs, metadata] },
+      { sql: this.sql.holder, args: [doId] },
+    ])
+    const won = taken?.rows[0]
+    if (won) return { acquired: true, lock: parseRecord(won, doId) }
+    const row = current?.rows[0]
+    if (!row) throw new StoreUnavailableError(`acquire of "${doId}" returned no row`, { retryable: true })
+    return { acquired: false, holder: parseRecord(row, doId), storeNow: toInt(row.store_now, doId, 'store_now') }
+  }
+
+  async refresh(request: RefreshRequest): Promise<LockRecord | null> {
+    checkRefresh(request)
+    const { doId, nodeId, fencingToken, ttlMs } = request
+    const result = await this.#execute({ sql: this.sql.refresh, args: [doId, nodeId, fencingToken, ttlMs] })
+    const row = result.rows[0]
+    return row ? parseRecord(row, doId) : null
+  }
+
+  async release(request: LockRef): Promise<boolean> {
+    checkRef(request)
+    const { doId, nodeId, fencingToken } = request
+    const result = await this.#execute({ sql: this.sql.release, args: [doId, nodeId, fencingToken] })
+    return result.rowsAffected > 0
+  }
+
+  async get(doId: string): Promise<LockInfo | null> {
+    assertDoId(doId)
+    const result = await this.#execute({ sql: this.sql.get, args: [doId] })
+    const row = result.rows[0]
+    return row ? parseInfo(row, doId) : null
+  }
+
+  async list(filter: ListFilter = {}): Promise<LockInfo[]> {
+    const limit = checkListFilter(filter)
+    const statement =
+      filter.nodeId === undefined
+        ? { sql: this.sql.list, args: [limit] }
+        : { sql: this.sql.listByNode, args: [limit, filter.nodeId] }
+    const result = await this.#execute(statement)
+    return result.rows.map((row) => parseInfo(row, String(row.do_id)))
+  }
+
+  async forceRelease(doId: string): Promise<boolean> {
+    assertDoId(doId)
+    const result = await this.#execute({ sql: this.sql.forceRelease, args: [doId] })
+    return result.rowsAffected > 0
+  }
+
+  /**
+   * Runs `statements` in one transaction, in one request, after a check that `lock` still holds an
+   * unexpired lease with its token. If it does not, nothing is written and
+   * {@link StaleFencingTokenError} is thrown (design.md invariant 5).
+   */
+  async fencedWrite(lock: Pick<LockRef, 'doId' | 'fencingToken'>, statements: SqlStatement[]): Promise<SqlResult[]> {
+    assertDoId(lock?.doId, 'lock.doId')
+    assertToken(lock.fencingToken, 'lock.fencingToken')
+    if (!Array.isArray(statements)) throw new InvalidArgumentError('statements', 'expected an array of statements')
+    statements.forEach((s, i) => {
+      if (typeof s?.sql !== 'string' || s.sql.trim() === '') {
+        throw new InvalidArgumentError(`statements[${i}].sql`, 'expected a non-empty SQL string')
+      }
+    })
+    const fence = { sql: this.sql.fence, args: [lock.doId, lock.fencingToken] }
+    try {
+      const results = await this.#batch([fence, ...statements])
+      return results.slice(1)
+    } catch (error) {
+      if (error instanceof StoreUnavailableError && mentionsStaleToken(error.cause)) {
+        throw new StaleFencingTokenError(lock.doId, lock.fencingToken)
+      }
+      throw error
+    }
+  }
+
+  async #execute(statement: SqlStatement): Promise<SqlResult> {
+    try {
+      return await this.#driver.execute(statement)
+    } catch (error) {
+      throw toStoreError(error)
+    }
+  }
+
+  async #batch(statements: SqlStatement[]): Promise<SqlResult[]> {
+    try {
+      return await this.#driver.batch(statements)
+    } catch (error) {
+      throw toStoreError(error)
+    }
+  }
+}
+
+const RETRYABLE = /SQLITE_BUSY|SQLITE_LOCKED|database is locked|database table is locked|timeout|timed out|ECONNRESET|ECONNREFUSED|fetch failed|network|socket|HRANA_WEBSOCKET|SERVER_ERROR|D1_ERROR.*(reset|overloaded|unavailable)/i
+
+function toStoreError(error: unknown): LockError {
+  if (error instanceof LockError) return error
+  const text = errorText(error)
+  const retryable = RETRYABLE.test(text)
+  return new StoreUnavailableError(`lock store request failed: ${text}`, { cause: error, retryable })
+}
+
+function mentionsStaleToken(error: unknown): boolean {
+  return errorText(error).includes(STALE_TOKEN_MESSAGE)
+}
+
+function errorText(error: unknown): string {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code
+    const causeText = error.cause instanceof Error ? ` (${error.cause.message})` : ''
+    return `${typeof code === 'string' ? `${code}: ` : ''}${error.message}${causeText}`
+  }
+  return String(error)
+}
+
+/** Drivers may return integers as number, bigint or string (libSQL intMode); accept all, exactly. */
+function toInt(value: unknown, doId: string, column: string): number {
+  const n =
+    typeof value === 'bigint' ? Number(value) : typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value
+  if (typeof n !== 'number' || !Number.isSafeInteger(n)) {
+    throw new CorruptLockRowError(doId, column, `is not an integer (${typeof value})`)
+  }
+  return n
+}
+
+function parseRecord(row: Record<string, unknown>, doId: string): LockRecord {
+  if (typeof row.do_id !== 'string') throw new CorruptLockRowError(doId, 'do_id', 'is not text')
+  if (typeof row.node_id !== 'string') throw new CorruptLockRowError(doId, 'node_id', 'is not text')
+  const record: LockRecord = {
+    doId: row.do_id,
+    nodeId: row.node_id,
+    fencingToken: toInt(row.fencing_token, doId, 'fencing_token'),
+    acquiredAt: toInt(row.acquired_at, doId, 'acquired_at'),
+    expiresAt: toInt(row.expires_at, doId, 'expires_at'),
+  }
+  const raw = row.metadata
+  if (raw !== null && raw !== undefined) {
+    if (typeof raw !== 'string') throw new CorruptLockRowError(doId, 'metadata', 'is not text')
+    try {
+      record.metadata = JSON.parse(raw)
+    } catch {
+      throw new CorruptLockRowError(doId, 'metadata', 'is not valid JSON')
+    }
+  }
+  return record
+}
+
+function parseInfo(row: Record<string, unknown>, doId: string): LockInfo {
+  const record = parseRecord(row, doId)
+  const storeNow = toInt(row.store_now, doId, 'store_now')
+  return { ...record, held: record.expiresAt > storeNow, storeNow }
+}

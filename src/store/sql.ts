@@ -1,0 +1,118 @@
+/**
+ * Every statement the library runs against `do_locks`, in one place. Shared by the libSQL and D1 stores,
+ * which differ only in how they send a statement.
+ *
+ * All expiry decisions use {@link STORE_NOW}, evaluated inside the statement, so nodes with skewed clocks
+ * still agree (design.md invariant 4). SQLite keeps 'now' fixed within one statement step.
+ */
+import { InvalidArgumentError } from '../errors.js'
+
+/** Store clock in ms since the epoch. julianday() keeps ms precision; ROUND undoes float error. */
+export const STORE_NOW = "CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER)"
+
+/** Message raised by the fence trigger; drivers surface it inside their own error text. */
+export const STALE_TOKEN_MESSAGE = 'stateless-do: stale fencing token'
+
+export const DEFAULT_TABLE = 'do_locks'
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,55}$/
+
+/** Table names are spliced into SQL, so only plain identifiers pass (and none SQLite reserves). */
+export function assertTableName(table: unknown): asserts table is string {
+  if (typeof table !== 'string' || !IDENTIFIER.test(table)) {
+    throw new InvalidArgumentError(
+      'table',
+      `must match ${IDENTIFIER.source} (letters, digits, underscore; not starting with a digit)`,
+    )
+  }
+  if (table.toLowerCase().startsWith('sqlite_')) {
+    throw new InvalidArgumentError('table', 'names starting with "sqlite_" are reserved by SQLite')
+  }
+}
+
+const COLUMNS = 'do_id, node_id, acquired_at, expires_at, fencing_token, metadata'
+
+export interface LockTableSql {
+  readonly table: string
+  /** The fence view: inserting (do_id, fencing_token) aborts the transaction unless that token holds an unexpired lease. */
+  readonly fenceView: string
+  readonly schema: readonly string[]
+  readonly acquire: string
+  readonly holder: string
+  readonly refresh: string
+  readonly release: string
+  readonly get: string
+  readonly list: string
+  readonly listByNode: string
+  readonly forceRelease: string
+  readonly fence: string
+}
+
+/** Builds the statements for one (validated) table name. */
+export function lockTableSql(table: string): LockTableSql {
+  assertTableName(table)
+  const t = `"${table}"`
+  const fenceView = `${table}_fence`
+  return {
+    table,
+    fenceView,
+    schema: [
+      `CREATE TABLE IF NOT EXISTS ${t} (
+        do_id TEXT PRIMARY KEY,
+        node_id TEXT NOT NULL,
+        acquired_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        fencing_token INTEGER NOT NULL DEFAULT 0,
+        metadata TEXT
+      )`,
+      // list() and cleanup scan by expiry; without this they read the whole table.
+      `CREATE INDEX IF NOT EXISTS "${table}_expires_at" ON ${t} (expires_at)`,
+      `CREATE VIEW IF NOT EXISTS "${fenceView}" AS SELECT do_id, fencing_token FROM ${t}`,
+      // RAISE only works in triggers; an INSTEAD OF trigger on a view gives fenced writes a check that
+      // aborts the whole batch, in the same transaction as the caller's statements (invariant 5).
+      `CREATE TRIGGER IF NOT EXISTS "${fenceView}_check" INSTEAD OF INSERT ON "${fenceView}"
+       BEGIN
+         SELECT RAISE(ABORT, '${STALE_TOKEN_MESSAGE}')
+         WHERE NOT EXISTS (
+           SELECT 1 FROM ${t}
+           WHERE do_id = NEW.do_id AND fencing_token = NEW.fencing_token
+             AND typeof(expires_at) = 'integer' AND expires_at > ${STORE_NOW}
+         );
+       END`,
+    ],
+    // Takes a free, released or expired row and bumps its token; a held row is left alone and RETURNING
+    // yields nothing. A non-integer expires_at (corruption) counts as expired; a non-integer token does
+    // not, because taking it could reissue an old token.
+    acquire: `INSERT INTO ${t} (${COLUMNS})
+      VALUES (?1, ?2, ${STORE_NOW}, ${STORE_NOW} + ?3, 1, ?4)
+      ON CONFLICT (do_id) DO UPDATE SET
+        node_id = excluded.node_id,
+        acquired_at = excluded.acquired_at,
+        expires_at = excluded.expires_at,
+        fencing_token = ${t}.fencing_token + 1,
+        metadata = excluded.metadata
+      WHERE (typeof(${t}.expires_at) <> 'integer' OR ${t}.expires_at <= excluded.acquired_at)
+        AND typeof(${t}.fencing_token) = 'integer'
+      RETURNING ${COLUMNS}, ${STORE_NOW} AS store_now`,
+    // Sent in the same batch as `acquire`, so a lost race still learns the holder in one round trip.
+    holder: `SELECT ${COLUMNS}, ${STORE_NOW} AS store_now FROM ${t} WHERE do_id = ?1`,
+    refresh: `UPDATE ${t} SET expires_at = ${STORE_NOW} + ?4
+      WHERE do_id = ?1 AND node_id = ?2 AND fencing_token = ?3
+        AND typeof(expires_at) = 'integer' AND expires_at > ${STORE_NOW}
+      RETURNING ${COLUMNS}, ${STORE_NOW} AS store_now`,
+    // Never DELETE: the row carries the token forward (invariant 2). 0 = released.
+    release: `UPDATE ${t} SET expires_at = 0
+      WHERE do_id = ?1 AND node_id = ?2 AND fencing_token = ?3
+        AND typeof(expires_at) = 'integer' AND expires_at > ${STORE_NOW}`,
+    get: `SELECT ${COLUMNS}, ${STORE_NOW} AS store_now FROM ${t} WHERE do_id = ?1`,
+    list: `SELECT ${COLUMNS}, ${STORE_NOW} AS store_now FROM ${t}
+      WHERE typeof(expires_at) = 'integer' AND expires_at > ${STORE_NOW}
+      ORDER BY do_id LIMIT ?1`,
+    listByNode: `SELECT ${COLUMNS}, ${STORE_NOW} AS store_now FROM ${t}
+      WHERE typeof(expires_at) = 'integer' AND expires_at > ${STORE_NOW} AND node_id = ?2
+      ORDER BY do_id LIMIT ?1`,
+    // A corrupt (non-integer) expires_at compares greater than any number in SQLite, so it is freed too.
+    forceRelease: `UPDATE ${t} SET expires_at = 0 WHERE do_id = ?1 AND expires_at > ${STORE_NOW}`,
+    fence: `INSERT INTO "${fenceView}" (do_id, fencing_token) VALUES (?1, ?2)`,
+  }
+}

@@ -1,0 +1,302 @@
+/**
+ * The LockStore contract: one suite, run unchanged against every store (memory, libSQL `:memory:` and
+ * `file:`, D1 in workerd). Each `it` is a clause of the contract in design.md.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import {
+  InvalidArgumentError,
+  type LockRecord,
+  type LockStore,
+  type StoreAcquireResult,
+} from '../../src/index.js'
+
+export interface StoreHarness {
+  store: LockStore
+  /** Requests sent to the backing database so far, if the harness can count them. */
+  requests?: () => number
+  close?: () => Promise<void> | void
+}
+
+export interface ContractOptions {
+  /** Extra slack for stores whose calls are slow (remote, workerd proxies). */
+  slowMs?: number
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+function won(result: StoreAcquireResult): LockRecord {
+  if (!result.acquired) throw new Error(`expected to acquire, but ${result.holder.nodeId} holds it`)
+  return result.lock
+}
+
+export function describeLockStoreContract(
+  name: string,
+  create: () => Promise<StoreHarness>,
+  options: ContractOptions = {},
+): void {
+  const slow = options.slowMs ?? 0
+
+  describe(`LockStore contract: ${name}`, () => {
+    let h: StoreHarness
+    let store: LockStore
+
+    beforeEach(async () => {
+      h = await create()
+      store = h.store
+      await store.ensureSchema()
+    })
+    afterEach(async () => {
+      await h.close?.()
+    })
+
+    describe('schema', () => {
+      it('creates its table idempotently', async () => {
+        await store.ensureSchema()
+        await store.ensureSchema()
+        expect(won(await store.acquire({ doId: 'a', nodeId: 'n1', ttlMs: 1000 })).fencingToken).toBe(1)
+      })
+    })
+
+    describe('acquire', () => {
+      it('takes a never-seen id with token 1 and a lease of exactly ttlMs on the store clock', async () => {
+        const lock = won(await store.acquire({ doId: 'room-1', nodeId: 'node-a', ttlMs: 30_000 }))
+        expect(lock).toMatchObject({ doId: 'room-1', nodeId: 'node-a', fencingToken: 1 })
+        expect(lock.expiresAt - lock.acquiredAt).toBe(30_000)
+        expect(Math.abs(lock.acquiredAt - Date.now())).toBeLessThan(60_000)
+      })
+
+      it('does not take a held id and reports the holder and how long it still holds', async () => {
+        const first = won(await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 10_000 }))
+        const second = await store.acquire({ doId: 'x', nodeId: 'node-b', ttlMs: 10_000 })
+        expect(second.acquired).toBe(false)
+        if (second.acquired) return
+        expect(second.holder).toMatchObject({ nodeId: 'node-a', fencingToken: first.fencingToken, expiresAt: first.expiresAt })
+        expect(second.holder.expiresAt - second.storeNow).toBeGreaterThan(0)
+        expect(second.holder.expiresAt - second.storeNow).toBeLessThanOrEqual(10_000)
+      })
+
+      it('is not re-entrant: the holding node cannot take its own held id again', async () => {
+        won(await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 10_000 }))
+        const again = await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 10_000 })
+        expect(again.acquired).toBe(false)
+        expect((await store.get('x'))?.fencingToken).toBe(1)
+      })
+
+      it('takes an expired lease and increments the token', async () => {
+        const first = won(await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 30 }))
+        await sleep(60 + slow)
+        const second = won(await store.acquire({ doId: 'x', nodeId: 'node-b', ttlMs: 1000 }))
+        expect(second.nodeId).toBe('node-b')
+        expect(second.fencingToken).toBe(first.fencingToken + 1)
+      })
+
+      it('lets exactly one of many concurrent acquirers win', async () => {
+        const results = await Promise.all(
+          Array.from({ length: 25 }, (_, i) => store.acquire({ doId: 'hot', nodeId: `node-${i}`, ttlMs: 10_000 })),
+        )
+        const winners = results.filter((r) => r.acquired)
+        expect(winners).toHaveLength(1)
+        const winner = won(winners[0]!)
+        for (const r of results) {
+          if (!r.acquired) expect(r.holder).toMatchObject({ nodeId: winner.nodeId, fencingToken: winner.fencingToken })
+        }
+      })
+
+      it('keeps ids independent', async () => {
+        won(await store.acquire({ doId: 'a', nodeId: 'n1', ttlMs: 10_000 }))
+        const b = won(await store.acquire({ doId: 'b', nodeId: 'n2', ttlMs: 10_000 }))
+        expect(b.fencingToken).toBe(1)
+      })
+
+      it('round-trips metadata as JSON', async () => {
+        const metadata = { region: 'weur', tags: ['a', 'b'], n: 3, nested: { ok: true, none: null } }
+        const lock = won(await store.acquire({ doId: 'm', nodeId: 'n1', ttlMs: 10_000, metadata }))
+        expect(lock.metadata).toEqual(metadata)
+        expect((await store.get('m'))?.metadata).toEqual(metadata)
+        const refused = await store.acquire({ doId: 'm', nodeId: 'n2', ttlMs: 10_000 })
+        expect(!refused.acquired && refused.holder.metadata).toEqual(metadata)
+      })
+
+      it('stores no metadata when none is given', async () => {
+        const lock = won(await store.acquire({ doId: 'm', nodeId: 'n1', ttlMs: 10_000 }))
+        expect(lock.metadata).toBeUndefined()
+      })
+    })
+
+    describe('release', () => {
+      it('frees the lease but keeps the row, so the next token is higher (never reset)', async () => {
+        const first = won(await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 10_000 }))
+        expect(await store.release(first)).toBe(true)
+        const row = await store.get('x')
+        expect(row).toMatchObject({ held: false, fencingToken: first.fencingToken })
+        const second = won(await store.acquire({ doId: 'x', nodeId: 'node-b', ttlMs: 10_000 }))
+        expect(second.fencingToken).toBe(first.fencingToken + 1)
+      })
+
+      it('refuses a release from another node or with another token, changing nothing', async () => {
+        const lock = won(await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 10_000 }))
+        expect(await store.release({ ...lock, nodeId: 'node-b' })).toBe(false)
+        expect(await store.release({ ...lock, fencingToken: lock.fencingToken + 1 })).toBe(false)
+        expect(await store.get('x')).toMatchObject({ held: true, nodeId: 'node-a', expiresAt: lock.expiresAt })
+      })
+
+      it('refuses a late release from a holder whose lease expired and was taken over', async () => {
+        const old = won(await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 30 }))
+        await sleep(60 + slow)
+        const current = won(await store.acquire({ doId: 'x', nodeId: 'node-b', ttlMs: 10_000 }))
+        expect(await store.release(old)).toBe(false)
+        expect(await store.get('x')).toMatchObject({ held: true, nodeId: 'node-b', fencingToken: current.fencingToken })
+      })
+
+      it('refuses a late release from an expired holder even when nobody took over', async () => {
+        const old = won(await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 30 }))
+        await sleep(60 + slow)
+        expect(await store.release(old)).toBe(false)
+      })
+
+      it('is idempotent: a second release says false', async () => {
+        const lock = won(await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 10_000 }))
+        expect(await store.release(lock)).toBe(true)
+        expect(await store.release(lock)).toBe(false)
+      })
+    })
+
+    describe('refresh', () => {
+      it('extends the holder lease from the store clock', async () => {
+        const lock = won(await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 1000 }))
+        await sleep(20)
+        const refreshed = await store.refresh({ ...lock, ttlMs: 5000 })
+        expect(refreshed).not.toBeNull()
+        expect(refreshed!.fencingToken).toBe(lock.fencingToken)
+        expect(refreshed!.expiresAt).toBeGreaterThan(lock.expiresAt)
+        expect(refreshed!.acquiredAt).toBe(lock.acquiredAt)
+        expect((await store.get('x'))?.expiresAt).toBe(refreshed!.expiresAt)
+      })
+
+      it('refuses another node, another token, and an expired holder', async () => {
+        const lock = won(await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 40 }))
+        expect(await store.refresh({ ...lock, nodeId: 'node-b', ttlMs: 1000 })).toBeNull()
+        expect(await store.refresh({ ...lock, fencingToken: 99, ttlMs: 1000 })).toBeNull()
+        await sleep(80 + slow)
+        expect(await store.refresh({ ...lock, ttlMs: 1000 })).toBeNull()
+        const next = won(await store.acquire({ doId: 'x', nodeId: 'node-b', ttlMs: 1000 }))
+        expect(next.fencingToken).toBe(lock.fencingToken + 1)
+      })
+
+      it('refuses a refresh after release', async () => {
+        const lock = won(await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 1000 }))
+        await store.release(lock)
+        expect(await store.refresh({ ...lock, ttlMs: 1000 })).toBeNull()
+      })
+    })
+
+    describe('get, list and forceRelease', () => {
+      it('get returns null for an id never acquired', async () => {
+        expect(await store.get('nobody')).toBeNull()
+      })
+
+      it('list returns only unexpired leases, ordered by id, filtered by node and limited', async () => {
+        won(await store.acquire({ doId: 'c', nodeId: 'n1', ttlMs: 10_000 }))
+        won(await store.acquire({ doId: 'a', nodeId: 'n2', ttlMs: 10_000 }))
+        won(await store.acquire({ doId: 'b', nodeId: 'n1', ttlMs: 10_000 }))
+        const released = won(await store.acquire({ doId: 'd', nodeId: 'n1', ttlMs: 10_000 }))
+        await store.release(released)
+        expect((await store.list()).map((l) => l.doId)).toEqual(['a', 'b', 'c'])
+        expect((await store.list({ nodeId: 'n1' })).map((l) => l.doId)).toEqual(['b', 'c'])
+        expect((await store.list({ limit: 1 })).map((l) => l.doId)).toEqual(['a'])
+        expect((await store.list()).every((l) => l.held && l.expiresAt > l.storeNow)).toBe(true)
+      })
+
+      it('forceRelease frees a held lease, keeps the token, and locks out the evicted holder', async () => {
+        const evicted = won(await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 10_000 }))
+        expect(await store.forceRelease('x')).toBe(true)
+        expect(await store.forceRelease('x')).toBe(false)
+        expect(await store.refresh({ ...evicted, ttlMs: 1000 })).toBeNull()
+        expect(await store.release(evicted)).toBe(false)
+        const next = won(await store.acquire({ doId: 'x', nodeId: 'node-b', ttlMs: 10_000 }))
+        expect(next.fencingToken).toBe(evicted.fencingToken + 1)
+      })
+    })
+
+    describe('fencing tokens (invariant 2)', () => {
+      it('strictly increase over 1,000 acquire/release/expire cycles', async () => {
+        let last = 0
+        for (let i = 0; i < 1000; i++) {
+          const kind = i % 4
+          const ttlMs = kind === 2 ? 1 : 10_000
+          let result = await store.acquire({ doId: 'cycle', nodeId: `node-${i % 3}`, ttlMs })
+          // A 1 ms lease from the previous cycle may still be live on the store clock: wait it out.
+          while (!result.acquired) {
+            await sleep(2)
+            result = await store.acquire({ doId: 'cycle', nodeId: `node-${i % 3}`, ttlMs })
+          }
+          const lock = won(result)
+          expect(lock.fencingToken).toBeGreaterThan(last)
+          last = lock.fencingToken
+          if (kind === 0 || kind === 3) expect(await store.release(lock)).toBe(true)
+          if (kind === 1) expect(await store.forceRelease('cycle')).toBe(true)
+          // kind 2: the 1 ms lease simply expires.
+        }
+        expect(last).toBe(1000)
+      }, 60_000)
+    })
+
+    describe('bad input (invariant 8)', () => {
+      const bad: Array<[string, () => Promise<unknown>, string]> = [
+        ['empty doId', () => store.acquire({ doId: '', nodeId: 'n', ttlMs: 1 }), 'doId'],
+        ['overlong doId', () => store.acquire({ doId: 'x'.repeat(1025), nodeId: 'n', ttlMs: 1 }), 'doId'],
+        ['non-string doId', () => store.acquire({ doId: 42 as never, nodeId: 'n', ttlMs: 1 }), 'doId'],
+        ['empty nodeId', () => store.acquire({ doId: 'x', nodeId: '', ttlMs: 1 }), 'nodeId'],
+        ['zero ttl', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: 0 }), 'ttlMs'],
+        ['negative ttl', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: -5 }), 'ttlMs'],
+        ['NaN ttl', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: Number.NaN }), 'ttlMs'],
+        ['infinite ttl', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: Infinity }), 'ttlMs'],
+        ['fractional ttl', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: 1.5 }), 'ttlMs'],
+        ['cyclic metadata', () => { const m: Record<string, unknown> = {}; m.self = m; return store.acquire({ doId: 'x', nodeId: 'n', ttlMs: 1, metadata: m }) }, 'metadata'],
+        ['bigint metadata', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: 1, metadata: { n: 1n } }), 'metadata'],
+        ['function metadata', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: 1, metadata: () => 1 }), 'metadata'],
+        ['zero token on release', () => store.release({ doId: 'x', nodeId: 'n', fencingToken: 0 }), 'fencingToken'],
+        ['fractional token on refresh', () => store.refresh({ doId: 'x', nodeId: 'n', fencingToken: 1.5, ttlMs: 10 }), 'fencingToken'],
+        ['NaN ttl on refresh', () => store.refresh({ doId: 'x', nodeId: 'n', fencingToken: 1, ttlMs: Number.NaN }), 'ttlMs'],
+        ['null lock on release', () => store.release(null as never), 'lock'],
+        ['non-string id on get', () => store.get(undefined as never), 'doId'],
+        ['empty id on forceRelease', () => store.forceRelease(''), 'doId'],
+        ['zero list limit', () => store.list({ limit: 0 }), 'filter.limit'],
+        ['empty list node', () => store.list({ nodeId: '' }), 'filter.nodeId'],
+      ]
+      for (const [what, call, argument] of bad) {
+        it(`rejects ${what} with an InvalidArgumentError naming ${argument}, before any I/O`, async () => {
+          const before = h.requests?.()
+          const error = await call().then(
+            () => undefined,
+            (e: unknown) => e,
+          )
+          expect(error).toBeInstanceOf(InvalidArgumentError)
+          expect((error as InvalidArgumentError).argument).toBe(argument)
+          expect((error as Error).message).toContain(argument)
+          expect(h.requests?.()).toBe(before)
+        })
+      }
+    })
+
+    describe('one round trip per operation (invariant 6)', () => {
+      it('sends exactly one request for each of acquire (won and lost), refresh, release, get, list, forceRelease', async (ctx) => {
+        if (!h.requests) ctx.skip()
+        const count = async (op: () => Promise<unknown>) => {
+          const before = h.requests!()
+          await op()
+          return h.requests!() - before
+        }
+        let lock: LockRecord | undefined
+        expect(await count(async () => (lock = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))))).toBe(1)
+        expect(await count(() => store.acquire({ doId: 'x', nodeId: 'b', ttlMs: 10_000 }))).toBe(1)
+        expect(await count(() => store.refresh({ ...lock!, ttlMs: 10_000 }))).toBe(1)
+        expect(await count(() => store.get('x'))).toBe(1)
+        expect(await count(() => store.list())).toBe(1)
+        expect(await count(() => store.release(lock!))).toBe(1)
+        expect(await count(() => store.forceRelease('x'))).toBe(1)
+        expect(await count(() => store.ensureSchema())).toBe(1)
+      })
+    })
+  })
+}

@@ -1,0 +1,218 @@
+import { createClient, type Client } from '@libsql/client'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
+import {
+  CorruptLockRowError,
+  InvalidArgumentError,
+  LibSQLLockStore,
+  StoreUnavailableError,
+} from '../../src/index.js'
+import { countingClient } from '../support/counting-client.js'
+import { describeLockStoreContract } from './contract.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'stateless-do-store-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+let fileNo = 0
+const freshFile = () => `file:${join(dir, `locks-${fileNo++}.db`)}`
+
+describeLockStoreContract('LibSQLLockStore on :memory:', async () => {
+  const counted = countingClient(createClient({ url: ':memory:' }))
+  return { store: new LibSQLLockStore(counted.client), requests: counted.requests, close: () => counted.client.close() }
+})
+
+describeLockStoreContract('LibSQLLockStore on a file: database (WAL)', async () => {
+  const raw = createClient({ url: freshFile() })
+  await raw.execute('PRAGMA journal_mode=WAL')
+  await raw.execute('PRAGMA busy_timeout=5000')
+  const counted = countingClient(raw)
+  return { store: new LibSQLLockStore(counted.client), requests: counted.requests, close: () => raw.close() }
+})
+
+describe('LibSQLLockStore', () => {
+  const clients: Client[] = []
+  const open = (url = ':memory:', intMode?: 'number' | 'bigint' | 'string') => {
+    const c = createClient({ url, intMode })
+    clients.push(c)
+    return c
+  }
+  afterEach(() => {
+    vi.useRealTimers()
+    while (clients.length) clients.pop()!.close()
+  })
+
+  it('rejects table names that are not plain SQL identifiers', () => {
+    const client = open()
+    for (const table of ['', '1locks', 'do-locks', 'locks; DROP TABLE x', '"q"', 'sqlite_master', 'a'.repeat(57), 7]) {
+      expect(() => new LibSQLLockStore(client, { table: table as string })).toThrow(InvalidArgumentError)
+    }
+    expect(() => new LibSQLLockStore({} as never)).toThrow(/client/)
+  })
+
+  it('keeps leases in a configurable table, independent of the default one', async () => {
+    const client = open()
+    const tenant = new LibSQLLockStore(client, { table: 'tenant_locks' })
+    const main = new LibSQLLockStore(client)
+    await tenant.ensureSchema()
+    await main.ensureSchema()
+    expect((await tenant.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })).acquired).toBe(true)
+    expect((await main.acquire({ doId: 'x', nodeId: 'b', ttlMs: 10_000 })).acquired).toBe(true)
+    const tables = await client.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+    expect(tables.rows.map((r) => r.name)).toEqual(['do_locks', 'tenant_locks'])
+  })
+
+  it('uses the seed schema column names', async () => {
+    const client = open()
+    await new LibSQLLockStore(client).ensureSchema()
+    const cols = await client.execute('PRAGMA table_info(do_locks)')
+    expect(cols.rows.map((r) => r.name)).toEqual(['do_id', 'node_id', 'acquired_at', 'expires_at', 'fencing_token', 'metadata'])
+  })
+
+  it('judges expiry by the database clock, not by the callers wildly different clocks', async () => {
+    const url = freshFile()
+    const storeA = new LibSQLLockStore(open(url))
+    const storeB = new LibSQLLockStore(open(url))
+    await storeA.ensureSchema()
+    vi.useFakeTimers({ toFake: ['Date'] })
+    vi.setSystemTime(new Date('1999-01-01T00:00:00Z')) // node A thinks it is 1999
+    const a = await storeA.acquire({ doId: 'x', nodeId: 'a', ttlMs: 200 })
+    expect(a.acquired).toBe(true)
+    if (!a.acquired) return
+    expect(Math.abs(a.lock.acquiredAt - performance.timeOrigin - performance.now())).toBeLessThan(5_000)
+    vi.setSystemTime(new Date('2099-01-01T00:00:00Z')) // node B thinks the lease ran out decades ago
+    expect((await storeB.acquire({ doId: 'x', nodeId: 'b', ttlMs: 200 })).acquired).toBe(false)
+    vi.useRealTimers()
+    await new Promise((r) => setTimeout(r, 250))
+    const b = await storeB.acquire({ doId: 'x', nodeId: 'b', ttlMs: 200 })
+    expect(b.acquired && b.lock.fencingToken).toBe(2)
+  })
+
+  it('keeps tokens across process restarts (a new client on the same file)', async () => {
+    const url = freshFile()
+    const first = new LibSQLLockStore(open(url))
+    await first.ensureSchema()
+    const r1 = await first.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })
+    if (r1.acquired) await first.release(r1.lock)
+    clients.pop()!.close()
+    const second = new LibSQLLockStore(open(url))
+    const r2 = await second.acquire({ doId: 'x', nodeId: 'b', ttlMs: 10_000 })
+    expect(r2.acquired && r2.lock.fencingToken).toBe(2)
+  })
+
+  for (const intMode of ['bigint', 'string'] as const) {
+    it(`works with a client in intMode "${intMode}"`, async () => {
+      const store = new LibSQLLockStore(open(':memory:', intMode))
+      await store.ensureSchema()
+      const r = await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })
+      expect(r.acquired && typeof r.lock.fencingToken).toBe('number')
+      expect(await store.get('x')).toMatchObject({ fencingToken: 1, held: true })
+    })
+  }
+
+  describe('corrupt rows', () => {
+    it('takes over a row whose expires_at is garbage, still incrementing the token', async () => {
+      const client = open()
+      const store = new LibSQLLockStore(client)
+      await store.ensureSchema()
+      await client.execute("INSERT INTO do_locks VALUES ('x', 'ghost', 0, 'never', 41, NULL)")
+      const r = await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })
+      expect(r.acquired && r.lock.fencingToken).toBe(42)
+    })
+
+    it('refuses to take a row whose fencing token is garbage, with a typed error naming the column', async () => {
+      const client = open()
+      const store = new LibSQLLockStore(client)
+      await store.ensureSchema()
+      await client.execute("INSERT INTO do_locks VALUES ('x', 'ghost', 0, 0, 'zzz', NULL)")
+      const error = await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }).catch((e) => e)
+      expect(error).toBeInstanceOf(CorruptLockRowError)
+      expect(error).toMatchObject({ doId: 'x', column: 'fencing_token' })
+    })
+
+    it('reports metadata that is not JSON as a corrupt row', async () => {
+      const client = open()
+      const store = new LibSQLLockStore(client)
+      await store.ensureSchema()
+      await client.execute("INSERT INTO do_locks VALUES ('x', 'ghost', 0, 0, 3, '{nope')")
+      await expect(store.get('x')).rejects.toMatchObject({ column: 'metadata' })
+      // Acquiring overwrites the bad metadata, so the id is usable again.
+      const r = await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })
+      expect(r.acquired && r.lock.fencingToken).toBe(4)
+    })
+
+    it('skips garbage rows in list instead of failing the whole listing', async () => {
+      const client = open()
+      const store = new LibSQLLockStore(client)
+      await store.ensureSchema()
+      await client.execute("INSERT INTO do_locks VALUES ('bad', 'ghost', 0, 'never', 1, NULL)")
+      await store.acquire({ doId: 'good', nodeId: 'a', ttlMs: 10_000 })
+      expect((await store.list()).map((l) => l.doId)).toEqual(['good'])
+    })
+  })
+
+  describe('store failures', () => {
+    it('reports a locked database as a retryable StoreUnavailableError, not as "held"', async () => {
+      const url = freshFile()
+      const holder = open(url)
+      await holder.execute('PRAGMA journal_mode=WAL')
+      const store = new LibSQLLockStore(open(url))
+      await store.ensureSchema()
+      const tx = await holder.transaction('write')
+      await tx.execute("INSERT INTO do_locks VALUES ('other', 'n', 0, 0, 1, NULL)")
+      const error = await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }).catch((e) => e)
+      expect(error).toBeInstanceOf(StoreUnavailableError)
+      expect(error.retryable).toBe(true)
+      await tx.rollback()
+      const r = await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })
+      expect(r.acquired).toBe(true)
+    })
+
+    it('recovers from SQLITE_BUSY: later writes are committed and visible to other connections', async () => {
+      const url = freshFile()
+      const other = open(url)
+      await other.execute('PRAGMA journal_mode=WAL')
+      const client = open(url)
+      await client.execute('PRAGMA busy_timeout = 50')
+      const store = new LibSQLLockStore(client)
+      await store.ensureSchema()
+      const tx = await other.transaction('write')
+      await tx.execute("INSERT INTO do_locks VALUES ('other', 'n', 0, 0, 1, NULL)")
+      await expect(store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })).rejects.toMatchObject({ retryable: true })
+      await expect(store.release({ doId: 'x', nodeId: 'a', fencingToken: 1 })).rejects.toMatchObject({ retryable: true })
+      await tx.rollback()
+      const r = await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })
+      expect(r.acquired).toBe(true)
+      // Seen from another connection, so it was really committed (libsql would otherwise leave it pending).
+      const seen = await other.execute("SELECT node_id FROM do_locks WHERE do_id = 'x'")
+      expect(seen.rows[0]?.node_id).toBe('a')
+      await other.execute("INSERT INTO do_locks VALUES ('y', 'n', 0, 0, 1, NULL)")
+      expect((await client.execute('PRAGMA busy_timeout')).rows[0]?.timeout).toBe(50)
+    })
+
+    it('reports a closed client as a StoreUnavailableError', async () => {
+      const client = open()
+      const store = new LibSQLLockStore(client)
+      await store.ensureSchema()
+      client.close()
+      await expect(store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 1000 })).rejects.toBeInstanceOf(StoreUnavailableError)
+    })
+
+    it('reports a missing table (ensureSchema not called) as a non-retryable StoreUnavailableError', async () => {
+      const store = new LibSQLLockStore(open())
+      const error = await store.get('x').catch((e) => e)
+      expect(error).toBeInstanceOf(StoreUnavailableError)
+      expect(error.retryable).toBe(false)
+      expect(error.message).toMatch(/no such table/)
+    })
+  })
+
+  it('sends acquire as a single batch with one request even when counting the raw client', async () => {
+    const counted = countingClient(open())
+    const store = new LibSQLLockStore(counted.client)
+    await store.ensureSchema()
+    counted.reset()
+    await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 1000 })
+    expect(counted.requests()).toBe(1)
+  })
+})
