@@ -116,3 +116,19 @@ export class UnknownNodeError extends LockError {
     this.nodeId = nodeId
   }
 }
+
+/** `withLock` could not get the lease: someone else holds it. */
+export class LockContendedError extends LockError {
+  readonly doId: string
+  /** Who holds the lease, when the store said so. */
+  readonly holder: { nodeId: string; fencingToken: number } | undefined
+  /** Suggested wait before trying again (for a `Retry-After` header). */
+  readonly retryAfterMs: number
+
+  constructor(doId: string, retryAfterMs: number, holder?: { nodeId: string; fencingToken: number }) {
+    super('LOCK_CONTENDED', `"${doId}" is held${holder ? ` by ${holder.nodeId}` : ''}; retry in ${retryAfterMs} ms`)
+    this.doId = doId
+    this.holder = holder
+    this.retryAfterMs = retryAfterMs
+  }
+}

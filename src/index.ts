@@ -1,4 +1,7 @@
 export * from './errors.js'
 export type { Clock } from './clock.js'
 export { systemClock } from './clock.js'
+export * from './ring/index.js'
 export * from './store/index.js'
+export * from './guard/index.js'
+export * from './fencing/index.js'

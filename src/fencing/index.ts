@@ -1,0 +1,3 @@
+export { FencingTokenValidator } from './fencing-token-validator.js'
+export { fencedWrite } from './fenced-write.js'
+export type { FenceLock, FencedWriteStore } from './fenced-write.js'
