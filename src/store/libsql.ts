@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from '../errors.js'
-import { SqlLockStore, type SqlDriver, type SqlLockStoreOptions, type SqlResult, type SqlStatement } from './sql-lock-store.js'
+import { SqlLockStore, type SqlDriver, type SqlLockStoreOptions, type SqlResult, type SqlStatement, type SqlValue } from './sql-lock-store.js'
 
 /**
  * The slice of `@libsql/client`'s `Client` this store uses. Any client works: `@libsql/client`
@@ -8,9 +8,9 @@ import { SqlLockStore, type SqlDriver, type SqlLockStoreOptions, type SqlResult,
 export interface LibSQLClientLike {
   /** `'file'` for local databases (including `:memory:`), `'http'`/`'ws'`/... for remote ones. */
   readonly protocol?: string
-  execute(statement: { sql: string; args: unknown[] }): Promise<{ rows: ArrayLike<unknown>; rowsAffected: number }>
+  execute(statement: { sql: string; args: SqlValue[] }): Promise<{ rows: ArrayLike<unknown>; rowsAffected: number }>
   batch(
-    statements: Array<{ sql: string; args: unknown[] }>,
+    statements: Array<{ sql: string; args: SqlValue[] }>,
     mode?: 'write' | 'read' | 'deferred',
   ): Promise<Array<{ rows: ArrayLike<unknown>; rowsAffected: number }>>
   /** Used only to replace a local connection that SQLITE_BUSY left unusable (see below). */
