@@ -1,0 +1,2 @@
+export { StatelessDO } from './stateless-do.js'
+export type { StatelessDOContext, StatelessDOPhase } from './stateless-do.js'

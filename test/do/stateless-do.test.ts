@@ -1,0 +1,160 @@
+/**
+ * StatelessDO's request flow in Node (Request/Response are the same web APIs as in workerd). The
+ * same class is exercised inside the real Workers runtime in test/workers/.
+ */
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import {
+  HybridConsistencyGuard,
+  LockLostError,
+  MemoryLockStore,
+  StatelessDO,
+  StoreUnavailableError,
+  type AcquireOptions,
+  type ConsistencyGuard,
+  type Lock,
+  type StatelessDOContext,
+} from '../../src/index.js'
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+interface Env {
+  guard: HybridConsistencyGuard
+  gate?: Promise<void>
+  waitMs?: number
+  fail?: unknown
+}
+
+class Room extends StatelessDO<Env> {
+  errors: Array<[unknown, string]> = []
+  protected createGuard(): ConsistencyGuard {
+    return this.env.guard
+  }
+  protected override acquireOptions(): AcquireOptions {
+    return { waitMs: this.env.waitMs ?? 0 }
+  }
+  protected override onError(error: unknown, phase: string): void {
+    this.errors.push([error, phase])
+  }
+  protected async handleRequest(request: Request, lock: Lock, signal: AbortSignal): Promise<Response> {
+    await this.env.gate
+    if (this.env.fail) throw this.env.fail
+    if (new URL(request.url).pathname === '/wait-for-loss') {
+      await new Promise((resolve) => signal.addEventListener('abort', resolve))
+      throw signal.reason
+    }
+    return Response.json({ doId: lock.doId, token: lock.fencingToken, node: lock.nodeId })
+  }
+}
+
+const ctxFor = (name: string, extra: Partial<StatelessDOContext> = {}): StatelessDOContext => ({
+  id: { name, toString: () => `hex-${name}` },
+  ...extra,
+})
+
+describe('StatelessDO', () => {
+  const guards: HybridConsistencyGuard[] = []
+  const guardOn = (store: MemoryLockStore, nodeId: string, ttlMs = 30_000) => {
+    const g = new HybridConsistencyGuard({ store, nodeId, ttlMs })
+    guards.push(g)
+    return g
+  }
+  afterEach(async () => {
+    await Promise.all(guards.splice(0).map((g) => g.shutdown()))
+  })
+
+  it('serves a request under the lease named by ctx.id, then releases it', async () => {
+    const store = new MemoryLockStore()
+    const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a') })
+    const res = await room.fetch(new Request('https://do/x'))
+    expect(res.status).toBe(200)
+    expect(await res.json()).toEqual({ doId: 'room-1', token: 1, node: 'node-a' })
+    expect((await store.get('room-1'))?.held).toBe(false)
+  })
+
+  it('answers 503 with Retry-After and a JSON body while another node serves the same id', async () => {
+    const store = new MemoryLockStore()
+    let open!: () => void
+    const gate = new Promise<void>((r) => (open = r))
+    const first = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a'), gate }).fetch(new Request('https://do/'))
+    await sleep(5)
+    const second = await new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-b') }).fetch(new Request('https://do/'))
+    expect(second.status).toBe(503)
+    expect(second.headers.get('Retry-After')).toBe('30')
+    expect(await second.json()).toMatchObject({ error: 'locked', doId: 'room-1', holder: 'node-a' })
+    open()
+    expect((await first).status).toBe(200)
+  })
+
+  it('serves concurrent requests in turn when acquireOptions waits', async () => {
+    const store = new MemoryLockStore()
+    let open!: () => void
+    const gate = new Promise<void>((r) => (open = r))
+    const first = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a'), gate }).fetch(new Request('https://do/'))
+    const second = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-b'), waitMs: 5_000 }).fetch(new Request('https://do/'))
+    await sleep(50)
+    open()
+    const [a, b] = await Promise.all([first, second])
+    expect(await a.json()).toMatchObject({ token: 1, node: 'node-a' })
+    expect(await b.json()).toMatchObject({ token: 2, node: 'node-b' })
+  })
+
+  it('answers 503 and reports the error when the store is unavailable', async () => {
+    const store = new MemoryLockStore()
+    vi.spyOn(store, 'acquire').mockRejectedValue(new StoreUnavailableError('connection refused'))
+    const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a') })
+    const res = await room.fetch(new Request('https://do/'))
+    expect(res.status).toBe(503)
+    expect(res.headers.get('Retry-After')).toBe('1')
+    expect(await res.json()).toMatchObject({ error: 'store_unavailable' })
+    expect(room.errors[0]?.[1]).toBe('acquire')
+  })
+
+  it('aborts the handler signal when the lease is lost and answers 503 lease_lost', async () => {
+    const store = new MemoryLockStore()
+    const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a', 300) })
+    const pending = room.fetch(new Request('https://do/wait-for-loss'))
+    await sleep(20)
+    await store.forceRelease('room-1') // an operator evicts the holder; the next heartbeat notices
+    const res = await pending
+    expect(res.status).toBe(503)
+    expect(await res.json()).toMatchObject({ error: 'lease_lost' })
+    expect(room.errors.find(([, phase]) => phase === 'handler')?.[0]).toBeInstanceOf(LockLostError)
+  })
+
+  it('releases through ctx.waitUntil when the runtime offers it', async () => {
+    const store = new MemoryLockStore()
+    const waited: Promise<unknown>[] = []
+    const room = new Room(ctxFor('room-1', { waitUntil: (p) => waited.push(p) }), { guard: guardOn(store, 'node-a') })
+    expect((await room.fetch(new Request('https://do/'))).status).toBe(200)
+    expect(waited).toHaveLength(1)
+    expect(await waited[0]).toBe(true)
+    expect((await store.get('room-1'))?.held).toBe(false)
+  })
+
+  it('releases when the handler throws, and lets the error through', async () => {
+    const store = new MemoryLockStore()
+    const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a'), fail: new TypeError('bug') })
+    await expect(room.fetch(new Request('https://do/'))).rejects.toThrow('bug')
+    expect((await store.get('room-1'))?.held).toBe(false)
+  })
+
+  it('answers 400 when there is no id (a plain Worker that did not override doIdFor)', async () => {
+    const room = new Room(undefined, { guard: guardOn(new MemoryLockStore(), 'node-a') })
+    const res = await room.fetch(new Request('https://do/'))
+    expect(res.status).toBe(400)
+    expect(await res.json()).toMatchObject({ error: 'bad_request', message: expect.stringContaining('doIdFor') })
+  })
+
+  it('takes the id from doIdFor when overridden', async () => {
+    class ByPath extends Room {
+      protected override doIdFor(request: Request): string {
+        return new URL(request.url).pathname.slice(1)
+      }
+    }
+    const store = new MemoryLockStore()
+    const res = await new ByPath(undefined, { guard: guardOn(store, 'node-a') }).fetch(new Request('https://do/chat-7'))
+    expect(await res.json()).toMatchObject({ doId: 'chat-7' })
+    const bad = await new ByPath(undefined, { guard: guardOn(store, 'node-a') }).fetch(new Request('https://do/'))
+    expect(bad.status).toBe(400)
+  })
+})
