@@ -1,12 +1,34 @@
-import { defineConfig } from 'vitest/config'
+import { configDefaults, defineConfig } from 'vitest/config'
+import { workersProject } from './test/workers/project.js'
 
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     // Multi-process and workerd tests spawn their own processes; keep the machine's two cores for them.
     maxWorkers: 2,
     minWorkers: 1,
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    // One `vitest run` runs both: Node tests in Node, test/workers/ inside workerd.
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'node',
+          sequence: { groupOrder: 0 },
+          include: ['test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, 'test/workers/**'],
+        },
+      },
+      {
+        extends: true,
+        // After the Node project, not beside it: workerd would compete with the multi-process and
+        // timing-sensitive Node tests for the machine's two cores.
+        ...workersProject({
+          name: 'workers',
+          wranglerConfig: './test/workers/wrangler.jsonc',
+          include: ['test/workers/**/*.test.ts'],
+        }),
+      },
+    ],
   },
 })

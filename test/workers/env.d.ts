@@ -1,0 +1,26 @@
+/**
+ * Types for "cloudflare:test" as the workers tests use it. Declared here (instead of referencing
+ * `@cloudflare/vitest-pool-workers` + `@cloudflare/workers-types` globally) so the repository's single
+ * tsconfig keeps its Node/DOM globals. Add bindings from wrangler.jsonc to `env`, and further exports
+ * (`SELF`, `runInDurableObject`, ...) as tests start using them.
+ */
+declare module 'cloudflare:test' {
+  export interface D1PreparedStatement {
+    bind(...values: unknown[]): D1PreparedStatement
+    first<T = Record<string, unknown>>(): Promise<T | null>
+    all<T = Record<string, unknown>>(): Promise<{ results: T[]; meta: { changes: number } }>
+    run<T = Record<string, unknown>>(): Promise<{ results: T[]; meta: { changes: number } }>
+    raw<T = unknown[]>(): Promise<T[]>
+  }
+  /** The D1 binding as workerd provides it (the slice tests touch). */
+  export interface D1Database {
+    prepare(query: string): D1PreparedStatement
+    batch(statements: D1PreparedStatement[]): Promise<Array<{ results: unknown[]; meta: { changes: number } }>>
+    exec(query: string): Promise<{ count: number; duration: number }>
+  }
+
+  export const env: {
+    /** test/workers/wrangler.jsonc `d1_databases[0]`. */
+    DB: D1Database
+  }
+}
