@@ -1,0 +1,18 @@
+/**
+ * Consistent-hash routing affinity: which node of a cluster owns a key, identical on every runtime.
+ *
+ * @module
+ */
+export {
+  ConsistentHashRing,
+  DEFAULT_VNODES,
+  MAX_VNODES,
+  type AddNodeOptions,
+  type BoundedLoadOptions,
+  type ConsistentHashRingOptions,
+  type LoadSource,
+  type RingNode,
+} from './consistent-hash-ring.js'
+export { BoundedLoadBalancer, type BoundedLoadBalancerOptions } from './bounded-load-balancer.js'
+export { DEFAULT_LOAD_FACTOR, boundedCapacity } from './capacity.js'
+export { murmurHash3, murmurHash3Bytes } from './hash.js'
