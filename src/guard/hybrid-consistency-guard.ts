@@ -93,8 +93,12 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   readonly #random: () => number
   readonly #leases = new Map<Lock, Lease>()
   readonly #pending = new Set<Promise<unknown>>()
-  /** Aborted on shutdown so waiting acquires stop at once. */
-  readonly #closing = new AbortController()
+  #closed = false
+  /**
+   * Sleepers to wake on shutdown. Not an AbortController: workerd binds a signal to the request or
+   * Durable Object that created it, and a guard is shared by every request of an isolate.
+   */
+  readonly #wakers = new Set<(reason: ShutdownError) => void>()
 
   constructor(options: HybridConsistencyGuardOptions) {
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', 'expected an object')
@@ -141,7 +145,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
 
   /** True once {@link shutdown} was called. */
   get isShuttingDown(): boolean {
-    return this.#closing.signal.aborted
+    return this.#closed
   }
 
   /**
@@ -282,7 +286,10 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
    * waits for releases already in flight. Resolves with how many leases were freed.
    */
   async shutdown(): Promise<{ released: number; failed: number }> {
-    if (!this.isShuttingDown) this.#closing.abort(new ShutdownError())
+    if (!this.#closed) {
+      this.#closed = true
+      for (const wake of [...this.#wakers]) wake(new ShutdownError())
+    }
     const results = await Promise.all(
       [...this.#leases.values()].map((lease) => this.#track(this.#finish(lease, new ShutdownError(), true))),
     )
@@ -443,21 +450,24 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   /** Sleeps, waking early (rejecting) on the caller's signal or on shutdown. */
   #sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
-      const signals = [this.#closing.signal, ...(signal ? [signal] : [])]
-      const stop = (s: AbortSignal) => {
+      const done = () => {
         clearTimeout(timer)
-        for (const x of signals) x.removeEventListener('abort', onAbort)
-        reject(s.reason)
+        this.#wakers.delete(stop)
+        signal?.removeEventListener('abort', onAbort)
       }
-      const onAbort = (event: Event) => stop(event.target as AbortSignal)
+      const stop = (reason: unknown) => {
+        done()
+        reject(reason)
+      }
+      const onAbort = () => stop(signal!.reason)
       const timer = setTimeout(() => {
-        for (const x of signals) x.removeEventListener('abort', onAbort)
+        done()
         resolve()
       }, Math.max(0, ms))
-      for (const s of signals) {
-        if (s.aborted) return stop(s)
-        s.addEventListener('abort', onAbort, { once: true })
-      }
+      if (this.#closed) return stop(new ShutdownError())
+      if (signal?.aborted) return stop(signal.reason)
+      this.#wakers.add(stop)
+      signal?.addEventListener('abort', onAbort, { once: true })
     })
   }
 
