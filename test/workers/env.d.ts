@@ -19,8 +19,25 @@ declare module 'cloudflare:test' {
     exec(query: string): Promise<{ count: number; duration: number }>
   }
 
+  /** Something requests can be sent to: `SELF`, a Durable Object stub. */
+  export interface Fetcher {
+    fetch(input: string | Request, init?: RequestInit): Promise<Response>
+  }
+  /** A Durable Object namespace binding (the slice tests touch). */
+  export interface DurableObjectNamespace {
+    idFromName(name: string): { toString(): string }
+    get(id: { toString(): string }): Fetcher
+  }
+
   export const env: {
     /** test/workers/wrangler.jsonc `d1_databases[0]`. */
     DB: D1Database
+    /** examples/worker's `Room` (its Worker routes /rooms/:name here). */
+    ROOMS: DurableObjectNamespace
+    /** `TestRoom` from example-worker.ts: the example's Room with test hooks. */
+    TEST_ROOMS: DurableObjectNamespace
   }
+
+  /** The `main` Worker's default export (example-worker.ts: examples/worker's Worker). */
+  export const SELF: Fetcher
 }

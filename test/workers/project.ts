@@ -3,7 +3,11 @@
  * `@cloudflare/vitest-pool-workers`. Used by vitest.config.ts; call it again there for another Worker
  * (e.g. `examples/worker/` with its own wrangler config and `main`).
  */
+import { fileURLToPath } from 'node:url'
 import { defineWorkersProject, type WorkersProjectConfigExport } from '@cloudflare/vitest-pool-workers/config'
+
+/** The package's entry point, for code that imports it by name (examples/worker). */
+const packageSource = fileURLToPath(new URL('../../src/index.ts', import.meta.url))
 
 export interface WorkersProjectOptions {
   /** Project name, shown in vitest output and usable with `vitest run --project <name>`. */
@@ -29,6 +33,8 @@ export interface WorkersProjectOptions {
 
 export function workersProject(options: WorkersProjectOptions): WorkersProjectConfigExport {
   return defineWorkersProject({
+    // `import ... from 'stateless-do'` (the example Worker) runs the repository's source, not dist/.
+    resolve: { alias: [{ find: /^stateless-do$/, replacement: packageSource }] },
     test: {
       name: options.name,
       include: options.include,

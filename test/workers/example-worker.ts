@@ -1,0 +1,84 @@
+/**
+ * `main` of the workers project (wrangler.jsonc): examples/worker's Worker and `Room` exactly as a user
+ * deploys them (`stateless-do` is aliased to src/index.ts, see project.ts), plus `TestRoom`, a Room
+ * with hooks the tests drive. The tests import this module too and get the same instance
+ * (vitest-pool-workers guarantees it), so they share `tagged()`/`open()` with the objects.
+ */
+import { Room } from '../../examples/worker/src/index.js'
+import { LockLostError, StaleFencingTokenError, type AcquireOptions, type Lock, type StatelessDOPhase } from '../../src/index.js'
+
+export { default, Room } from '../../examples/worker/src/index.js'
+
+/** What a tagged request saw in its handler. */
+export interface Tagged {
+  doId: string
+  token: number
+  node: string
+  /** Settles when the handler finishes: how it ended, and its lease signal at that moment. */
+  outcome: Promise<{ error: unknown; aborted: boolean; reason: unknown }>
+}
+
+interface Deferred<T> {
+  promise: Promise<T>
+  resolve(value: T): void
+}
+
+function deferred<T>(): Deferred<T> {
+  let resolve!: (value: T) => void
+  const promise = new Promise<T>((r) => (resolve = r))
+  return { promise, resolve }
+}
+
+const entered = new Map<string, Deferred<Tagged>>()
+const gates = new Map<string, Deferred<void>>()
+const slot = <T>(map: Map<string, Deferred<T>>, tag: string): Deferred<T> => {
+  let d = map.get(tag)
+  if (!d) map.set(tag, (d = deferred<T>()))
+  return d
+}
+
+/** Resolves when the request sent with `?tag=<tag>` is inside its handler, holding the lease. */
+export function tagged(tag: string): Promise<Tagged> {
+  return slot(entered, tag).promise
+}
+
+/** Lets the request sent with `?tag=<tag>&gate` go on into the example's handler. */
+export function open(tag: string): void {
+  slot(gates, tag).resolve()
+}
+
+/**
+ * The example's Room with test hooks, all opt-in per request:
+ * - `?tag=<t>`: report the lease to `tagged(t)` on entering the handler, and the outcome when leaving;
+ * - `&gate`: then wait for `open(t)` before running the example's handler;
+ * - `?ttl=ms`: lease length for this request (short leases for the lost-lease tests).
+ */
+export class TestRoom extends Room {
+  protected override acquireOptions(request: Request): AcquireOptions {
+    const ttl = new URL(request.url).searchParams.get('ttl')
+    return { ...super.acquireOptions(request), ...(ttl === null ? {} : { ttlMs: Number(ttl) }) }
+  }
+
+  /** Lost leases and stale writes are what the tests provoke: they check them through `outcome`. */
+  protected override onError(error: unknown, phase: StatelessDOPhase, doId: string | undefined): void {
+    if (phase === 'handler' && (error instanceof LockLostError || error instanceof StaleFencingTokenError)) return
+    super.onError(error, phase, doId)
+  }
+
+  protected override async handleRequest(request: Request, lock: Lock, signal: AbortSignal): Promise<Response> {
+    const params = new URL(request.url).searchParams
+    const tag = params.get('tag')
+    if (tag === null) return super.handleRequest(request, lock, signal)
+    const outcome = deferred<{ error: unknown; aborted: boolean; reason: unknown }>()
+    slot(entered, tag).resolve({ doId: lock.doId, token: lock.fencingToken, node: lock.nodeId, outcome: outcome.promise })
+    try {
+      if (params.has('gate')) await slot(gates, tag).promise
+      const response = await super.handleRequest(request, lock, signal)
+      outcome.resolve({ error: undefined, aborted: signal.aborted, reason: signal.reason })
+      return response
+    } catch (error) {
+      outcome.resolve({ error, aborted: signal.aborted, reason: signal.reason })
+      throw error
+    }
+  }
+}
