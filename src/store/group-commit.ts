@@ -1,0 +1,142 @@
+/**
+ * Group commit: a {@link SqlDriver} decorator that sends concurrent lock operations to the database as
+ * ONE batch (one transaction, one commit), instead of one transaction per operation.
+ *
+ * @module
+ */
+import { InvalidArgumentError } from '../errors.js'
+import type { SqlDriver, SqlResult, SqlStatement } from './sql-lock-store.js'
+
+/** The most operations one combined batch carries, unless {@link GroupCommitOptions.maxOperations} says otherwise. */
+export const DEFAULT_GROUP_COMMIT_MAX_OPERATIONS = 64
+
+/** Tuning for {@link groupCommitDriver} (and `LibSQLLockStore`'s `groupCommit` option). */
+export interface GroupCommitOptions {
+  /**
+   * The most caller operations combined into one batch (an acquire is 2 statements, a refresh or
+   * release 1). More waiting operations go out in the next batch, after this one returns. Default 64.
+   */
+  maxOperations?: number
+}
+
+/** What {@link groupCommitDriver} needs besides the driver it wraps. */
+export interface GroupCommitDriverOptions extends GroupCommitOptions {
+  /**
+   * Whether an operation (the statements of one `execute` or `batch` call) may share a transaction
+   * with other callers' operations. Only statements that can never raise belong here: if one statement
+   * of a combined batch fails, the whole batch rolls back and EVERY caller in it gets the error.
+   * Anything refused here is passed straight to the wrapped driver.
+   */
+  canCombine(statements: readonly SqlStatement[]): boolean
+}
+
+interface Pending {
+  statements: SqlStatement[]
+  /** Came through `execute`: when sent alone, it is sent through `execute` again. */
+  single: boolean
+  resolve(results: SqlResult[]): void
+  reject(error: unknown): void
+}
+
+/**
+ * Wraps `driver` so that combinable operations ({@link GroupCommitDriverOptions.canCombine}) issued
+ * in the same tick (before the microtask queue drains), or while a combined batch is in flight, are
+ * sent as one `driver.batch` call: one request and one transaction for all of them. No operation costs
+ * more than one request; each caller gets the results of its own statements, in its own order. The
+ * combined batch runs the operations one after the other, so each sees the effects of those before it
+ * exactly as if they had been sent one by one in that order.
+ *
+ * Failure: a combined batch commits or rolls back as a whole, so when it fails every caller in it is
+ * rejected with that error (nothing of it was written); no caller ever gets another caller's result.
+ * Batches are not split and retried, because after a network error a remote batch may have committed.
+ *
+ * Order: combined operations run in the order they were issued. An operation that is not combined is
+ * sent at once and may overtake combined ones still waiting, as concurrent requests to a remote
+ * database may overtake each other anyway; await an operation before issuing one that depends on it.
+ *
+ * Trade-off: throughput under concurrency rises (one commit, and with a remote database one round
+ * trip, per group instead of per operation), but an operation may wait for the batch in flight to
+ * return before its own is sent (up to about two round trips instead of one), one failing operation
+ * fails its whole group, and each batch holds the database's write lock for the whole group.
+ */
+export function groupCommitDriver(driver: SqlDriver, options: GroupCommitDriverOptions): SqlDriver {
+  if (driver === null || typeof driver !== 'object' || typeof driver.batch !== 'function' || typeof driver.execute !== 'function') {
+    throw new InvalidArgumentError('driver', 'expected a SqlDriver with execute() and batch()')
+  }
+  if (options === null || typeof options !== 'object' || typeof options.canCombine !== 'function') {
+    throw new InvalidArgumentError('options.canCombine', 'expected a function')
+  }
+  const maxOperations = options.maxOperations ?? DEFAULT_GROUP_COMMIT_MAX_OPERATIONS
+  if (!Number.isSafeInteger(maxOperations) || maxOperations < 1) {
+    throw new InvalidArgumentError('groupCommit.maxOperations', `must be an integer >= 1, got ${String(maxOperations)}`)
+  }
+  const { canCombine } = options
+  const queue: Pending[] = []
+  let inFlight = false
+  let scheduled = false
+
+  const schedule = (): void => {
+    if (scheduled || inFlight || queue.length === 0) return
+    scheduled = true
+    // A microtask, not a timer: callers resumed by the same event (e.g. the previous group's results)
+    // reach this point in the same drain of the microtask queue, and fake timers cannot stall it.
+    queueMicrotask(flush)
+  }
+
+  const flush = (): void => {
+    scheduled = false
+    if (inFlight || queue.length === 0) return
+    const group = queue.splice(0, maxOperations)
+    inFlight = true
+    void send(group).finally(() => {
+      inFlight = false
+      schedule()
+    })
+  }
+
+  const send = async (group: Pending[]): Promise<void> => {
+    if (group.length === 1) {
+      const only = group[0]!
+      try {
+        only.resolve(only.single ? [await driver.execute(only.statements[0]!)] : await driver.batch(only.statements))
+      } catch (error) {
+        only.reject(error)
+      }
+      return
+    }
+    let results: SqlResult[]
+    try {
+      results = await driver.batch(group.flatMap((p) => p.statements))
+    } catch (error) {
+      for (const p of group) p.reject(error)
+      return
+    }
+    const expected = group.reduce((n, p) => n + p.statements.length, 0)
+    if (!Array.isArray(results) || results.length !== expected) {
+      const error = new Error(
+        `group commit: the driver returned ${Array.isArray(results) ? results.length : 'no'} results for ${expected} statements`,
+      )
+      for (const p of group) p.reject(error)
+      return
+    }
+    let offset = 0
+    for (const p of group) {
+      p.resolve(results.slice(offset, offset + p.statements.length))
+      offset += p.statements.length
+    }
+  }
+
+  const enqueue = (statements: SqlStatement[], single: boolean): Promise<SqlResult[]> =>
+    new Promise<SqlResult[]>((resolve, reject) => {
+      // Copy: the caller may reuse its array before the group is sent.
+      queue.push({ statements: [...statements], single, resolve, reject })
+      schedule()
+    })
+
+  return {
+    execute: (statement) =>
+      canCombine([statement]) ? enqueue([statement], true).then((results) => results[0]!) : driver.execute(statement),
+    batch: (statements) =>
+      statements.length > 0 && canCombine(statements) ? enqueue(statements, false) : driver.batch(statements),
+  }
+}

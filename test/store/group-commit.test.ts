@@ -1,0 +1,379 @@
+import { createClient, type Client } from '@libsql/client'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import {
+  InvalidArgumentError,
+  LibSQLLockStore,
+  SqlLockStore,
+  StaleFencingTokenError,
+  StoreUnavailableError,
+  groupCommitDriver,
+  type SqlDriver,
+  type SqlResult,
+  type SqlStatement,
+  type StoreAcquireResult,
+} from '../../src/index.js'
+import { countingClient } from '../support/counting-client.js'
+import { describeLockStoreContract } from './contract.js'
+
+const dir = mkdtempSync(join(tmpdir(), 'stateless-do-group-commit-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+let fileNo = 0
+const freshFile = () => `file:${join(dir, `locks-${fileNo++}.db`)}`
+
+describeLockStoreContract('LibSQLLockStore with group commit on :memory:', async () => {
+  const counted = countingClient(createClient({ url: ':memory:' }))
+  return { store: new LibSQLLockStore(counted.client, { groupCommit: true }), requests: counted.requests, close: () => counted.client.close() }
+})
+
+describeLockStoreContract('LibSQLLockStore with group commit on a file: database (WAL)', async () => {
+  const raw = createClient({ url: freshFile() })
+  await raw.execute('PRAGMA journal_mode=WAL')
+  await raw.execute('PRAGMA busy_timeout=5000')
+  const counted = countingClient(raw)
+  return { store: new LibSQLLockStore(counted.client, { groupCommit: true }), requests: counted.requests, close: () => raw.close() }
+})
+
+// --- the decorator alone, over a scripted driver ------------------------------------------------
+
+interface Call {
+  method: 'execute' | 'batch'
+  statements: SqlStatement[]
+}
+
+/** A driver that answers each statement with a row naming it (`{ sql, args }`), and records calls. */
+function echoDriver(options: { fail?: (call: Call) => unknown; delayMs?: number; miscount?: boolean } = {}) {
+  const calls: Call[] = []
+  const answer = async (call: Call): Promise<SqlResult[]> => {
+    calls.push(call)
+    if (options.delayMs) await new Promise((r) => setTimeout(r, options.delayMs))
+    const failure = options.fail?.(call)
+    if (failure) throw failure
+    const results = call.statements.map((s) => ({ rows: [{ sql: s.sql, args: s.args ?? [] }], rowsAffected: 1 }))
+    return options.miscount ? results.slice(1) : results
+  }
+  const driver: SqlDriver = {
+    execute: async (statement) => (await answer({ method: 'execute', statements: [statement] }))[0]!,
+    batch: (statements) => answer({ method: 'batch', statements }),
+  }
+  return { driver, calls }
+}
+
+const op = (name: string, n = 1): SqlStatement[] => Array.from({ length: n }, (_, i) => ({ sql: `${name}#${i}`, args: [name] }))
+const rowsOf = (results: SqlResult[]) => results.map((r) => r.rows[0])
+const combinable = (statements: readonly SqlStatement[]) => statements.every((s) => !s.sql.startsWith('solo'))
+
+describe('groupCommitDriver', () => {
+  it('sends operations issued in the same tick as ONE batch and gives each caller its own results, in order', async () => {
+    const { driver, calls } = echoDriver()
+    const gc = groupCommitDriver(driver, { canCombine: combinable })
+    const [a, b, c] = await Promise.all([gc.batch(op('a', 2)), gc.execute(op('b')[0]!), gc.batch(op('c', 3))])
+    expect(calls).toHaveLength(1)
+    expect(calls[0]!.method).toBe('batch')
+    expect(calls[0]!.statements.map((s) => s.sql)).toEqual(['a#0', 'a#1', 'b#0', 'c#0', 'c#1', 'c#2'])
+    expect(rowsOf(a)).toEqual([{ sql: 'a#0', args: ['a'] }, { sql: 'a#1', args: ['a'] }])
+    expect(b.rows[0]).toEqual({ sql: 'b#0', args: ['b'] })
+    expect(rowsOf(c).map((r) => r?.sql)).toEqual(['c#0', 'c#1', 'c#2'])
+  })
+
+  it('sends a lone operation unchanged, through the method the caller used', async () => {
+    const { driver, calls } = echoDriver()
+    const gc = groupCommitDriver(driver, { canCombine: combinable })
+    await gc.execute(op('x')[0]!)
+    await gc.batch(op('y', 2))
+    expect(calls.map((c) => [c.method, c.statements.length])).toEqual([
+      ['execute', 1],
+      ['batch', 2],
+    ])
+  })
+
+  it('never combines what canCombine refuses, nor empty batches', async () => {
+    const { driver, calls } = echoDriver()
+    const gc = groupCommitDriver(driver, { canCombine: combinable })
+    const [solo, a, b, empty] = await Promise.all([gc.batch(op('solo', 2)), gc.batch(op('a')), gc.execute(op('b')[0]!), gc.batch([])])
+    expect(rowsOf(solo).map((r) => r?.sql)).toEqual(['solo#0', 'solo#1'])
+    expect(a[0]!.rows[0]).toMatchObject({ sql: 'a#0' })
+    expect(b.rows[0]).toMatchObject({ sql: 'b#0' })
+    expect(empty).toEqual([])
+    const sent = calls.map((c) => c.statements.map((s) => s.sql))
+    expect(sent).toContainEqual(['solo#0', 'solo#1'])
+    expect(sent).toContainEqual(['a#0', 'b#0'])
+    expect(sent).toContainEqual([])
+    expect(calls).toHaveLength(3)
+  })
+
+  it('queues operations that arrive while a batch is in flight and sends them together when it returns', async () => {
+    const { driver, calls } = echoDriver({ delayMs: 20 })
+    const gc = groupCommitDriver(driver, { canCombine: combinable })
+    const first = gc.batch(op('first'))
+    await new Promise((r) => setTimeout(r, 5)) // `first` is in flight now
+    const later = Promise.all([gc.batch(op('l1')), gc.execute(op('l2')[0]!), gc.batch(op('l3', 2))])
+    expect(calls).toHaveLength(1)
+    await first
+    const [l1, l2, l3] = await later
+    expect(calls.map((c) => c.statements.map((s) => s.sql))).toEqual([['first#0'], ['l1#0', 'l2#0', 'l3#0', 'l3#1']])
+    expect(l1[0]!.rows[0]).toMatchObject({ sql: 'l1#0' })
+    expect(l2.rows[0]).toMatchObject({ sql: 'l2#0' })
+    expect(rowsOf(l3).map((r) => r?.sql)).toEqual(['l3#0', 'l3#1'])
+  })
+
+  it('caps a batch at maxOperations and sends the rest in the next one', async () => {
+    const { driver, calls } = echoDriver()
+    const gc = groupCommitDriver(driver, { canCombine: combinable, maxOperations: 3 })
+    const results = await Promise.all(Array.from({ length: 7 }, (_, i) => gc.execute(op(`o${i}`)[0]!)))
+    expect(calls.map((c) => c.statements.length)).toEqual([3, 3, 1])
+    expect(results.map((r) => r.rows[0]?.sql)).toEqual(['o0#0', 'o1#0', 'o2#0', 'o3#0', 'o4#0', 'o5#0', 'o6#0'])
+  })
+
+  it('rejects EVERY caller of a failed combined batch with its error, then keeps working', async () => {
+    const boom = new Error('SQLITE_BUSY: database is locked')
+    let failNext = true
+    const { driver, calls } = echoDriver({ fail: () => (failNext ? ((failNext = false), boom) : undefined) })
+    const gc = groupCommitDriver(driver, { canCombine: combinable })
+    const outcomes = await Promise.allSettled([gc.batch(op('a', 2)), gc.execute(op('b')[0]!), gc.batch(op('c'))])
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected'])
+    for (const o of outcomes) expect((o as PromiseRejectedResult).reason).toBe(boom)
+    expect(calls).toHaveLength(1)
+    const again = await Promise.all([gc.batch(op('a', 2)), gc.execute(op('b')[0]!)])
+    expect(again[1].rows[0]).toMatchObject({ sql: 'b#0' })
+  })
+
+  it('rejects every caller, rather than guess, when the driver returns the wrong number of results', async () => {
+    const { driver } = echoDriver({ miscount: true })
+    const gc = groupCommitDriver(driver, { canCombine: combinable })
+    const outcomes = await Promise.allSettled([gc.batch(op('a', 2)), gc.execute(op('b')[0]!)])
+    for (const o of outcomes) {
+      expect(o.status).toBe('rejected')
+      expect(String((o as PromiseRejectedResult).reason)).toMatch(/2 results for 3 statements/)
+    }
+  })
+
+  it('survives a driver that throws synchronously', async () => {
+    let calls = 0
+    const driver: SqlDriver = {
+      execute: () => {
+        throw new Error('sync execute')
+      },
+      batch: (statements) => {
+        if (calls++ === 0) throw new Error('sync batch')
+        return Promise.resolve(statements.map(() => ({ rows: [], rowsAffected: 0 })))
+      },
+    }
+    const gc = groupCommitDriver(driver, { canCombine: () => true })
+    await expect(Promise.all([gc.batch(op('a')), gc.batch(op('b'))])).rejects.toThrow('sync batch')
+    await expect(gc.execute(op('c')[0]!)).rejects.toThrow('sync execute')
+    await expect(Promise.all([gc.batch(op('a')), gc.batch(op('b'))])).resolves.toHaveLength(2)
+  })
+
+  it('copies the caller’s statement list, so reusing the array cannot change what is sent', async () => {
+    const { driver, calls } = echoDriver()
+    const gc = groupCommitDriver(driver, { canCombine: combinable })
+    const list = op('a', 2)
+    const pending = Promise.all([gc.batch(list), gc.batch(op('b'))])
+    list.length = 0
+    await pending
+    expect(calls[0]!.statements.map((s) => s.sql)).toEqual(['a#0', 'a#1', 'b#0'])
+  })
+
+  it('validates its arguments', () => {
+    const { driver } = echoDriver()
+    expect(() => groupCommitDriver({} as SqlDriver, { canCombine: () => true })).toThrow(InvalidArgumentError)
+    expect(() => groupCommitDriver(driver, {} as never)).toThrow(/canCombine/)
+    for (const maxOperations of [0, -1, 1.5, Number.NaN]) {
+      expect(() => groupCommitDriver(driver, { canCombine: () => true, maxOperations })).toThrow(/maxOperations/)
+    }
+    expect(() => new LibSQLLockStore(createClient({ url: ':memory:' }), { groupCommit: 'yes' as never })).toThrow(/groupCommit/)
+    expect(() => new LibSQLLockStore(createClient({ url: ':memory:' }), { groupCommit: { maxOperations: 0 } })).toThrow(/maxOperations/)
+  })
+})
+
+// --- LibSQLLockStore with group commit, against real libSQL databases ---------------------------
+
+describe('LibSQLLockStore with groupCommit', () => {
+  const clients: Client[] = []
+  const open = (url = ':memory:') => {
+    const c = createClient({ url })
+    clients.push(c)
+    return c
+  }
+  afterEach(() => {
+    while (clients.length) clients.pop()!.close()
+  })
+  const won = (r: StoreAcquireResult) => {
+    if (!r.acquired) throw new Error(`held by ${r.holder.nodeId}`)
+    return r.lock
+  }
+
+  it('answers 50 concurrent acquires of one id in ONE request: exactly one wins, the rest see it as holder', async () => {
+    const counted = countingClient(open())
+    const store = new LibSQLLockStore(counted.client, { groupCommit: true })
+    await store.ensureSchema()
+    counted.reset()
+    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => store.acquire({ doId: 'x', nodeId: `n${i}`, ttlMs: 10_000 })))
+    expect(counted.requests()).toBe(1)
+    const winners = results.filter((r) => r.acquired)
+    expect(winners).toHaveLength(1)
+    const lock = won(winners[0]!)
+    expect(lock).toMatchObject({ nodeId: 'n0', fencingToken: 1 })
+    for (const r of results.slice(1)) {
+      expect(r.acquired).toBe(false)
+      if (!r.acquired) expect(r.holder).toMatchObject({ nodeId: 'n0', fencingToken: 1 })
+    }
+  })
+
+  it('applies combined operations in call order, as if sent one by one', async () => {
+    const counted = countingClient(open())
+    const store = new LibSQLLockStore(counted.client, { groupCommit: true })
+    await store.ensureSchema()
+    const a = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+    const b0 = won(await store.acquire({ doId: 'y', nodeId: 'b', ttlMs: 10_000 }))
+    counted.reset()
+    const [refreshed, released, taken, lateRelease, stale, other] = await Promise.all([
+      store.refresh({ doId: 'x', nodeId: 'a', fencingToken: a.fencingToken, ttlMs: 20_000 }),
+      store.release({ doId: 'x', nodeId: 'a', fencingToken: a.fencingToken }),
+      store.acquire({ doId: 'x', nodeId: 'c', ttlMs: 10_000 }),
+      store.release({ doId: 'x', nodeId: 'a', fencingToken: a.fencingToken }),
+      store.refresh({ doId: 'x', nodeId: 'a', fencingToken: a.fencingToken, ttlMs: 10_000 }),
+      store.acquire({ doId: 'y', nodeId: 'd', ttlMs: 10_000 }),
+    ])
+    expect(counted.requests()).toBe(1)
+    expect(refreshed?.expiresAt).toBeGreaterThan(a.expiresAt)
+    expect(released).toBe(true)
+    expect(won(taken)).toMatchObject({ nodeId: 'c', fencingToken: 2 })
+    expect(lateRelease).toBe(false)
+    expect(stale).toBeNull()
+    expect(other.acquired).toBe(false)
+    if (!other.acquired) expect(other.holder).toMatchObject({ nodeId: 'b', fencingToken: b0.fencingToken })
+    expect(await store.get('x')).toMatchObject({ nodeId: 'c', fencingToken: 2, held: true })
+  })
+
+  it('never combines a fenced write: a stale one fails alone while the lock operations beside it succeed', async () => {
+    const client = open()
+    const counted = countingClient(client)
+    const store = new LibSQLLockStore(counted.client, { groupCommit: true })
+    await store.ensureSchema()
+    await client.execute('CREATE TABLE counter (id TEXT PRIMARY KEY, n INTEGER)')
+    await client.execute("INSERT INTO counter VALUES ('c', 0)")
+    const old = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+    await store.forceRelease('x')
+    won(await store.acquire({ doId: 'x', nodeId: 'b', ttlMs: 10_000 }))
+    counted.reset()
+    const update = { sql: "UPDATE counter SET n = n + 1 WHERE id = 'c'" }
+    const [fenced, y, z] = await Promise.allSettled([
+      store.fencedWrite(old, [update]),
+      store.acquire({ doId: 'y', nodeId: 'a', ttlMs: 10_000 }),
+      store.acquire({ doId: 'z', nodeId: 'a', ttlMs: 10_000 }),
+    ])
+    expect(counted.requests()).toBe(2) // the fenced write alone, the two acquires together
+    expect(fenced.status === 'rejected' && fenced.reason).toBeInstanceOf(StaleFencingTokenError)
+    expect(y.status === 'fulfilled' && y.value.acquired).toBe(true)
+    expect(z.status === 'fulfilled' && z.value.acquired).toBe(true)
+    expect((await client.execute("SELECT n FROM counter WHERE id = 'c'")).rows[0]?.n).toBe(0)
+  })
+
+  it('does not combine get with acquires (same SELECT as the holder query, sent alone)', async () => {
+    const counted = countingClient(open())
+    const store = new LibSQLLockStore(counted.client, { groupCommit: true })
+    await store.ensureSchema()
+    counted.reset()
+    await Promise.all([
+      store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }),
+      store.acquire({ doId: 'y', nodeId: 'a', ttlMs: 10_000 }),
+      store.get('x'),
+    ])
+    expect(counted.requests()).toBe(2)
+    expect(await store.get('x')).toMatchObject({ nodeId: 'a', held: true })
+  })
+
+  it('rejects every caller of a combined batch that hit a locked database, commits nothing, and recovers', async () => {
+    const url = freshFile()
+    const other = open(url)
+    await other.execute('PRAGMA journal_mode=WAL')
+    const client = open(url)
+    await client.execute('PRAGMA busy_timeout = 50')
+    const store = new LibSQLLockStore(client, { groupCommit: true })
+    await store.ensureSchema()
+    const tx = await other.transaction('write')
+    await tx.execute("INSERT INTO do_locks VALUES ('other', 'n', 0, 0, 1, NULL)")
+    const outcomes = await Promise.allSettled(
+      ['a', 'b', 'c'].map((doId) => store.acquire({ doId, nodeId: 'n1', ttlMs: 10_000 })),
+    )
+    for (const o of outcomes) {
+      expect(o.status).toBe('rejected')
+      expect((o as PromiseRejectedResult).reason).toBeInstanceOf(StoreUnavailableError)
+      expect((o as PromiseRejectedResult).reason.retryable).toBe(true)
+    }
+    await tx.rollback()
+    expect((await other.execute('SELECT count(*) AS n FROM do_locks')).rows[0]?.n).toBe(0)
+    const again = await Promise.all(['a', 'b', 'c'].map((doId) => store.acquire({ doId, nodeId: 'n1', ttlMs: 10_000 })))
+    expect(again.map((r) => r.acquired && r.lock.fencingToken)).toEqual([1, 1, 1])
+    // Committed, as seen from another connection (a SQLITE_BUSY can leave libsql's connection stuck).
+    const seen = await other.execute("SELECT do_id FROM do_locks WHERE node_id = 'n1' ORDER BY do_id")
+    expect(seen.rows.map((r) => r.do_id)).toEqual(['a', 'b', 'c'])
+  })
+
+  it('rejects every caller when the client is closed', async () => {
+    const client = open()
+    const store = new LibSQLLockStore(client, { groupCommit: true })
+    await store.ensureSchema()
+    client.close()
+    const outcomes = await Promise.allSettled([
+      store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 1000 }),
+      store.release({ doId: 'y', nodeId: 'a', fencingToken: 1 }),
+    ])
+    for (const o of outcomes) expect(o.status === 'rejected' && o.reason).toBeInstanceOf(StoreUnavailableError)
+  })
+
+  it('when one statement of a combined batch raises, rolls back the others and rejects every caller', async () => {
+    // The store only combines statements that cannot raise; a driver told to combine anything shows
+    // what would happen if one did: nobody gets an answer, and nobody's write is kept.
+    const client = open()
+    const raw: SqlDriver = {
+      execute: async (s) => (await client.batch([{ sql: s.sql, args: s.args ?? [] }], 'write'))[0] as unknown as SqlResult,
+      batch: async (ss) => (await client.batch(ss.map((s) => ({ sql: s.sql, args: s.args ?? [] })), 'write')) as unknown as SqlResult[],
+    }
+    const store = new SqlLockStore(raw)
+    await store.ensureSchema()
+    const gc = groupCommitDriver(raw, { canCombine: () => true })
+    const { sql } = store
+    const outcomes = await Promise.allSettled([
+      gc.batch([
+        { sql: sql.acquire, args: ['x', 'a', 10_000, null] },
+        { sql: sql.holder, args: ['x'] },
+      ]),
+      gc.execute({ sql: 'INSERT INTO no_such_table VALUES (1)' }),
+      gc.execute({ sql: sql.release, args: ['x', 'a', 1] }),
+    ])
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected'])
+    for (const o of outcomes) expect(String((o as PromiseRejectedResult).reason)).toMatch(/no_such_table/)
+    expect(await store.get('x')).toBeNull()
+  })
+
+  it('keeps tokens strictly increasing under concurrent acquire/release churn on shared ids', async () => {
+    const url = freshFile()
+    const setup = open(url)
+    await setup.execute('PRAGMA journal_mode=WAL')
+    const connections = [open(url), open(url)]
+    for (const c of connections) await c.execute('PRAGMA busy_timeout = 5000')
+    const [s1, s2] = connections.map((c) => new LibSQLLockStore(c, { groupCommit: true })) as [LibSQLLockStore, LibSQLLockStore]
+    await s1.ensureSchema()
+    const tokens = new Map<string, number[]>()
+    const worker = async (store: LibSQLLockStore, node: string) => {
+      for (let i = 0; i < 40; i++) {
+        const doId = `id-${i % 4}`
+        const r = await store.acquire({ doId, nodeId: node, ttlMs: 10_000 })
+        if (!r.acquired) continue
+        tokens.set(doId, [...(tokens.get(doId) ?? []), r.lock.fencingToken])
+        expect(await store.release(r.lock)).toBe(true)
+      }
+    }
+    await Promise.all(Array.from({ length: 8 }, (_, w) => worker(w % 2 ? s1 : s2, `node-${w}`)))
+    for (const [, list] of tokens) {
+      const sorted = [...list].sort((a, b) => a - b)
+      expect(new Set(list).size).toBe(list.length) // never issued twice
+      expect(sorted[sorted.length - 1]).toBe(list.length) // 1..n, none skipped
+    }
+  })
+})
