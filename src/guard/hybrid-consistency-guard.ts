@@ -53,7 +53,10 @@ interface Lease {
   ttlMs: number
   heartbeatMs: number
   driftMs: number
-  controller: AbortController
+  /** Created on first access to `lock.signal`: most callers never look, and aborting costs. */
+  controller: AbortController | undefined
+  /** Why the lease ended, built only if someone reads the signal. */
+  endReason: (() => LockError) | undefined
   heartbeat: boolean
   heartbeatTimer: ReturnType<typeof setTimeout> | undefined
   validityTimer: ReturnType<typeof setTimeout> | undefined
@@ -177,7 +180,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
         const lock = this.#adopt(outcome.lock, opts.ttlMs, start, opts.heartbeat)
         if (this.isShuttingDown) {
           // Shutdown began while the request was in flight: hand nothing out, give the lease back.
-          await this.#finish(this.#leases.get(lock)!, new ShutdownError(), true)
+          await this.#finish(this.#leases.get(lock)!, () => new ShutdownError(), 'shutdown')
           throw new ShutdownError()
         }
         this.#emit({ type: 'acquire', doId, nodeId: this.nodeId, fencingToken: lock.fencingToken, durationMs: this.#clock.monotonic() - began, attempts })
@@ -217,7 +220,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   release(lock: Lock): Promise<boolean> {
     const lease = this.#leaseOf(lock)
     if (!lease) return Promise.resolve(false)
-    return this.#track(this.#finish(lease, new LockLostError(lock.doId, lock.fencingToken, 'released'), true))
+    return this.#track(this.#finish(lease, () => new LockLostError(lock.doId, lock.fencingToken, 'released'), 'release'))
   }
 
   /**
@@ -291,7 +294,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       for (const wake of [...this.#wakers]) wake(new ShutdownError())
     }
     const results = await Promise.all(
-      [...this.#leases.values()].map((lease) => this.#track(this.#finish(lease, new ShutdownError(), true))),
+      [...this.#leases.values()].map((lease) => this.#track(this.#finish(lease, () => new ShutdownError(), 'shutdown'))),
     )
     await Promise.allSettled([...this.#pending])
     const released = results.filter(Boolean).length
@@ -305,7 +308,6 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   // --- leases -------------------------------------------------------------------------------
 
   #adopt(record: LockRecord, ttlMs: number, start: number, heartbeat: boolean): Lock {
-    const controller = new AbortController()
     // A per-acquire ttl keeps the guard's ratios: heartbeat at a third, drift no more than half.
     const custom = ttlMs !== this.ttlMs
     const heartbeatMs = custom ? Math.max(1, Math.floor(ttlMs / 3)) : this.heartbeatMs
@@ -314,10 +316,19 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       ...record,
       ttlMs,
       validUntil: start + ttlMs - driftMs,
-      signal: controller.signal,
     } as MutableLock
     lock[asyncDispose] = () => this.release(lock).then(() => undefined)
-    const lease: Lease = { lock, ttlMs, heartbeatMs, driftMs, controller, heartbeat, heartbeatTimer: undefined, validityTimer: undefined, refreshing: undefined, done: false }
+    const lease: Lease = { lock, ttlMs, heartbeatMs, driftMs, controller: undefined, endReason: undefined, heartbeat, heartbeatTimer: undefined, validityTimer: undefined, refreshing: undefined, done: false }
+    Object.defineProperty(lock, 'signal', {
+      enumerable: true,
+      get: () => {
+        if (!lease.controller) {
+          lease.controller = new AbortController()
+          if (lease.endReason) lease.controller.abort(lease.endReason())
+        }
+        return lease.controller.signal
+      },
+    })
     this.#leases.set(lock, lease)
     this.#armValidity(lease)
     if (heartbeat) this.#scheduleHeartbeat(lease, heartbeatMs)
@@ -397,24 +408,24 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   #lose(lease: Lease, reason: string): void {
     if (lease.done) return
     const { lock } = lease
-    this.#stop(lease, new LockLostError(lock.doId, lock.fencingToken, reason))
+    this.#stop(lease, () => new LockLostError(lock.doId, lock.fencingToken, reason))
     this.#emit({ type: 'lost', doId: lock.doId, nodeId: this.nodeId, fencingToken: lock.fencingToken, reason })
   }
 
   /** Stops timers, fires the signal, forgets the lease. Idempotent. */
-  #stop(lease: Lease, reason: LockError): void {
+  #stop(lease: Lease, reason: () => LockError): void {
     lease.done = true
     clearTimeout(lease.heartbeatTimer)
     clearTimeout(lease.validityTimer)
     this.#leases.delete(lease.lock)
-    if (!lease.controller.signal.aborted) lease.controller.abort(reason)
+    lease.endReason = reason
+    if (lease.controller && !lease.controller.signal.aborted) lease.controller.abort(reason())
   }
 
   /** Ends a lease and releases it in the store; never rejects. */
-  async #finish(lease: Lease, reason: LockError, release: boolean): Promise<boolean> {
+  async #finish(lease: Lease, reason: () => LockError, operation: GuardOperation): Promise<boolean> {
     if (lease.done) return false
     this.#stop(lease, reason)
-    if (!release) return false
     const { lock } = lease
     const start = this.#clock.monotonic()
     try {
@@ -422,7 +433,6 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       this.#emit({ type: 'release', doId: lock.doId, nodeId: this.nodeId, fencingToken: lock.fencingToken, durationMs: this.#clock.monotonic() - start, released })
       return released
     } catch (error) {
-      const operation: GuardOperation = reason instanceof ShutdownError ? 'shutdown' : 'release'
       this.#emit({ type: 'error', doId: lock.doId, nodeId: this.nodeId, fencingToken: lock.fencingToken, operation, error })
       return false
     }

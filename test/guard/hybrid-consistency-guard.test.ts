@@ -243,6 +243,15 @@ describe('HybridConsistencyGuard', () => {
       expect(await guard.release(lock)).toBe(false)
     })
 
+    it('gives an already-fired signal to a caller who first looks after the release', async () => {
+      const guard = make()
+      const lock = held(await guard.acquire('x'))
+      await guard.release(lock)
+      expect(lock.signal.aborted).toBe(true)
+      expect(lock.signal.reason).toBeInstanceOf(LockLostError)
+      expect((lock.signal.reason as LockLostError).message).toMatch(/released/)
+    })
+
     it('never throws a store failure at the caller; it reports it through onEvent', async () => {
       const guard = make()
       const lock = held(await guard.acquire('x'))
