@@ -11,7 +11,7 @@ export type {
 export { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT } from './lock-store.js'
 export { SqlLockStore } from './sql-lock-store.js'
 export type { SqlDriver, SqlLockStoreOptions, SqlResult, SqlStatement, SqlValue } from './sql-lock-store.js'
-export { LibSQLLockStore } from './libsql.js'
+export { LibSQLLockStore, recoverLibSQLConnection } from './libsql.js'
 export type { LibSQLClientLike, LibSQLLockStoreOptions } from './libsql.js'
 export { DEFAULT_GROUP_COMMIT_MAX_OPERATIONS, groupCommitDriver } from './group-commit.js'
 export type { GroupCommitDriverOptions, GroupCommitOptions } from './group-commit.js'

@@ -95,7 +95,7 @@ function libsqlDriver(client: LibSQLClientLike): SqlDriver {
     try {
       return (await client.batch(statements.map(toArgs), 'write')).map(asResult)
     } catch (error) {
-      if (local && isBusy(error)) await replaceLocalConnection(client)
+      if (local && isBusy(error)) await recoverLibSQLConnection(client)
       throw error
     }
   }
@@ -115,22 +115,35 @@ function isBusy(error: unknown): boolean {
   return code === 'SQLITE_BUSY' || /SQLITE_BUSY|database is locked/.test(String((error as Error)?.message))
 }
 
+/** Per-connection settings a fresh connection would lose; carried over by {@link recoverLibSQLConnection}. */
+const CONNECTION_PRAGMAS = ['busy_timeout', 'synchronous', 'foreign_keys', 'cache_size', 'temp_store'] as const
+
 /**
- * libsql (local) does not reset a statement that failed with SQLITE_BUSY; the stuck statement keeps the
- * connection in an open transaction, so later writes are never committed. `transaction()` makes the
- * client open a fresh connection for its next call; the busy timeout is carried over to it.
+ * Makes a local (`file:`) libSQL client drop its connection and open a fresh one, carrying over the
+ * per-connection settings above (WAL mode lives in the file and needs nothing).
+ *
+ * Why: libsql (up to at least 0.5.29) does not reset a statement that failed with SQLITE_BUSY. The stuck
+ * statement keeps the connection in an open transaction: later writes on it are never committed and
+ * its reads see an old snapshot. `LibSQLLockStore` calls this itself after SQLITE_BUSY; call it too
+ * when one of YOUR statements on a shared client fails with SQLITE_BUSY. The old connection cannot be
+ * closed through the client's API and is left to the garbage collector, so keep `busy_timeout` long
+ * enough (seconds) that SQLITE_BUSY stays rare. Never use it on `:memory:` (a new connection is a new,
+ * empty database). Best effort: never throws.
  */
-async function replaceLocalConnection(client: LibSQLClientLike): Promise<void> {
+export async function recoverLibSQLConnection(client: LibSQLClientLike): Promise<void> {
   if (typeof client.transaction !== 'function') return
   try {
-    const row = (await client.execute({ sql: 'PRAGMA busy_timeout', args: [] })).rows[0] as Record<string, unknown> | undefined
-    const timeout = Number(row?.timeout ?? 0)
-    ;(await client.transaction('deferred')).close()
-    if (Number.isSafeInteger(timeout) && timeout > 0) {
-      await client.execute({ sql: `PRAGMA busy_timeout = ${timeout}`, args: [] })
+    const settings: string[] = []
+    for (const pragma of CONNECTION_PRAGMAS) {
+      const row = (await client.execute({ sql: `PRAGMA ${pragma}`, args: [] })).rows[0] as Record<string, unknown> | undefined
+      const value = Number(row?.[pragma === 'busy_timeout' ? 'timeout' : pragma])
+      if (Number.isSafeInteger(value)) settings.push(`PRAGMA ${pragma} = ${value}`)
     }
+    // transaction() hands the current connection to the transaction and opens a new one next time.
+    ;(await client.transaction('deferred')).close()
+    for (const sql of settings) await client.execute({ sql, args: [] })
   } catch {
-    // Best effort: the caller already gets the original (retryable) error.
+    // Best effort: the caller already has the original (retryable) error.
   }
 }
 

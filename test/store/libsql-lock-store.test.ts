@@ -8,6 +8,7 @@ import {
   InvalidArgumentError,
   LibSQLLockStore,
   StoreUnavailableError,
+  recoverLibSQLConnection,
 } from '../../src/index.js'
 import { countingClient } from '../support/counting-client.js'
 import { describeLockStoreContract } from './contract.js'
@@ -188,6 +189,43 @@ describe('LibSQLLockStore', () => {
       expect(seen.rows[0]?.node_id).toBe('a')
       await other.execute("INSERT INTO do_locks VALUES ('y', 'n', 0, 0, 1, NULL)")
       expect((await client.execute('PRAGMA busy_timeout')).rows[0]?.timeout).toBe(50)
+    })
+
+    it('carries the connection settings over to the fresh connection after SQLITE_BUSY', async () => {
+      const url = freshFile()
+      const other = open(url)
+      await other.execute('PRAGMA journal_mode=WAL')
+      const client = open(url)
+      await client.execute('PRAGMA busy_timeout = 40')
+      await client.execute('PRAGMA synchronous = NORMAL')
+      await client.execute('PRAGMA foreign_keys = ON')
+      const store = new LibSQLLockStore(client)
+      await store.ensureSchema()
+      const tx = await other.transaction('write')
+      await tx.execute("INSERT INTO do_locks VALUES ('other', 'n', 0, 0, 1, NULL)")
+      await expect(store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })).rejects.toMatchObject({ retryable: true })
+      await tx.rollback()
+      expect((await client.execute('PRAGMA busy_timeout')).rows[0]?.timeout).toBe(40)
+      expect((await client.execute('PRAGMA synchronous')).rows[0]?.synchronous).toBe(1)
+      expect((await client.execute('PRAGMA foreign_keys')).rows[0]?.foreign_keys).toBe(1)
+    })
+
+    it('lets users recover their own connection after their statement hit SQLITE_BUSY', async () => {
+      const url = freshFile()
+      const other = open(url)
+      await other.execute('PRAGMA journal_mode=WAL')
+      await other.execute('CREATE TABLE t (v INTEGER)')
+      await other.execute('INSERT INTO t VALUES (1)')
+      const client = open(url)
+      await client.execute('PRAGMA busy_timeout = 20')
+      const tx = await other.transaction('write')
+      await tx.execute('UPDATE t SET v = 2')
+      await expect(client.execute('UPDATE t SET v = 3')).rejects.toThrow(/SQLITE_BUSY|locked/)
+      await tx.commit()
+      await recoverLibSQLConnection(client)
+      expect((await client.execute('SELECT v FROM t')).rows[0]?.v).toBe(2) // not the stale snapshot
+      await client.execute('UPDATE t SET v = 4')
+      expect((await other.execute('SELECT v FROM t')).rows[0]?.v).toBe(4) // really committed
     })
 
     it('reports a closed client as a StoreUnavailableError', async () => {
