@@ -96,9 +96,12 @@ export function lockTableSql(table: string): LockTableSql {
       RETURNING ${COLUMNS}, ${STORE_NOW} AS store_now`,
     // Sent in the same batch as `acquire`, so a lost race still learns the holder in one round trip.
     holder: `SELECT ${COLUMNS}, ${STORE_NOW} AS store_now FROM ${t} WHERE do_id = ?1`,
+    // A row someone corrupted under the holder is not extended: the RETURNING row could not be parsed,
+    // and an extension the caller never hears of would keep contenders out for another TTL.
     refresh: `UPDATE ${t} SET expires_at = ${STORE_NOW} + ?4
       WHERE do_id = ?1 AND node_id = ?2 AND fencing_token = ?3
         AND typeof(expires_at) = 'integer' AND expires_at > ${STORE_NOW}
+        AND typeof(acquired_at) = 'integer' AND (metadata IS NULL OR json_valid(metadata))
       RETURNING ${COLUMNS}, ${STORE_NOW} AS store_now`,
     // Never DELETE: the row carries the token forward (invariant 2). 0 = released.
     release: `UPDATE ${t} SET expires_at = 0

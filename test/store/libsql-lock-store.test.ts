@@ -142,6 +142,20 @@ describe('LibSQLLockStore', () => {
       expect(r.acquired && r.lock.fencingToken).toBe(4)
     })
 
+    it('does not extend a held row corrupted under its holder: refresh says lost, the lease runs out', async () => {
+      const client = open()
+      const store = new LibSQLLockStore(client)
+      await store.ensureSchema()
+      for (const [column, garbage] of [['acquired_at', "'garbage'"], ['metadata', "'{nope'"]] as const) {
+        const r = await store.acquire({ doId: column, nodeId: 'a', ttlMs: 10_000 })
+        if (!r.acquired) throw new Error('expected the lease')
+        await client.execute(`UPDATE do_locks SET ${column} = ${garbage} WHERE do_id = '${column}'`)
+        expect(await store.refresh({ ...r.lock, ttlMs: 60_000 })).toBeNull()
+        const row = await client.execute(`SELECT expires_at FROM do_locks WHERE do_id = '${column}'`)
+        expect(row.rows[0]?.expires_at).toBe(r.lock.expiresAt)
+      }
+    })
+
     it('skips garbage rows in list instead of failing the whole listing', async () => {
       const client = open()
       const store = new LibSQLLockStore(client)
