@@ -1,0 +1,221 @@
+/**
+ * Chaos: real node processes sharing one libSQL file while they are killed, frozen, given wrong clocks,
+ * cut off from the store and handed corrupt lock rows, judged afterwards by a checker over what they
+ * recorded and what the database holds (test/chaos/checker.ts).
+ *
+ * The short run here has every fault kind once; `npm run chaos` runs the long, random one.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import { buildEntry, ProcessGroup, type BuiltEntry } from '../support/processes.js'
+import { checkChaos, type ChaosObservation, type LogRow, type ViolationRule } from './checker.js'
+import { shortChaos } from './configs.js'
+import { FAULT_KINDS, runChaos, runZombieScenario } from './harness.js'
+import type { Operation } from './history.js'
+
+describe('chaos', () => {
+  const group = new ProcessGroup()
+  let entry: BuiltEntry | undefined
+  let dir: string
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'stateless-do-chaos-'))
+    entry = await buildEntry(new URL('./node.ts', import.meta.url))
+  })
+  // The harness cleans up after itself; this is for a harness that threw halfway.
+  afterEach(() => group.killAll())
+  afterAll(() => {
+    entry?.dispose()
+    rmSync(dir, { recursive: true, force: true })
+  })
+
+  it('keeps every invariant with kills, pauses, skewed clocks, store outages and corrupt rows', async () => {
+    const runDir = mkdtempSync(join(dir, 'run-'))
+    const report = await runChaos(entry!.file, group, shortChaos(Date.now() % 100_000), { dir: runDir })
+    console.info(report.summary)
+
+    expect(report.violations).toEqual([])
+    for (const kind of FAULT_KINDS) expect(report.faults[kind], `${kind} faults injected`).toBeGreaterThanOrEqual(1)
+    // The faults were felt, and lived with: the outage turned into typed, retried errors, the corrupt
+    // token into CorruptLockRowError for whoever wanted the hot id, and no node crashed (a crash is a violation).
+    expect(report.stats.errors.StoreUnavailableError ?? 0).toBeGreaterThan(0)
+    expect(report.stats.errors.CorruptLockRowError ?? 0).toBeGreaterThan(0)
+    // Leases of the killed node were not lost for good: others took them over once the TTL ran out.
+    for (const ms of report.stats.killRecoveryMs) expect(ms).toBeLessThan(Infinity)
+    // All nodes wanted the hot id at once: acquires had to wait and retry.
+    expect(report.stats.hotRetries).toBeGreaterThan(0)
+    // And the run recovered: every node had increments acknowledged after the last fault healed
+    // (a node whose connection an outage left stuck would not).
+    expect(report.stats.nodesRecovered).toBe(report.stats.nodes)
+    expect(report.stats.increments.ok).toBeGreaterThan(100)
+  }, 60_000)
+
+  describe('a zombie frozen between its counter read and its fenced write, past the TTL, while another node increments', () => {
+    it('is fenced out: its write is refused and the checker finds nothing wrong', async () => {
+      const report = await runZombieScenario(entry!.file, group, { dir, plantBug: false })
+      console.info(report.summary)
+      expect(report.writeSentAfterTakeover).toBe(true)
+
+      expect(report.successorToken).toBeGreaterThan(report.zombieToken)
+      expect(report.zombieWrite).toMatchObject({ outcome: 'failed', error: expect.stringMatching(/^StaleFencingTokenError/) })
+      expect(report.counter).toBe(2)
+      expect(report.violations).toEqual([])
+    }, 30_000)
+
+    it('loses an update the checker reports, once the fence check is planted out of the store', async () => {
+      const report = await runZombieScenario(entry!.file, group, { dir, plantBug: true })
+      console.info(report.summary)
+      expect(report.writeSentAfterTakeover).toBe(true)
+
+      // Same processes, same timing; only the trigger differs. The zombie's `read + 1` overwrote two increments.
+      expect(report.zombieWrite.outcome).toBe('ok')
+      expect(report.counter).toBe(1)
+      expect(Object.keys(report.verdict.counts).sort()).toEqual(
+        ['counter', 'linearizability', 'lost-update', 'stale-write', 'token-order'].sort(),
+      )
+    }, 30_000)
+  })
+})
+
+describe('chaos checker', () => {
+  // A hand-made history: node a holds token 1 and increments twice, node b takes over with token 2.
+  let seq = 0
+  const acquire = (node: string, token: number, at: number): Operation => ({
+    op: `${node}/0/${++seq}`,
+    node,
+    kind: 'acquire',
+    doId: 'x',
+    invokedAt: at,
+    completedAt: at + 1,
+    outcome: 'ok',
+    acquired: true,
+    token,
+  })
+  const increment = (node: string, token: number, read: number, at: number, outcome: Operation['outcome'] = 'ok'): Operation => ({
+    op: `${node}/0/${++seq}`,
+    node,
+    kind: 'increment',
+    doId: 'x',
+    invokedAt: at,
+    writeAt: at + 1,
+    completedAt: outcome === 'unknown' ? undefined : at + 2,
+    outcome,
+    token,
+    read,
+  })
+  const row = (id: number, op: Operation): LogRow => ({ id, doId: 'x', token: op.token!, node: op.node, op: op.op, read: op.read! })
+
+  function consistent() {
+    const grantA = acquire('a', 1, 100)
+    const a1 = increment('a', 1, 0, 110)
+    const a2 = increment('a', 1, 1, 120)
+    const grantB = acquire('b', 2, 200)
+    const b1 = increment('b', 2, 2, 210)
+    const observation: ChaosObservation = {
+      operations: [grantA, a1, a2, grantB, b1],
+      log: [row(1, a1), row(2, a2), row(3, b1)],
+      counters: { x: 3 },
+      lockTokens: { x: 2 },
+    }
+    return { observation, grantA, a1, a2, grantB, b1 }
+  }
+  const rules = (observation: ChaosObservation): ViolationRule[] => Object.keys(checkChaos(observation).counts).sort() as ViolationRule[]
+
+  it('passes a consistent history, including an indeterminate increment that did or did not happen', () => {
+    const { observation } = consistent()
+    expect(checkChaos(observation).violations).toEqual([])
+
+    // b was killed after sending a write: it may have committed (in the log) or not.
+    const killed = increment('b', 2, 3, 220, 'unknown')
+    const applied = { ...observation, operations: [...observation.operations, killed], log: [...observation.log, row(4, killed)], counters: { x: 4 } }
+    expect(checkChaos(applied).violations).toEqual([])
+    const notApplied = { ...observation, operations: [...observation.operations, killed] }
+    expect(checkChaos(notApplied).violations).toEqual([])
+  })
+
+  it('reports a lower token writing after a higher one, and the update that write lost', () => {
+    const { observation } = consistent()
+    // a, paused with token 1 after reading 1, resumes after b wrote and gets through: a zombie write.
+    const zombie = increment('a', 1, 1, 130)
+    zombie.writeAt = 250
+    zombie.completedAt = 251
+    const broken = { ...observation, operations: [...observation.operations, zombie], log: [...observation.log, row(4, zombie)], counters: { x: 2 } }
+    const verdict = checkChaos(broken)
+    expect(Object.keys(verdict.counts).sort()).toEqual(['counter', 'linearizability', 'lost-update', 'stale-write', 'token-order'])
+    expect(verdict.violations.map((v) => v.message).join('\n')).toMatch(/with token 1 committed \(log id 4\) after .* with token 2/)
+  })
+
+  it('reports a stale write accepted after a newer lease was granted, before the new holder wrote', () => {
+    const { observation, grantB, b1 } = consistent()
+    // Same history without b's write: only real time shows that a's second write came too late.
+    const late = increment('a', 1, 2, 130)
+    late.writeAt = grantB.completedAt! + 5
+    late.completedAt = late.writeAt + 1
+    const broken = {
+      ...observation,
+      operations: observation.operations.filter((o) => o !== b1).concat(late),
+      log: [...observation.log.slice(0, 2), row(3, late)],
+    }
+    expect(rules(broken)).toEqual(['stale-write'])
+  })
+
+  it('reports a counter that lost an acknowledged increment, or holds one nobody made', () => {
+    const { observation } = consistent()
+    expect(rules({ ...observation, counters: { x: 2 } })).toEqual(['counter', 'linearizability'])
+    expect(rules({ ...observation, counters: { x: 4 } })).toEqual(['counter', 'linearizability'])
+  })
+
+  it('reports an acknowledged write that is missing, and a refused write that is present', () => {
+    const { observation, b1 } = consistent()
+    const missing = { ...observation, log: observation.log.slice(0, 2), counters: { x: 2 } }
+    expect(rules(missing)).toContain('ack-missing')
+
+    const refused = { ...b1, outcome: 'failed' as const, error: 'StaleFencingTokenError: ...' }
+    const applied = { ...observation, operations: observation.operations.map((o) => (o === b1 ? refused : o)) }
+    // ...and the counter then holds a step no acknowledged or indeterminate increment explains.
+    expect(rules(applied)).toEqual(['counter', 'linearizability', 'rejected-applied'])
+  })
+
+  it('reports log rows no node sent, and a write applied twice', () => {
+    const { observation, b1 } = consistent()
+    const phantom: LogRow = { id: 4, doId: 'x', token: 2, node: 'b', op: 'b/0/999', read: 3 }
+    expect(rules({ ...observation, log: [...observation.log, phantom], counters: { x: 4 } })).toContain('phantom-write')
+    expect(rules({ ...observation, log: [...observation.log, row(4, b1)], counters: { x: 4 } })).toContain('duplicate-write')
+  })
+
+  it('reports a token granted twice, granted out of order, or used by a node it was not granted to', () => {
+    const { observation } = consistent()
+    const again = acquire('c', 1, 300)
+    expect(rules({ ...observation, operations: [...observation.operations, again] })).toEqual(['token-reissued'])
+
+    const stolen = increment('c', 2, 3, 220)
+    expect(rules({ ...observation, operations: [...observation.operations, stolen], log: [...observation.log, row(4, stolen)], counters: { x: 4 } })).toEqual([
+      'token-owner',
+    ])
+  })
+
+  it('reports two acknowledged increments that returned the same value, even when the log was not kept', () => {
+    const { observation, a2 } = consistent()
+    // b read before a's second write committed; with the log table lost, only the answers show it.
+    const b1 = increment('b', 2, 1, 210)
+    const verdict = checkChaos({ ...observation, operations: observation.operations.map((o) => (o.node === 'b' && o.kind === 'increment' ? b1 : o)), log: [], counters: { x: 2 } })
+    expect(verdict.counts.linearizability).toBeGreaterThan(0)
+    expect(verdict.violations.map((v) => v.message).join('\n')).toMatch(new RegExp(`${a2.op}, ${b1.op} were all acknowledged returning 1`))
+  })
+
+  it('reports an order of increments that contradicts real time', () => {
+    const { observation, a1 } = consistent()
+    // a2 completed (t=122) before a1 was invoked (t=500), yet a1 returned the smaller value.
+    const swapped = observation.operations.map((o) => (o === a1 ? { ...a1, invokedAt: 500, writeAt: 501, completedAt: 502 } : o))
+    expect(rules({ ...observation, operations: swapped })).toEqual(['linearizability', 'stale-write'])
+  })
+
+  it('reports a lock row whose token went backwards or is not an integer', () => {
+    const { observation } = consistent()
+    expect(rules({ ...observation, lockTokens: { x: 1 } })).toEqual(['lock-row'])
+    expect(rules({ ...observation, lockTokens: { x: 'garbage' } })).toEqual(['lock-row'])
+    expect(rules({ ...observation, lockTokens: {} })).toEqual(['lock-row'])
+  })
+})

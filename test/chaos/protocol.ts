@@ -1,0 +1,102 @@
+/**
+ * What the chaos harness and its node processes share: the application tables, a node's configuration
+ * and the JSON-lines messages between them (see test/support/processes.ts for the transport).
+ */
+import type { ClockSetting } from './clock.js'
+
+/**
+ * The "application state" the nodes protect with leases. `chaos_log.id` is AUTOINCREMENT, and SQLite
+ * has one writer at a time, so id order is commit order: the checker's witness of what happened.
+ */
+export const APP_SCHEMA = [
+  'CREATE TABLE chaos_counters (id TEXT PRIMARY KEY, n INTEGER NOT NULL)',
+  `CREATE TABLE chaos_log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    do_id TEXT NOT NULL,
+    token INTEGER NOT NULL,
+    node TEXT NOT NULL,
+    op TEXT NOT NULL,
+    read INTEGER NOT NULL
+  )`,
+]
+
+export const READ_COUNTER = 'SELECT n FROM chaos_counters WHERE id = ?1'
+export const APPEND_LOG = 'INSERT INTO chaos_log (do_id, token, node, op, read) VALUES (?1, ?2, ?3, ?4, ?5)'
+/** Deliberately not `n = n + 1`: writing the value read earlier is what makes a stale writer LOSE an update. */
+export const WRITE_COUNTER = 'UPDATE chaos_counters SET n = ?2 WHERE id = ?1'
+
+export interface NodeConfig {
+  /** `file:` URL of the shared database (schema created by the harness). */
+  url: string
+  /** Node id, as recorded in `do_locks.node_id`; a respawned node keeps its name. */
+  name: string
+  /** 0 for the first process with this name, +1 per respawn. */
+  incarnation: number
+  historyFile: string
+  ttlMs: number
+  busyTimeoutMs: number
+  clock: ClockSetting
+  /** `loop`: the chaos workload. `script`: one step per parent command, for deterministic scenarios. */
+  mode: 'loop' | 'script'
+  /** Loops running side by side in this process (a node serves several DOs at once), sharing one guard. */
+  workers: number
+  /** LibSQLLockStore's group commit: concurrent lease operations of this node share one transaction. */
+  groupCommit: boolean
+  /** The DO ids; the first is the hot one every node keeps coming back to. */
+  ids: string[]
+  /** Probability of picking the hot id. */
+  hotShare: number
+  incrementsPerLease: number
+  /** Pause between reading the counter and the fenced write (the window a stale writer would lose an update in). */
+  thinkMs: [number, number]
+  /**
+   * Share of leases held long (think time `longThinkMs`, so the lease outlives several heartbeats):
+   * those are the ones a pause or an outage catches mid-lease, with heartbeats failing.
+   */
+  longLeaseShare: number
+  longThinkMs: [number, number]
+  /** Pause between leases, to keep the CPU shared with other tests. */
+  gapMs: [number, number]
+  /** How long an acquire keeps trying while the id is held elsewhere. */
+  waitMs: number
+  seed: number
+}
+
+// parent -> node: `go` and `stop` (no fields), and:
+export interface ClockMessage extends ClockSetting {
+  type: 'clock'
+}
+/** Script mode: one step per message; the node answers each with a message carrying the same `step`. */
+export type ScriptAction =
+  | { action: 'acquire'; doId: string; waitMs: number }
+  /**
+   * `freezeInWindow`: the node SIGSTOPs itself right after the counter read (its write timer already
+   * running), so the freeze lands exactly in the window however loaded the machine is.
+   */
+  | { action: 'increment'; thinkMs: number; freezeInWindow?: boolean }
+  | { action: 'release' }
+export type ScriptStep = { type: 'step'; step: number } & ScriptAction
+
+// node -> parent: `ready`, `done`, and in script mode:
+export interface ScriptAcquired {
+  type: 'acquired'
+  step: number
+  token: number | null
+}
+/** Sent between the counter read and the fenced write: the parent freezes the node right here. */
+export interface ScriptWindow {
+  type: 'window'
+  step: number
+  read: number
+}
+export interface ScriptIncremented {
+  type: 'incremented'
+  step: number
+  outcome: 'ok' | 'failed' | 'unknown'
+  error?: string
+}
+export interface ScriptReleased {
+  type: 'released'
+  step: number
+  released: boolean
+}
