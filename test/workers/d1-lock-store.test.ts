@@ -20,8 +20,9 @@
  *   include: ['examples/worker/test/**\/*.test.ts'] })` to `projects` in vitest.config.ts.
  * - Test files in this project share storage (`isolatedStorage` is off, see project.ts): every test
  *   works in tables of its own (`freshTable()` from support/tables.ts) and drops them afterwards, so tests
- *   are independent whatever order or file they run in. Do the same (or use unique DO ids) in new tests,
- *   and never rely on the default `do_locks` table in the shared `env.DB`.
+ *   are independent whatever order or file they run in. Do the same (or use unique DO ids) in new tests:
+ *   stateless-do.test.ts shares the default `do_locks` table with the example, with a fresh room name
+ *   per test.
  */
 import type { D1Database as CloudflareD1Database, D1DatabaseSession } from '@cloudflare/workers-types/latest'
 import { env } from 'cloudflare:test'
