@@ -11,6 +11,7 @@ import { createRequire } from 'node:module'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import { BoundedLoadBalancer, ConsistentHashRing, DEFAULT_VNODES } from '../src/ring/index.js'
+import { seededRandom as prng } from '../test/support/random.js'
 
 /** The subset of hashring's API used here (the package ships no types). */
 interface HashRingInstance {
@@ -106,16 +107,6 @@ function movedFraction(before: Uint16Array, after: Uint16Array): number {
   return moved / before.length
 }
 
-/** Seeded PRNG (mulberry32) for the Zipf workload. */
-function prng(seed: number): () => number {
-  let state = seed
-  return () => {
-    state = (state + 0x6d2b79f5) | 0
-    let t = Math.imul(state ^ (state >>> 15), 1 | state)
-    t ^= t + Math.imul(t ^ (t >>> 7), 61 | t)
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
-}
 
 function zipfRequests(keys: readonly string[], count: number): string[] {
   const cumulative = new Float64Array(keys.length)

@@ -7,7 +7,7 @@
  */
 import type { ClockSetting } from './clock.js'
 import type { ChaosConfig, Fault, ScheduledFault } from './harness.js'
-import { between, pick, seededRandom } from './random.js'
+import { between, pick, seededRandom } from '../support/random.js'
 
 const TTL_MS = 1_500
 

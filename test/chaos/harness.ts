@@ -25,7 +25,7 @@ import {
   type ScriptStep,
   type ScriptWindow,
 } from './protocol.js'
-import { seededRandom, pick } from './random.js'
+import { seededRandom, pick } from '../support/random.js'
 
 export const FAULT_KINDS = ['kill', 'pause', 'skew', 'outage', 'corrupt-expiry', 'corrupt-token'] as const
 export type FaultKind = (typeof FAULT_KINDS)[number]

@@ -28,7 +28,7 @@ import { childChannel, childConfig } from '../support/processes.js'
 import { ChaosClock } from './clock.js'
 import { HistoryWriter, type Outcome } from './history.js'
 import { APPEND_LOG, READ_COUNTER, WRITE_COUNTER, type ClockMessage, type NodeConfig, type ScriptStep } from './protocol.js'
-import { between, pick, seededRandom } from './random.js'
+import { between, pick, seededRandom } from '../support/random.js'
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
 

@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { EmptyRingError, InvalidArgumentError } from '../../src/errors.js'
 import { boundedCapacity, BoundedLoadBalancer, ConsistentHashRing } from '../../src/ring/index.js'
-
-/** Seeded PRNG (mulberry32) so the skewed workloads are the same on every run. */
-function prng(seed: number): () => number {
-  let state = seed
-  return () => {
-    state = (state + 0x6d2b79f5) | 0
-    let t = Math.imul(state ^ (state >>> 15), 1 | state)
-    t ^= t + Math.imul(t ^ (t >>> 7), 61 | t)
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
-}
+import { seededRandom as prng } from '../support/random.js'
 
 /** `count` requests over `distinct` keys whose popularity follows Zipf's law with exponent `s`. */
 function zipfRequests(count: number, distinct: number, s: number, seed: number): string[] {

@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { seededRandom } from '../support/random.js'
 import { DuplicateNodeError, EmptyRingError, InvalidArgumentError, UnknownNodeError } from '../../src/errors.js'
 import { ConsistentHashRing, DEFAULT_VNODES } from '../../src/ring/index.js'
 
@@ -13,13 +14,7 @@ function owners(ring: ConsistentHashRing, keyList: readonly string[]): string[] 
 /** Deterministic Fisher-Yates shuffle (mulberry32), so a failure reproduces. */
 function shuffled<T>(items: readonly T[], seed: number): T[] {
   const out = [...items]
-  let state = seed
-  const random = (): number => {
-    state = (state + 0x6d2b79f5) | 0
-    let t = Math.imul(state ^ (state >>> 15), 1 | state)
-    t ^= t + Math.imul(t ^ (t >>> 7), 61 | t)
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
+  const random = seededRandom(seed)
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(random() * (i + 1))
     ;[out[i], out[j]] = [out[j]!, out[i]!]
