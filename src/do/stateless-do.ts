@@ -1,4 +1,5 @@
 import {
+  CorruptLockRowError,
   InvalidArgumentError,
   LockLostError,
   ShutdownError,
@@ -109,6 +110,11 @@ export abstract class StatelessDO<Env = unknown> {
       if (error instanceof StoreUnavailableError || error instanceof ShutdownError) {
         this.onError(error, 'acquire', doId)
         return json(503, { error: 'store_unavailable', doId }, { 'Retry-After': '1' })
+      }
+      if (error instanceof CorruptLockRowError) {
+        // Someone wrote garbage into do_locks: report it loudly, but answer like an outage.
+        this.onError(error, 'acquire', doId)
+        return json(503, { error: 'corrupt_lock_row', doId, column: error.column }, { 'Retry-After': '1' })
       }
       if (error instanceof InvalidArgumentError) {
         this.onError(error, 'doId', doId)

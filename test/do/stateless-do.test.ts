@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
+  CorruptLockRowError,
   HybridConsistencyGuard,
   LockLostError,
   MemoryLockStore,
@@ -107,6 +108,16 @@ describe('StatelessDO', () => {
     expect(res.headers.get('Retry-After')).toBe('1')
     expect(await res.json()).toMatchObject({ error: 'store_unavailable' })
     expect(room.errors[0]?.[1]).toBe('acquire')
+  })
+
+  it('answers 503 and reports a corrupt lock row instead of throwing', async () => {
+    const store = new MemoryLockStore()
+    vi.spyOn(store, 'acquire').mockRejectedValue(new CorruptLockRowError('room-1', 'fencing_token', 'is not an integer'))
+    const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a') })
+    const res = await room.fetch(new Request('https://do/'))
+    expect(res.status).toBe(503)
+    expect(await res.json()).toMatchObject({ error: 'corrupt_lock_row', column: 'fencing_token' })
+    expect(room.errors[0]?.[0]).toBeInstanceOf(CorruptLockRowError)
   })
 
   it('aborts the handler signal when the lease is lost and answers 503 lease_lost', async () => {
