@@ -120,7 +120,8 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     if (heartbeatMs >= ttlMs) {
       throw new InvalidArgumentError('heartbeatMs', `must be less than ttlMs (${ttlMs}), got ${heartbeatMs}`)
     }
-    const driftMs = options.driftMs ?? Math.max(2, Math.ceil(ttlMs * 0.01) + 2)
+    // Redlock-style default, but never more than half a (very short) lease.
+    const driftMs = options.driftMs ?? Math.min(Math.max(2, Math.ceil(ttlMs * 0.01) + 2), Math.floor(ttlMs / 2))
     if (typeof driftMs !== 'number' || !Number.isFinite(driftMs) || driftMs < 0 || driftMs >= ttlMs) {
       throw new InvalidArgumentError('driftMs', `must be a number from 0 to below ttlMs (${ttlMs}), got ${describe(driftMs)}`)
     }

@@ -377,6 +377,12 @@ describe('HybridConsistencyGuard', () => {
       })
     }
 
+    it('accepts a very short ttl without an explicit drift (the default drift shrinks to fit)', () => {
+      const guard = make({ ttlMs: 3 })
+      expect(guard.driftMs).toBe(1)
+      expect(guard.heartbeatMs).toBe(1)
+    })
+
     it('rejects bad acquire arguments before touching the store', async () => {
       const guard = make()
       const spy = vi.spyOn(store, 'acquire')
