@@ -344,6 +344,10 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       if (lease.done) return
       if (this.#clock.monotonic() >= lease.lock.validUntil) {
         this.#lose(lease, 'validity ran out before a refresh succeeded')
+        // We stopped trusting the lease, but the store may still count it as ours (the refreshes
+        // failed, not necessarily the lease): hand it back so others need not wait for its expiry.
+        // A release never frees anyone else's lease (same node AND token, unexpired), so this is safe.
+        this.#releaseAbandoned(lease.lock)
       } else {
         this.#armValidity(lease)
       }
@@ -404,6 +408,22 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     lease.refreshing = promise
     if (!rethrow) promise.catch(() => {})
     return promise
+  }
+
+  #releaseAbandoned(lock: Lock): void {
+    const ref = { doId: lock.doId, nodeId: this.nodeId, fencingToken: lock.fencingToken }
+    void this.#track(
+      this.#store.release(ref).then(
+        (released) => {
+          this.#emit({ type: 'release', ...ref, durationMs: 0, released })
+          return released
+        },
+        (error: unknown) => {
+          this.#emit({ type: 'error', ...ref, operation: 'release', error })
+          return false
+        },
+      ),
+    )
   }
 
   #lose(lease: Lease, reason: string): void {

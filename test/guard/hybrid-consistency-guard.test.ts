@@ -201,6 +201,21 @@ describe('HybridConsistencyGuard', () => {
       expect(refresh.mock.calls.length).toBe(calls) // no heartbeats for a lost lease
     })
 
+    it('hands back a lease it stopped trusting once the store answers again', async () => {
+      const guard = make({ ttlMs: 3_000 })
+      const b = make({ nodeId: 'node-b' })
+      const down = vi.spyOn(store, 'refresh').mockRejectedValue(new StoreUnavailableError('network down'))
+      const release = vi.spyOn(store, 'release')
+      const lock = held(await guard.acquire('x'))
+      // Local validity (3 s - drift) runs out before the store's lease (3 s from the acquire).
+      await vi.advanceTimersByTimeAsync(lock.validUntil - Date.now())
+      expect(lock.signal.aborted).toBe(true)
+      expect(release).toHaveBeenCalledWith({ doId: 'x', nodeId: 'node-a', fencingToken: 1 })
+      down.mockRestore()
+      // The store's lease was freed at once, not left to expire: another node takes it right away.
+      expect(held(await b.acquire('x')).fencingToken).toBe(2)
+    })
+
     it('fires the signal at once when the store says the lease is gone', async () => {
       const guard = make()
       const lock = held(await guard.acquire('x'))
