@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import { MemoryLockStore, type Clock } from '../../src/index.js'
 import { describeLockStoreContract } from './contract.js'
 
-describeLockStoreContract('MemoryLockStore', async () => ({ store: new MemoryLockStore() }))
+describeLockStoreContract('MemoryLockStore', async () => ({ store: new MemoryLockStore() }), { inProcess: true })
 
 describe('MemoryLockStore', () => {
   it('judges expiry by its injected clock', async () => {
