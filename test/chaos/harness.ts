@@ -18,6 +18,7 @@ import {
   APP_SCHEMA,
   type ClockMessage,
   type NodeConfig,
+  type Workload,
   type ScriptAction,
   type ScriptAcquired,
   type ScriptIncremented,
@@ -50,29 +51,15 @@ export interface ScheduledFault {
   fault: Fault
 }
 
-export interface ChaosConfig {
+export interface ChaosConfig extends Workload {
   nodes: number
-  /** Concurrent loops per node. */
-  workers: number
   /** Which nodes (by index) use LibSQLLockStore's group commit. */
   groupCommit: (index: number) => boolean
   /** Workload time after every node started; lanes still running extend it. */
   durationMs: number
-  ttlMs: number
-  /** The first id is the hot one every node keeps coming back to. */
-  ids: string[]
-  hotShare: number
-  incrementsPerLease: number
-  thinkMs: [number, number]
-  longLeaseShare: number
-  longThinkMs: [number, number]
-  gapMs: [number, number]
-  waitMs: number
-  busyTimeoutMs: number
   /** Clocks from the start, by node index (others run true). Counted as skew faults. */
   clocks: Partial<Record<number, ClockSetting>>
   lanes: ScheduledFault[][]
-  seed: number
   /** Replace the fence trigger with one that checks nothing: the bug the checker must catch. */
   plantBug?: boolean
 }

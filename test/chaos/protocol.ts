@@ -25,23 +25,12 @@ export const APPEND_LOG = 'INSERT INTO chaos_log (do_id, token, node, op, read) 
 /** Deliberately not `n = n + 1`: writing the value read earlier is what makes a stale writer LOSE an update. */
 export const WRITE_COUNTER = 'UPDATE chaos_counters SET n = ?2 WHERE id = ?1'
 
-export interface NodeConfig {
-  /** `file:` URL of the shared database (schema created by the harness). */
-  url: string
-  /** Node id, as recorded in `do_locks.node_id`; a respawned node keeps its name. */
-  name: string
-  /** 0 for the first process with this name, +1 per respawn. */
-  incarnation: number
-  historyFile: string
+/** The workload every node runs; the harness's run configuration carries the same fields. */
+export interface Workload {
   ttlMs: number
   busyTimeoutMs: number
-  clock: ClockSetting
-  /** `loop`: the chaos workload. `script`: one step per parent command, for deterministic scenarios. */
-  mode: 'loop' | 'script'
-  /** Loops running side by side in this process (a node serves several DOs at once), sharing one guard. */
+  /** Loops running side by side in a node process (a node serves several DOs at once), sharing one guard. */
   workers: number
-  /** LibSQLLockStore's group commit: concurrent lease operations of this node share one transaction. */
-  groupCommit: boolean
   /** The DO ids; the first is the hot one every node keeps coming back to. */
   ids: string[]
   /** Probability of picking the hot id. */
@@ -60,6 +49,21 @@ export interface NodeConfig {
   /** How long an acquire keeps trying while the id is held elsewhere. */
   waitMs: number
   seed: number
+}
+
+export interface NodeConfig extends Workload {
+  /** `file:` URL of the shared database (schema created by the harness). */
+  url: string
+  /** Node id, as recorded in `do_locks.node_id`; a respawned node keeps its name. */
+  name: string
+  /** 0 for the first process with this name, +1 per respawn. */
+  incarnation: number
+  historyFile: string
+  clock: ClockSetting
+  /** `loop`: the chaos workload. `script`: one step per parent command, for deterministic scenarios. */
+  mode: 'loop' | 'script'
+  /** LibSQLLockStore's group commit: concurrent lease operations of this node share one transaction. */
+  groupCommit: boolean
 }
 
 // parent -> node: `go` and `stop` (no fields), and:

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { LibSQLLockStore } from '../../src/index.js'
 import { buildEntry, configArg, ProcessGroup, type BuiltEntry } from '../support/processes.js'
-import { checkLeaseHistory, type LeaseHistory, type LeaseRecord } from './fixtures/lease-history.js'
+import { checkLeaseHistory, emptyHammerStats, type LeaseHistory, type LeaseRecord } from './fixtures/lease-history.js'
 import type { HammerConfig, HammerResult, HammerStats } from './fixtures/lock-hammer.js'
 
 const CHILDREN = 4
@@ -181,16 +181,7 @@ async function stallWrites(url: string, offsets: number[], holdMs = 150): Promis
 }
 
 function sum(stats: HammerStats[]): HammerStats {
-  const total: HammerStats = {
-    acquired: 0,
-    contended: 0,
-    acknowledged: 0,
-    failedUpdates: 0,
-    busyRetries: { acquire: 0, read: 0, clock: 0, release: 0 },
-    busyCodes: {},
-    releaseRejected: 0,
-    elapsedMs: 0,
-  }
+  const total = emptyHammerStats()
   for (const s of stats) {
     total.acquired += s.acquired
     total.contended += s.contended
