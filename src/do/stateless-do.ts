@@ -134,10 +134,21 @@ export abstract class StatelessDO<Env = unknown> {
       }
       throw error
     } finally {
-      const released = guard.release(lock).catch((error: unknown) => {
-        this.onError(error, 'release', doId)
-        return false
-      })
+      // The guard's release never rejects (store trouble goes to its onEvent hook), so a lease this
+      // node still trusted that the release did not free is reported here: it blocks others for a TTL.
+      const trusted = !lock.signal.aborted
+      const released = guard.release(lock).then(
+        (freed) => {
+          if (!freed && trusted) {
+            this.onError(new LockLostError(doId, lock.fencingToken, 'release did not free the lease (the store failed or no longer had it); it runs out by its TTL'), 'release', doId)
+          }
+          return freed
+        },
+        (error: unknown) => {
+          this.onError(error, 'release', doId)
+          return false
+        },
+      )
       // Off the response path when the runtime can keep it alive; otherwise finish it first.
       if (typeof this.ctx?.waitUntil === 'function') this.ctx.waitUntil(released)
       else await released

@@ -94,6 +94,8 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   readonly #backoff: Backoff
   readonly #onEvent: ((event: GuardEvent) => void) | undefined
   readonly #random: () => number
+  /** What the caller set explicitly: a per-acquire ttl scales these; unset ones follow the defaults. */
+  readonly #explicit: { heartbeatMs: boolean; driftMs: boolean }
   readonly #leases = new Map<Lock, Lease>()
   readonly #pending = new Set<Promise<unknown>>()
   #closed = false
@@ -115,13 +117,12 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     assertNodeId(options.nodeId)
     const ttlMs = options.ttlMs ?? 30_000
     assertPositiveMs('ttlMs', ttlMs)
-    const heartbeatMs = options.heartbeatMs ?? Math.max(1, Math.floor(ttlMs / 3))
+    const heartbeatMs = options.heartbeatMs ?? defaultHeartbeatMs(ttlMs)
     assertPositiveMs('heartbeatMs', heartbeatMs)
     if (heartbeatMs >= ttlMs) {
       throw new InvalidArgumentError('heartbeatMs', `must be less than ttlMs (${ttlMs}), got ${heartbeatMs}`)
     }
-    // Redlock-style default, but never more than half a (very short) lease.
-    const driftMs = options.driftMs ?? Math.min(Math.max(2, Math.ceil(ttlMs * 0.01) + 2), Math.floor(ttlMs / 2))
+    const driftMs = options.driftMs ?? defaultDriftMs(ttlMs)
     if (typeof driftMs !== 'number' || !Number.isFinite(driftMs) || driftMs < 0 || driftMs >= ttlMs) {
       throw new InvalidArgumentError('driftMs', `must be a number from 0 to below ttlMs (${ttlMs}), got ${describe(driftMs)}`)
     }
@@ -129,6 +130,9 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     if (typeof clock?.monotonic !== 'function') throw new InvalidArgumentError('clock', 'expected a Clock with monotonic()')
     if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
       throw new InvalidArgumentError('onEvent', 'expected a function')
+    }
+    if (options.random !== undefined && typeof options.random !== 'function') {
+      throw new InvalidArgumentError('random', 'expected a function returning a number in [0, 1)')
     }
     this.nodeId = options.nodeId
     this.ttlMs = ttlMs
@@ -140,6 +144,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     this.#backoff = resolveBackoff(options.retry)
     this.#onEvent = options.onEvent
     this.#random = options.random ?? Math.random
+    this.#explicit = { heartbeatMs: options.heartbeatMs !== undefined, driftMs: options.driftMs !== undefined }
   }
 
   /** Locks this guard holds right now. */
@@ -173,20 +178,37 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       let outcome: Awaited<ReturnType<LockStore['acquire']>> | undefined
       let failure: unknown
       try {
-        outcome = await this.#store.acquire({ doId, nodeId: this.nodeId, ttlMs: opts.ttlMs, metadata: options.metadata })
+        // Tracked, so that shutdown() also waits for a lease being taken right now.
+        outcome = await this.#track(this.#store.acquire({ doId, nodeId: this.nodeId, ttlMs: opts.ttlMs, metadata: options.metadata }))
       } catch (error) {
         failure = error
       }
       if (outcome?.acquired) {
-        const lock = this.#adopt(outcome.lock, opts.ttlMs, start, opts.heartbeat)
-        if (this.isShuttingDown) {
-          // Shutdown began while the request was in flight: hand nothing out, give the lease back.
-          await this.#finish(this.#leases.get(lock)!, () => new ShutdownError(), 'shutdown')
-          throw new ShutdownError()
+        const timings = this.#timings(opts.ttlMs)
+        if (this.isShuttingDown || options.signal?.aborted) {
+          // Shutdown began, or the caller gave up, while the request was in flight: hand nothing
+          // out, give the lease back (shutdown waits for that release).
+          this.#releaseAbandoned(outcome.lock)
+          throw this.isShuttingDown ? new ShutdownError() : options.signal!.reason
         }
-        this.#emit({ type: 'acquire', doId, nodeId: this.nodeId, fencingToken: lock.fencingToken, durationMs: this.#clock.monotonic() - began, attempts })
-        return { acquired: true, lock }
+        if (this.#clock.monotonic() >= start + opts.ttlMs - timings.driftMs) {
+          // The answer came back after the lease's safe window: by our own conservative clock it may
+          // already have run out, so it is not handed out as held (invariant 4). A slow store is a
+          // store failure: retried within waitMs like one.
+          this.#releaseAbandoned(outcome.lock)
+          outcome = undefined
+          failure = new StoreUnavailableError(
+            `acquire of "${doId}" took longer than the lease's safe window (${opts.ttlMs - timings.driftMs} ms); the lease was given back`,
+            { retryable: true },
+          )
+        } else {
+          const lock = this.#adopt(outcome.lock, opts.ttlMs, start, opts.heartbeat, timings)
+          this.#emit({ type: 'acquire', doId, nodeId: this.nodeId, fencingToken: lock.fencingToken, durationMs: this.#clock.monotonic() - began, attempts })
+          return { acquired: true, lock }
+        }
       }
+      this.#throwIfClosing()
+      options.signal?.throwIfAborted()
 
       const now = this.#clock.monotonic()
       let retryAfterMs: number
@@ -297,7 +319,8 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     const results = await Promise.all(
       [...this.#leases.values()].map((lease) => this.#track(this.#finish(lease, () => new ShutdownError(), 'shutdown'))),
     )
-    await Promise.allSettled([...this.#pending])
+    // Settling an in-flight acquire starts its release: wait until nothing new is pending.
+    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending])
     const released = results.filter(Boolean).length
     return { released, failed: results.length - released }
   }
@@ -308,11 +331,21 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
 
   // --- leases -------------------------------------------------------------------------------
 
-  #adopt(record: LockRecord, ttlMs: number, start: number, heartbeat: boolean): Lock {
-    // A per-acquire ttl keeps the guard's ratios: heartbeat at a third, drift no more than half.
-    const custom = ttlMs !== this.ttlMs
-    const heartbeatMs = custom ? Math.max(1, Math.floor(ttlMs / 3)) : this.heartbeatMs
-    const driftMs = custom ? Math.min(this.driftMs, Math.floor(ttlMs / 2)) : this.driftMs
+  /**
+   * Heartbeat period and drift margin for a lease of `ttlMs`. A per-acquire ttl keeps the guard's
+   * settings in proportion: values the caller set are scaled with the lease, defaults are recomputed
+   * for it (so a day-long lease gets a day-long lease's drift margin, not a 30 s one's).
+   */
+  #timings(ttlMs: number): { heartbeatMs: number; driftMs: number } {
+    if (ttlMs === this.ttlMs) return { heartbeatMs: this.heartbeatMs, driftMs: this.driftMs }
+    const scale = ttlMs / this.ttlMs
+    const heartbeatMs = this.#explicit.heartbeatMs ? Math.max(1, Math.floor(this.heartbeatMs * scale)) : defaultHeartbeatMs(ttlMs)
+    const driftMs = this.#explicit.driftMs ? Math.min(Math.ceil(this.driftMs * scale), Math.floor(ttlMs / 2)) : defaultDriftMs(ttlMs)
+    return { heartbeatMs, driftMs }
+  }
+
+  #adopt(record: LockRecord, ttlMs: number, start: number, heartbeat: boolean, timings: { heartbeatMs: number; driftMs: number }): Lock {
+    const { heartbeatMs, driftMs } = timings
     const lock = {
       ...record,
       ttlMs,
@@ -410,7 +443,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     return promise
   }
 
-  #releaseAbandoned(lock: Lock): void {
+  #releaseAbandoned(lock: LockRecord): void {
     const ref = { doId: lock.doId, nodeId: this.nodeId, fencingToken: lock.fencingToken }
     void this.#track(
       this.#store.release(ref).then(
@@ -470,7 +503,9 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
 
   #track<T>(promise: Promise<T>): Promise<T> {
     this.#pending.add(promise)
-    void promise.finally(() => this.#pending.delete(promise))
+    // then(f, f), not finally: a rejection is the caller's to handle, not an unhandled one here.
+    const forget = () => void this.#pending.delete(promise)
+    promise.then(forget, forget)
     return promise
   }
 
@@ -510,6 +545,15 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       // A broken metrics hook must not break locking.
     }
   }
+}
+
+function defaultHeartbeatMs(ttlMs: number): number {
+  return Math.max(1, Math.floor(ttlMs / 3))
+}
+
+/** Redlock-style: 1% of the lease + 2 ms, at least 2 ms, but never more than half a (very short) lease. */
+function defaultDriftMs(ttlMs: number): number {
+  return Math.min(Math.max(2, Math.ceil(ttlMs * 0.01) + 2), Math.floor(ttlMs / 2))
 }
 
 function checkAcquireOptions(options: AcquireOptions, defaultTtl: number): { waitMs: number; ttlMs: number; heartbeat: boolean } {

@@ -158,13 +158,29 @@ export class SqlLockStore implements LockStore {
   }
 }
 
-const RETRYABLE = /SQLITE_BUSY|SQLITE_LOCKED|database is locked|database table is locked|timeout|timed out|ECONNRESET|ECONNREFUSED|fetch failed|network|socket|HRANA_WEBSOCKET|SERVER_ERROR|D1_ERROR.*(reset|overloaded|unavailable)/i
+/** SQLite result codes (libSQL puts them in `code`, D1 at the end of its message). */
+const SQLITE_CODE = /\bSQLITE_[A-Z_]+/g
+/** The ones that mean "another connection is writing": the same statement may succeed later. */
+const SQLITE_TRANSIENT = /^SQLITE_(BUSY|LOCKED)/
+/** Transport trouble, for errors that carry no SQLite code. */
+const TRANSIENT_TEXT =
+  /database is locked|database table is locked|timeout|timed out|ECONNRESET|ECONNREFUSED|EPIPE|fetch failed|network|socket|HRANA_WEBSOCKET|SERVER_ERROR|D1_ERROR.*(reset|overloaded|unavailable)/i
 
 function toStoreError(error: unknown): LockError {
   if (error instanceof LockError) return error
   const text = errorText(error)
-  const retryable = RETRYABLE.test(text)
-  return new StoreUnavailableError(`lock store request failed: ${text}`, { cause: error, retryable })
+  return new StoreUnavailableError(`lock store request failed: ${text}`, { cause: error, retryable: isTransient(text) })
+}
+
+/**
+ * Whether retrying the same request may succeed. A SQLite code other than BUSY/LOCKED names the
+ * statement's own failure (constraint, syntax, missing table), which a retry would only repeat, and
+ * its message quotes table and column names, so the transport words are not looked for in it.
+ */
+function isTransient(text: string): boolean {
+  const codes = text.match(SQLITE_CODE) ?? []
+  if (codes.length > 0) return codes.some((code) => SQLITE_TRANSIENT.test(code))
+  return TRANSIENT_TEXT.test(text)
 }
 
 function mentionsStaleToken(error: unknown): boolean {

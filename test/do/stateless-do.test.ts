@@ -142,6 +142,29 @@ describe('StatelessDO', () => {
     expect((await store.get('room-1'))?.held).toBe(false)
   })
 
+  it('reports a release that did not free a lease it still trusted (the guard never throws it)', async () => {
+    const store = new MemoryLockStore()
+    vi.spyOn(store, 'release').mockRejectedValue(new StoreUnavailableError('connection refused', { retryable: true }))
+    const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a') })
+    expect((await room.fetch(new Request('https://do/'))).status).toBe(200)
+    expect(room.errors).toHaveLength(1)
+    const [error, phase] = room.errors[0]!
+    expect(phase).toBe('release')
+    expect(error).toBeInstanceOf(LockLostError)
+    expect((error as Error).message).toMatch(/release did not free the lease/)
+    expect((await store.get('room-1'))?.held).toBe(true) // it runs out by its TTL
+  })
+
+  it('does not report the release of a lease already known lost (that was reported as the handler failing)', async () => {
+    const store = new MemoryLockStore()
+    const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a', 300) })
+    const pending = room.fetch(new Request('https://do/wait-for-loss'))
+    await sleep(20)
+    await store.forceRelease('room-1')
+    expect((await pending).status).toBe(503)
+    expect(room.errors.map(([, phase]) => phase)).toEqual(['handler'])
+  })
+
   it('releases when the handler throws, and lets the error through', async () => {
     const store = new MemoryLockStore()
     const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a'), fail: new TypeError('bug') })

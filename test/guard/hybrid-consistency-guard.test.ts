@@ -136,6 +136,53 @@ describe('HybridConsistencyGuard', () => {
       expect(events.at(-1)).toMatchObject({ type: 'error', operation: 'acquire', doId: 'y' })
     })
 
+    it('rejects with the abort reason, and gives the lease back, when the caller aborts during a winning attempt', async () => {
+      const guard = make()
+      const real = store.acquire.bind(store)
+      const controller = new AbortController()
+      vi.spyOn(store, 'acquire').mockImplementation(async (req) => {
+        const result = await real(req) // the store grants the lease...
+        controller.abort(new Error('client went away')) // ...while the caller gives up
+        return result
+      })
+      await expect(guard.acquire('x', { signal: controller.signal })).rejects.toThrow('client went away')
+      expect(guard.heldLocks).toEqual([])
+      await vi.advanceTimersByTimeAsync(0)
+      expect((await store.get('x'))?.held).toBe(false)
+    })
+
+    it('rejects with the abort reason, not "contended", when the caller aborts during the last attempt', async () => {
+      const a = make()
+      const b = make({ nodeId: 'node-b' })
+      held(await a.acquire('x'))
+      const real = store.acquire.bind(store)
+      const controller = new AbortController()
+      vi.spyOn(store, 'acquire').mockImplementation(async (req) => {
+        controller.abort(new Error('client went away'))
+        return real(req)
+      })
+      await expect(b.acquire('x', { signal: controller.signal })).rejects.toThrow('client went away')
+    })
+
+    it('does not hand out a lease the store granted after its safe window; it gives it back and reports a retryable store error', async () => {
+      const guard = make({ ttlMs: 300 })
+      const real = store.acquire.bind(store)
+      const slow = vi.spyOn(store, 'acquire').mockImplementation(async (req) => {
+        const result = await real(req)
+        await new Promise((res) => setTimeout(res, 400)) // the answer travels longer than the lease
+        return result
+      })
+      const attempt = guard.acquire('x').catch((e: unknown) => e)
+      await vi.advanceTimersByTimeAsync(400)
+      const error = await attempt
+      expect(error).toBeInstanceOf(StoreUnavailableError)
+      expect(error).toMatchObject({ retryable: true, message: expect.stringMatching(/safe window/) })
+      expect(guard.heldLocks).toEqual([])
+      // Within waitMs it is retried like any retryable store failure, and a timely answer is taken.
+      slow.mockImplementation(real)
+      expect(held(await guard.acquire('x', { waitMs: 1_000 })).fencingToken).toBeGreaterThan(1)
+    })
+
     it('does not retry a store error that is not retryable', async () => {
       const guard = make()
       const spy = vi.spyOn(store, 'acquire').mockRejectedValue(new StoreUnavailableError('no such table', { retryable: false }))
@@ -231,6 +278,30 @@ describe('HybridConsistencyGuard', () => {
       const lock = held(await guard.acquire('x', { heartbeat: false }))
       await vi.advanceTimersByTimeAsync(30_000 - 302)
       expect(lock.signal.aborted).toBe(true)
+    })
+
+    it('gives a per-acquire ttl the default drift and heartbeat of that ttl when the guard uses defaults', async () => {
+      const guard = make()
+      const refresh = vi.spyOn(store, 'refresh')
+      const day = 86_400_000
+      const lock = held(await guard.acquire('x', { ttlMs: day }))
+      // 1% + 2 ms of a day, not the 302 ms margin of the guard's 30 s lease.
+      expect(lock.validUntil - Date.now()).toBe(day - 864_002)
+      await vi.advanceTimersByTimeAsync(day / 3 - 1)
+      expect(refresh).not.toHaveBeenCalled()
+      await vi.advanceTimersByTimeAsync(1)
+      expect(refresh).toHaveBeenCalledTimes(1)
+    })
+
+    it('scales an explicit heartbeat and drift with a per-acquire ttl', async () => {
+      const guard = make({ heartbeatMs: 1_000, driftMs: 600 })
+      const refresh = vi.spyOn(store, 'refresh')
+      const lock = held(await guard.acquire('x', { ttlMs: 60_000 }))
+      expect(lock.validUntil - Date.now()).toBe(60_000 - 1_200)
+      await vi.advanceTimersByTimeAsync(2_000 - 1)
+      expect(refresh).not.toHaveBeenCalled()
+      await vi.advanceTimersByTimeAsync(1)
+      expect(refresh).toHaveBeenCalledTimes(1)
     })
 
     it('scales heartbeat and drift to a per-acquire ttl', async () => {
@@ -351,6 +422,27 @@ describe('HybridConsistencyGuard', () => {
     })
   })
 
+  describe('shutdown with an acquire in flight', () => {
+    it('waits for it and gives back the lease it took', async () => {
+      const guard = make()
+      const real = store.acquire.bind(store)
+      vi.spyOn(store, 'acquire').mockImplementation(async (req) => {
+        await new Promise((res) => setTimeout(res, 200))
+        return real(req)
+      })
+      const attempt = guard.acquire('x').catch((e: unknown) => e)
+      await vi.advanceTimersByTimeAsync(50)
+      let shutDown = false
+      const done = guard.shutdown().then(() => (shutDown = true))
+      await vi.advanceTimersByTimeAsync(0)
+      expect(shutDown).toBe(false)
+      await vi.advanceTimersByTimeAsync(150)
+      await done
+      expect(await attempt).toBeInstanceOf(ShutdownError)
+      expect((await store.get('x'))?.held).toBe(false)
+    })
+  })
+
   describe('queries', () => {
     it('answers the affinity node from the ring, or this node without one', () => {
       expect(make().getAffinityNode('room-1')).toBe('node-a')
@@ -383,6 +475,7 @@ describe('HybridConsistencyGuard', () => {
       ['a store that is not a LockStore', { store: {} as never }, 'store'],
       ['a ring without getNode', { ring: {} as never }, 'ring'],
       ['a backoff with zero delay', { retry: { initialDelayMs: 0 } }, 'retry.initialDelayMs'],
+      ['a random that is not a function', { random: 0.5 as never }, 'random'],
     ]
     for (const [what, options, argument] of cases) {
       it(`rejects ${what}, naming ${argument}`, () => {

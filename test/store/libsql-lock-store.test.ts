@@ -8,6 +8,7 @@ import {
   InvalidArgumentError,
   LibSQLLockStore,
   StoreUnavailableError,
+  type Lock,
   recoverLibSQLConnection,
 } from '../../src/index.js'
 import { countingClient } from '../support/counting-client.js'
@@ -248,6 +249,34 @@ describe('LibSQLLockStore', () => {
       await store.ensureSchema()
       client.close()
       await expect(store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 1000 })).rejects.toBeInstanceOf(StoreUnavailableError)
+    })
+
+    it('judges retryable by the SQLite code, not by words in the table and column names a failed statement quotes', async () => {
+      const client = open()
+      const store = new LibSQLLockStore(client)
+      await store.ensureSchema()
+      await client.execute('CREATE TABLE sessions (socket TEXT UNIQUE)')
+      await client.execute("INSERT INTO sessions VALUES ('s1')")
+      const lock = (await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })) as { acquired: true; lock: Lock }
+      const duplicate = await store
+        .fencedWrite(lock.lock, [{ sql: "INSERT INTO sessions VALUES ('s1')" }])
+        .catch((e: unknown) => e)
+      expect(duplicate).toMatchObject({ retryable: false, message: expect.stringMatching(/UNIQUE constraint failed: sessions\.socket/) })
+      const missing = await new LibSQLLockStore(client, { table: 'network_timeout_locks' }).get('x').catch((e: unknown) => e)
+      expect(missing).toBeInstanceOf(StoreUnavailableError)
+      expect(missing).toMatchObject({ retryable: false, message: expect.stringMatching(/no such table: network_timeout_locks/) })
+    })
+
+    it('treats transport failures that carry no SQLite code as retryable', async () => {
+      const failing = (message: string) =>
+        new LibSQLLockStore({
+          execute: async () => { throw new TypeError(message) },
+          batch: async () => { throw new TypeError(message) },
+        })
+      for (const message of ['fetch failed', 'read ECONNRESET', 'socket hang up', 'The operation timed out']) {
+        await expect(failing(message).acquire({ doId: 'x', nodeId: 'a', ttlMs: 1_000 })).rejects.toMatchObject({ retryable: true })
+      }
+      await expect(failing('The client is closed').get('x')).rejects.toMatchObject({ retryable: false })
     })
 
     it('reports a missing table (ensureSchema not called) as a non-retryable StoreUnavailableError', async () => {
