@@ -32,9 +32,14 @@ export async function fencedWrite(store: FencedWriteStore, lock: FenceLock, stat
     throw new InvalidArgumentError('store', 'expected a store with fencedWrite (LibSQLLockStore or D1LockStore)')
   }
   if (lock === null || typeof lock !== 'object') throw new InvalidArgumentError('lock', 'expected a lock')
-  if (lock.signal?.aborted) {
-    const reason = lock.signal.reason
-    throw reason instanceof LockLostError ? reason : new LockLostError(lock.doId, lock.fencingToken, 'lease signal fired', { cause: reason })
-  }
+  throwIfLeaseEnded(lock)
   return store.fencedWrite(lock, statements)
+}
+
+/** Refuses a lock whose signal fired (invariant 7), with the signal's `LockLostError` when it has one. */
+export function throwIfLeaseEnded(lock: FenceLock): void {
+  const signal = lock.signal
+  if (!(signal instanceof AbortSignal) || !signal.aborted) return
+  const reason: unknown = signal.reason
+  throw reason instanceof LockLostError ? reason : new LockLostError(lock.doId, lock.fencingToken, 'lease signal fired', { cause: reason })
 }

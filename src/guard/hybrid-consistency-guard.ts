@@ -241,7 +241,12 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
    * waits for such releases.
    */
   release(lock: Lock): Promise<boolean> {
-    const lease = this.#leaseOf(lock)
+    let lease: Lease | undefined
+    try {
+      lease = this.#leaseOf(lock)
+    } catch (error) {
+      return Promise.reject(error) // a promise-returning method rejects; it does not throw
+    }
     if (!lease) return Promise.resolve(false)
     return this.#track(this.#finish(lease, () => new LockLostError(lock.doId, lock.fencingToken, 'released'), 'release'))
   }
@@ -432,6 +437,8 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       lock.expiresAt = record.expiresAt
       lock.validUntil = Math.max(lock.validUntil, start + lease.ttlMs - lease.driftMs)
       this.#armValidity(lease)
+      // A manual refresh may come after the heartbeat loop gave up on a failing store: restart it.
+      if (rethrow && lease.heartbeat) this.#scheduleHeartbeat(lease, lease.heartbeatMs)
       this.#emit({ type: 'refresh', doId: lock.doId, nodeId: this.nodeId, fencingToken: lock.fencingToken, durationMs: this.#clock.monotonic() - start })
       return true
     }

@@ -1,5 +1,6 @@
 import { CorruptLockRowError, InvalidArgumentError, LockError, StaleFencingTokenError, StoreUnavailableError } from '../errors.js'
-import { assertDoId, assertToken } from '../validate.js'
+import { throwIfLeaseEnded, type FenceLock } from '../fencing/fenced-write.js'
+import { assertDoId, assertToken, describe } from '../validate.js'
 import { checkAcquire, checkListFilter, checkRef, checkRefresh } from './requests.js'
 import {
   type AcquireRequest,
@@ -118,17 +119,15 @@ export class SqlLockStore implements LockStore {
   /**
    * Runs `statements` in one transaction, in one request, after a check that `lock` still holds an
    * unexpired lease with its token. If it does not, nothing is written and
-   * {@link StaleFencingTokenError} is thrown (design.md invariant 5).
+   * {@link StaleFencingTokenError} is thrown (design.md invariant 5). A guard `Lock` whose signal
+   * already fired is refused with `LockLostError` before any I/O (invariant 7).
    */
-  async fencedWrite(lock: Pick<LockRef, 'doId' | 'fencingToken'>, statements: SqlStatement[]): Promise<SqlResult[]> {
+  async fencedWrite(lock: FenceLock, statements: SqlStatement[]): Promise<SqlResult[]> {
     assertDoId(lock?.doId, 'lock.doId')
     assertToken(lock.fencingToken, 'lock.fencingToken')
     if (!Array.isArray(statements)) throw new InvalidArgumentError('statements', 'expected an array of statements')
-    statements.forEach((s, i) => {
-      if (typeof s?.sql !== 'string' || s.sql.trim() === '') {
-        throw new InvalidArgumentError(`statements[${i}].sql`, 'expected a non-empty SQL string')
-      }
-    })
+    statements.forEach(checkStatement)
+    throwIfLeaseEnded(lock)
     const fence = { sql: this.sql.fence, args: [lock.doId, lock.fencingToken] }
     try {
       const results = await this.#batch([fence, ...statements])
@@ -156,6 +155,25 @@ export class SqlLockStore implements LockStore {
       throw toStoreError(error)
     }
   }
+}
+
+function checkStatement(statement: SqlStatement, i: number): void {
+  if (typeof statement?.sql !== 'string' || statement.sql.trim() === '') {
+    throw new InvalidArgumentError(`statements[${i}].sql`, 'expected a non-empty SQL string')
+  }
+  const { args } = statement
+  if (args === undefined) return
+  if (!Array.isArray(args)) throw new InvalidArgumentError(`statements[${i}].args`, 'expected an array of values')
+  args.forEach((value: unknown, j) => {
+    const ok =
+      value === null ||
+      ['string', 'number', 'bigint', 'boolean'].includes(typeof value) ||
+      value instanceof Uint8Array ||
+      value instanceof ArrayBuffer
+    if (!ok) {
+      throw new InvalidArgumentError(`statements[${i}].args[${j}]`, `expected a string, number, bigint, boolean, null, Uint8Array or ArrayBuffer, got ${describe(value)}`)
+    }
+  })
 }
 
 /** SQLite result codes (libSQL puts them in `code`, D1 at the end of its message). */

@@ -80,9 +80,9 @@ describe('HybridConsistencyGuard on libSQL', () => {
     await sleep(350)
     const current = held(await b.guard.acquire('room-1'))
     expect(current.fencingToken).toBe(stale.fencingToken + 1)
-    // The zombie ignores its signal and writes anyway: the store refuses.
+    // The zombie ignores its signal and writes anyway with its token alone: the store refuses.
     const error = await a.store
-      .fencedWrite(stale, [...bump(stale), { sql: "INSERT INTO rooms VALUES ('zombie', 1, NULL)" }])
+      .fencedWrite({ doId: stale.doId, fencingToken: stale.fencingToken }, [...bump(stale), { sql: "INSERT INTO rooms VALUES ('zombie', 1, NULL)" }])
       .catch((e) => e)
     expect(error).toBeInstanceOf(StaleFencingTokenError)
     expect(error).toMatchObject({ doId: 'room-1', token: stale.fencingToken })
@@ -96,7 +96,18 @@ describe('HybridConsistencyGuard on libSQL', () => {
     const a = await node('node-a', { ttlMs: 200 })
     const lock = held(await a.guard.acquire('room-1', { heartbeat: false }))
     await sleep(250)
-    await expect(a.store.fencedWrite(lock, bump(lock))).rejects.toBeInstanceOf(StaleFencingTokenError)
+    // A zombie that knows only its token (no signal to consult): the store itself refuses it.
+    const token = { doId: lock.doId, fencingToken: lock.fencingToken }
+    await expect(a.store.fencedWrite(token, bump(lock))).rejects.toBeInstanceOf(StaleFencingTokenError)
+  })
+
+  it("refuses a fenced write sent straight to the store, without I/O, once the guard lock's signal has fired", async () => {
+    const a = await node('node-a', { ttlMs: 200 })
+    const lock = held(await a.guard.acquire('room-1', { heartbeat: false }))
+    await sleep(250)
+    const before = a.requests()
+    await expect(a.store.fencedWrite(lock, bump(lock))).rejects.toBeInstanceOf(LockLostError)
+    expect(a.requests()).toBe(before)
   })
 
   it('refuses a fenced write without I/O once the lease signal has fired (invariant 7)', async () => {

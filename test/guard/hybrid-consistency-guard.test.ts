@@ -248,6 +248,18 @@ describe('HybridConsistencyGuard', () => {
       expect(refresh.mock.calls.length).toBe(calls) // no heartbeats for a lost lease
     })
 
+    it('counts the next heartbeat from a manual refresh (and so restarts a heartbeat loop that had given up)', async () => {
+      const guard = make()
+      const lock = held(await guard.acquire('x'))
+      await vi.advanceTimersByTimeAsync(5_000)
+      expect(await guard.refresh(lock)).toBe(lock)
+      const refresh = vi.spyOn(store, 'refresh')
+      await vi.advanceTimersByTimeAsync(10_000 - 1)
+      expect(refresh).not.toHaveBeenCalled()
+      await vi.advanceTimersByTimeAsync(1)
+      expect(refresh).toHaveBeenCalledTimes(1)
+    })
+
     it('hands back a lease it stopped trusting once the store answers again', async () => {
       const guard = make({ ttlMs: 3_000 })
       const b = make({ nodeId: 'node-b' })
@@ -357,7 +369,7 @@ describe('HybridConsistencyGuard', () => {
 
     it('rejects something that is not a lock with a typed error', async () => {
       const guard = make()
-      expect(() => guard.release(null as never)).toThrow(InvalidArgumentError)
+      await expect(guard.release(null as never)).rejects.toBeInstanceOf(InvalidArgumentError)
       await expect(guard.refresh('x' as never)).rejects.toBeInstanceOf(InvalidArgumentError)
     })
   })

@@ -267,6 +267,20 @@ describe('LibSQLLockStore', () => {
       expect(missing).toMatchObject({ retryable: false, message: expect.stringMatching(/no such table: network_timeout_locks/) })
     })
 
+    it('rejects a fenced statement argument the driver cannot bind, naming it, before any request', async () => {
+      const counted = countingClient(open())
+      const store = new LibSQLLockStore(counted.client)
+      await store.ensureSchema()
+      const won = (await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })) as { acquired: true; lock: Lock }
+      counted.reset()
+      const error = await store
+        .fencedWrite(won.lock, [{ sql: 'SELECT 1' }, { sql: 'SELECT ?1, ?2', args: ['ok', { not: 'bindable' } as never] }])
+        .catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(InvalidArgumentError)
+      expect((error as InvalidArgumentError).argument).toBe('statements[1].args[1]')
+      expect(counted.requests()).toBe(0)
+    })
+
     it('treats transport failures that carry no SQLite code as retryable', async () => {
       const failing = (message: string) =>
         new LibSQLLockStore({
