@@ -15,7 +15,19 @@ export function assertIdentifier(argument: string, value: unknown, maxLength: nu
   if (value.length > maxLength) {
     throw new InvalidArgumentError(argument, `must be at most ${maxLength} characters, got ${value.length}`)
   }
+  const bad = UNSTORABLE.exec(value)
+  if (bad) {
+    throw new InvalidArgumentError(
+      argument,
+      bad[0] === '\0'
+        ? `must not contain NUL (U+0000), found at index ${bad.index}: SQLite drivers read the text back cut there, so the lock would name another id`
+        : `must be well-formed Unicode, found a lone surrogate at index ${bad.index}: it is stored as U+FFFD, so different ids would share one lease`,
+    )
+  }
 }
+
+/** Characters an id cannot round-trip through SQLite text: NUL, and UTF-16 surrogates without their pair. */
+const UNSTORABLE = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
 export function assertDoId(value: unknown, argument = 'doId'): asserts value is string {
   assertIdentifier(argument, value, MAX_DO_ID_LENGTH)

@@ -251,6 +251,10 @@ export function describeLockStoreContract(
         ['empty doId', () => store.acquire({ doId: '', nodeId: 'n', ttlMs: 1 }), 'doId'],
         ['overlong doId', () => store.acquire({ doId: 'x'.repeat(1025), nodeId: 'n', ttlMs: 1 }), 'doId'],
         ['non-string doId', () => store.acquire({ doId: 42 as never, nodeId: 'n', ttlMs: 1 }), 'doId'],
+        ['doId with a NUL (drivers read it back cut short)', () => store.acquire({ doId: 'a\0b', nodeId: 'n', ttlMs: 1 }), 'doId'],
+        ['doId with a lone high surrogate (stored as U+FFFD)', () => store.acquire({ doId: 'x\uD800', nodeId: 'n', ttlMs: 1 }), 'doId'],
+        ['doId with a lone low surrogate', () => store.get('\uDC00x'), 'doId'],
+        ['nodeId with a NUL', () => store.acquire({ doId: 'x', nodeId: 'n\0', ttlMs: 1 }), 'nodeId'],
         ['empty nodeId', () => store.acquire({ doId: 'x', nodeId: '', ttlMs: 1 }), 'nodeId'],
         ['zero ttl', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: 0 }), 'ttlMs'],
         ['negative ttl', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: -5 }), 'ttlMs'],
@@ -269,6 +273,13 @@ export function describeLockStoreContract(
         ['zero list limit', () => store.list({ limit: 0 }), 'filter.limit'],
         ['empty list node', () => store.list({ nodeId: '' }), 'filter.nodeId'],
       ]
+      it('accepts any well-formed Unicode id, astral characters included, and gives it back unchanged', async () => {
+        for (const doId of ['😀 room', 'ünïcödé', '\uD83D\uDE00', 'tab\there']) {
+          const r = await store.acquire({ doId, nodeId: 'n', ttlMs: 10_000 })
+          expect(r.acquired && r.lock.doId).toBe(doId)
+        }
+      })
+
       for (const [what, call, argument] of bad) {
         it(`rejects ${what} with an InvalidArgumentError naming ${argument}, before any I/O`, async () => {
           const before = h.requests?.()
