@@ -132,6 +132,12 @@ export abstract class StatelessDO<Env = unknown> {
         this.onError(error, 'handler', doId)
         return json(503, { error: 'lease_lost', doId }, { 'Retry-After': '1' })
       }
+      // The handler's own store call (a fenced write) could not reach the database: an outage, as at
+      // acquire. A fenced write is one transaction, so it either committed or left nothing behind.
+      if (error instanceof StoreUnavailableError) {
+        this.onError(error, 'handler', doId)
+        return json(503, { error: 'store_unavailable', doId }, { 'Retry-After': '1' })
+      }
       throw error
     } finally {
       // The guard's release never rejects (store trouble goes to its onEvent hook), so a lease this

@@ -10,6 +10,9 @@ import type { SqlDriver, SqlResult, SqlStatement } from './sql-lock-store.js'
 /** The most operations one combined batch carries, unless {@link GroupCommitOptions.maxOperations} says otherwise. */
 export const DEFAULT_GROUP_COMMIT_MAX_OPERATIONS = 64
 
+/** How long a combined batch may stay unanswered before the next one is sent without waiting for it. */
+export const DEFAULT_GROUP_COMMIT_STALL_MS = 1_000
+
 /** Tuning for {@link groupCommitDriver} (and `LibSQLLockStore`'s `groupCommit` option). */
 export interface GroupCommitOptions {
   /**
@@ -17,6 +20,13 @@ export interface GroupCommitOptions {
    * release 1). More waiting operations go out in the next batch, after this one returns. Default 64.
    */
   maxOperations?: number
+  /**
+   * A combined batch still unanswered after this many ms no longer holds up the operations queued
+   * behind it: the next batch is sent at once. Its own callers keep waiting for its answer (a
+   * request that never returns would hang them without group commit too), but one hung request
+   * cannot stall every later acquire, refresh (heartbeat) and release of the store. Default 1000.
+   */
+  stallMs?: number
 }
 
 /** What {@link groupCommitDriver} needs besides the driver it wraps. */
@@ -50,7 +60,8 @@ interface Pending {
  * rejected with that error (nothing of it was written); no caller ever gets another caller's result.
  * Batches are not split and retried, because after a network error a remote batch may have committed.
  *
- * Order: combined operations run in the order they were issued. An operation that is not combined is
+ * Order: combined operations run in the order they were issued (except behind a batch that stalled
+ * past `stallMs`, which the next batch no longer waits for). An operation that is not combined is
  * sent at once and may overtake combined ones still waiting, as concurrent requests to a remote
  * database may overtake each other anyway; await an operation before issuing one that depends on it.
  *
@@ -70,9 +81,14 @@ export function groupCommitDriver(driver: SqlDriver, options: GroupCommitDriverO
   if (!Number.isSafeInteger(maxOperations) || maxOperations < 1) {
     throw new InvalidArgumentError('groupCommit.maxOperations', `must be an integer >= 1, got ${String(maxOperations)}`)
   }
+  const stallMs = options.stallMs ?? DEFAULT_GROUP_COMMIT_STALL_MS
+  if (!Number.isSafeInteger(stallMs) || stallMs < 1) {
+    throw new InvalidArgumentError('groupCommit.stallMs', `must be an integer >= 1 (ms), got ${String(stallMs)}`)
+  }
   const { canCombine } = options
   const queue: Pending[] = []
-  let inFlight = false
+  /** The batch the queue waits for; a token, so a stalled batch that settles late frees nothing. */
+  let inFlight: object | undefined
   let scheduled = false
 
   const schedule = (): void => {
@@ -87,10 +103,17 @@ export function groupCommitDriver(driver: SqlDriver, options: GroupCommitDriverO
     scheduled = false
     if (inFlight || queue.length === 0) return
     const group = queue.splice(0, maxOperations)
-    inFlight = true
-    void send(group).finally(() => {
-      inFlight = false
+    const slot = {}
+    inFlight = slot
+    const free = (): void => {
+      if (inFlight !== slot) return
+      inFlight = undefined
       schedule()
+    }
+    const stall = setTimeout(free, stallMs)
+    void send(group).finally(() => {
+      clearTimeout(stall)
+      free()
     })
   }
 

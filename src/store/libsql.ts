@@ -63,7 +63,7 @@ export class LibSQLLockStore extends SqlLockStore {
     const driver = libsqlDriver(client)
     const groupCommit = options.groupCommit ?? false
     if (typeof groupCommit !== 'boolean' && (groupCommit === null || typeof groupCommit !== 'object')) {
-      throw new InvalidArgumentError('groupCommit', 'expected a boolean or { maxOperations }')
+      throw new InvalidArgumentError('groupCommit', 'expected a boolean or { maxOperations?, stallMs? }')
     }
     super(groupCommit === false ? driver : groupCommitLockOperations(driver, options.table ?? DEFAULT_TABLE, groupCommit), options)
   }

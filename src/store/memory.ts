@@ -89,7 +89,7 @@ export class MemoryLockStore implements LockStore {
       }
     }
     // Same order as the SQL stores (ORDER BY do_id compares bytes; for these ids code units agree).
-    held.sort((a, b) => (a.doId < b.doId ? -1 : a.doId > b.doId ? 1 : 0))
+    held.sort((a, b) => byCodePoint(a.doId, b.doId))
     return held.slice(0, limit)
   }
 
@@ -123,4 +123,16 @@ function toRecord(doId: string, row: Row): LockRecord {
   }
   if (row.metadata !== null) record.metadata = JSON.parse(row.metadata)
   return record
+}
+
+/** The order of SQLite's BINARY collation on UTF-8 text; UTF-16 code-unit order differs past U+FFFF. */
+function byCodePoint(a: string, b: string): number {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const x = a.codePointAt(i)!
+    const y = b.codePointAt(i)!
+    if (x !== y) return x - y
+    if (x > 0xffff) i++ // both strings have the same pair here
+  }
+  return a.length - b.length
 }

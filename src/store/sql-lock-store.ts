@@ -53,7 +53,7 @@ export class SqlLockStore implements LockStore {
   readonly #driver: SqlDriver
 
   constructor(driver: SqlDriver, options: SqlLockStoreOptions = {}) {
-    if (driver === null || typeof driver !== 'object' || typeof driver.execute !== 'function') {
+    if (driver === null || typeof driver !== 'object' || typeof driver.execute !== 'function' || typeof driver.batch !== 'function') {
       throw new InvalidArgumentError('client', 'expected a database client with execute() and batch()')
     }
     this.sql = lockTableSql(options.table ?? DEFAULT_TABLE)
@@ -75,7 +75,13 @@ export class SqlLockStore implements LockStore {
     if (won) return { acquired: true, lock: parseRecord(won, doId) }
     const row = current?.rows[0]
     if (!row) throw new StoreUnavailableError(`acquire of "${doId}" returned no row`, { retryable: true })
-    return { acquired: false, holder: parseRecord(row, doId), storeNow: toInt(row.store_now, doId, 'store_now') }
+    const holder = parseRecord(row, doId)
+    const storeNow = toInt(row.store_now, doId, 'store_now')
+    if (holder.expiresAt <= storeNow && holder.fencingToken >= Number.MAX_SAFE_INTEGER) {
+      // Free, yet not taken: the upsert refuses a row whose next token would not be a safe integer.
+      throw new CorruptLockRowError(doId, 'fencing_token', 'is at Number.MAX_SAFE_INTEGER: no later token can be issued exactly')
+    }
+    return { acquired: false, holder, storeNow }
   }
 
   async refresh(request: RefreshRequest): Promise<LockRecord | null> {

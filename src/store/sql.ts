@@ -32,6 +32,9 @@ export function assertTableName(table: unknown): asserts table is string {
 
 const COLUMNS = 'do_id, node_id, acquired_at, expires_at, fencing_token, metadata'
 
+/** The highest token a row may have for acquire to take it: its successor is Number.MAX_SAFE_INTEGER. */
+const MAX_TAKEN_TOKEN = Number.MAX_SAFE_INTEGER - 1
+
 export interface LockTableSql {
   readonly table: string
   /** The fence view: inserting (do_id, fencing_token) aborts the transaction unless that token holds an unexpired lease. */
@@ -82,7 +85,9 @@ export function lockTableSql(table: string): LockTableSql {
     ],
     // Takes a free, released or expired row and bumps its token; a held row is left alone and RETURNING
     // yields nothing. A non-integer expires_at (corruption) counts as expired; a non-integer token does
-    // not, because taking it could reissue an old token.
+    // not, because taking it could reissue an old token, and neither does one whose successor would not
+    // be a safe JavaScript integer (the new token could not be handed out exactly). Such rows are then
+    // reported corrupt by the holder read instead of being taken and committed.
     acquire: `INSERT INTO ${t} (${COLUMNS})
       VALUES (?1, ?2, ${STORE_NOW}, ${STORE_NOW} + ?3, 1, ?4)
       ON CONFLICT (do_id) DO UPDATE SET
@@ -92,7 +97,7 @@ export function lockTableSql(table: string): LockTableSql {
         fencing_token = ${t}.fencing_token + 1,
         metadata = excluded.metadata
       WHERE (typeof(${t}.expires_at) <> 'integer' OR ${t}.expires_at <= excluded.acquired_at)
-        AND typeof(${t}.fencing_token) = 'integer'
+        AND typeof(${t}.fencing_token) = 'integer' AND ${t}.fencing_token BETWEEN 0 AND ${MAX_TAKEN_TOKEN}
       RETURNING ${COLUMNS}, ${STORE_NOW} AS store_now`,
     // Sent in the same batch as `acquire`, so a lost race still learns the holder in one round trip.
     holder: `SELECT ${COLUMNS}, ${STORE_NOW} AS store_now FROM ${t} WHERE do_id = ?1`,
@@ -101,7 +106,8 @@ export function lockTableSql(table: string): LockTableSql {
     refresh: `UPDATE ${t} SET expires_at = ${STORE_NOW} + ?4
       WHERE do_id = ?1 AND node_id = ?2 AND fencing_token = ?3
         AND typeof(expires_at) = 'integer' AND expires_at > ${STORE_NOW}
-        AND typeof(acquired_at) = 'integer' AND (metadata IS NULL OR json_valid(metadata))
+        AND typeof(acquired_at) = 'integer'
+        AND (metadata IS NULL OR (typeof(metadata) = 'text' AND json_valid(metadata)))
       RETURNING ${COLUMNS}, ${STORE_NOW} AS store_now`,
     // Never DELETE: the row carries the token forward (invariant 2). 0 = released.
     release: `UPDATE ${t} SET expires_at = 0

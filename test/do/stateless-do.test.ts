@@ -110,6 +110,18 @@ describe('StatelessDO', () => {
     expect(room.errors[0]?.[1]).toBe('acquire')
   })
 
+  it('answers 503 store_unavailable, not a 500, when the handler\'s own store call fails', async () => {
+    const store = new MemoryLockStore()
+    const outage = new StoreUnavailableError('lock store request failed: fetch failed', { retryable: true })
+    const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a'), fail: outage })
+    const res = await room.fetch(new Request('https://do/'))
+    expect(res.status).toBe(503)
+    expect(res.headers.get('Retry-After')).toBe('1')
+    expect(await res.json()).toMatchObject({ error: 'store_unavailable', doId: 'room-1' })
+    expect(room.errors).toEqual([[outage, 'handler']])
+    expect((await store.get('room-1'))?.held).toBe(false)
+  })
+
   it('answers 503 and reports a corrupt lock row instead of throwing', async () => {
     const store = new MemoryLockStore()
     vi.spyOn(store, 'acquire').mockRejectedValue(new CorruptLockRowError('room-1', 'fencing_token', 'is not an integer'))

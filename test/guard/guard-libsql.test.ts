@@ -57,7 +57,7 @@ describe('HybridConsistencyGuard on libSQL', () => {
     while (clients.length) clients.pop()!.close()
   })
 
-  const bump = (lock: Lock) => [
+  const bump = (lock: Pick<Lock, 'doId' | 'fencingToken'>) => [
     { sql: 'UPDATE rooms SET n = n + 1, last_token = ? WHERE id = ?', args: [lock.fencingToken, lock.doId] },
   ]
   const room = async (client: Client) => (await client.execute("SELECT n, last_token FROM rooms WHERE id = 'room-1'")).rows[0]!
@@ -93,12 +93,16 @@ describe('HybridConsistencyGuard on libSQL', () => {
   })
 
   it('rejects a fenced write after the lease expired even if nobody took over', async () => {
-    const a = await node('node-a', { ttlMs: 200 })
-    const lock = held(await a.guard.acquire('room-1', { heartbeat: false }))
+    const a = await node('node-a')
+    // Straight from the store: no guard that would release the lease once its validity ran out.
+    const taken = await a.store.acquire({ doId: 'room-1', nodeId: 'node-a', ttlMs: 200 })
+    if (!taken.acquired) throw new Error('expected the lease')
+    const lock = taken.lock
     await sleep(250)
-    // A zombie that knows only its token (no signal to consult): the store itself refuses it.
-    const token = { doId: lock.doId, fencingToken: lock.fencingToken }
-    await expect(a.store.fencedWrite(token, bump(lock))).rejects.toBeInstanceOf(StaleFencingTokenError)
+    const row = await a.store.get('room-1')
+    expect(row).toMatchObject({ held: false, nodeId: 'node-a', fencingToken: lock.fencingToken })
+    expect(row!.expiresAt).toBeGreaterThan(0) // expired, not released: the fence's expiry check decides
+    await expect(a.store.fencedWrite(lock, bump(lock))).rejects.toBeInstanceOf(StaleFencingTokenError)
   })
 
   it("refuses a fenced write sent straight to the store, without I/O, once the guard lock's signal has fired", async () => {
@@ -120,13 +124,16 @@ describe('HybridConsistencyGuard on libSQL', () => {
     expect(a.requests()).toBe(before)
   })
 
-  it('fails a refresh after expiry and fires the signal', async () => {
-    const a = await node('node-a', { ttlMs: 200 })
+  it('answers a refresh with null and fires the signal when the store gave the lease to another node', async () => {
+    const a = await node('node-a')
     const b = await node('node-b')
-    const lock = held(await a.guard.acquire('room-1', { heartbeat: false, ttlMs: 200 }))
-    await sleep(250)
-    held(await b.guard.acquire('room-1'))
+    const lock = held(await a.guard.acquire('room-1', { heartbeat: false }))
+    await b.store.forceRelease('room-1') // an operator evicts node-a...
+    held(await b.guard.acquire('room-1')) // ...and node-b takes over, while node-a still trusts its lease
+    expect(lock.signal.aborted).toBe(false)
+    const before = a.requests()
     expect(await a.guard.refresh(lock)).toBeNull()
+    expect(a.requests()).toBe(before + 1) // the store said so; not a local shortcut
     expect(lock.signal.aborted).toBe(true)
     expect(lock.signal.reason).toBeInstanceOf(LockLostError)
   })

@@ -167,15 +167,21 @@ export function describeLockStoreContract(
     })
 
     describe('refresh', () => {
-      it('extends the holder lease from the store clock', async () => {
+      it('extends the holder lease to the store clock now + ttl', async () => {
         const lock = won(await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 1000 }))
-        await sleep(20)
-        const refreshed = await store.refresh({ ...lock, ttlMs: 5000 })
+        await sleep(30)
+        const before = (await store.get('x'))!.storeNow
+        expect(before).toBeGreaterThan(lock.acquiredAt) // the store's clock moved
+        // The same ttl, bracketed by the store's clock: only "now + ttl" fits (not acquired_at + ttl,
+        // which is below the bracket, nor expires_at + ttl, which is above it).
+        const refreshed = await store.refresh({ ...lock, ttlMs: 1000 })
         expect(refreshed).not.toBeNull()
+        const info = (await store.get('x'))!
+        expect(refreshed!.expiresAt).toBeGreaterThanOrEqual(before + 1000)
+        expect(refreshed!.expiresAt).toBeLessThanOrEqual(info.storeNow + 1000)
         expect(refreshed!.fencingToken).toBe(lock.fencingToken)
-        expect(refreshed!.expiresAt).toBeGreaterThan(lock.expiresAt)
         expect(refreshed!.acquiredAt).toBe(lock.acquiredAt)
-        expect((await store.get('x'))?.expiresAt).toBe(refreshed!.expiresAt)
+        expect(info.expiresAt).toBe(refreshed!.expiresAt)
       })
 
       it('refuses another node, another token, and an expired holder', async () => {
@@ -210,6 +216,13 @@ export function describeLockStoreContract(
         expect((await store.list({ nodeId: 'n1' })).map((l) => l.doId)).toEqual(['b', 'c'])
         expect((await store.list({ limit: 1 })).map((l) => l.doId)).toEqual(['a'])
         expect((await store.list()).every((l) => l.held && l.expiresAt > l.storeNow)).toBe(true)
+      })
+
+      it('orders list by code point, as SQLite orders UTF-8 text, also past U+FFFF', async () => {
+        // In UTF-16 code units the emoji (a surrogate pair, 0xD83D...) sorts before U+FF5E; by code point after.
+        for (const doId of ['\u{1F600}-emoji', '\uFF5E-fullwidth-tilde', 'a']) won(await store.acquire({ doId, nodeId: 'n', ttlMs: 10_000 }))
+        expect((await store.list()).map((l) => l.doId)).toEqual(['a', '\uFF5E-fullwidth-tilde', '\u{1F600}-emoji'])
+        expect((await store.list({ limit: 2 })).map((l) => l.doId)).toEqual(['a', '\uFF5E-fullwidth-tilde'])
       })
 
       it('forceRelease frees a held lease, keeps the token, and locks out the evicted holder', async () => {

@@ -119,6 +119,32 @@ describe('groupCommitDriver', () => {
     expect(rowsOf(l3).map((r) => r?.sql)).toEqual(['l3#0', 'l3#1'])
   })
 
+  it('stops holding the queue behind a batch that stays unanswered past stallMs; its callers still get its answer', async () => {
+    let answerHung!: () => void
+    const calls: string[][] = []
+    const driver: SqlDriver = {
+      execute: async () => { throw new Error('not used') },
+      batch: async (statements) => {
+        calls.push(statements.map((s) => s.sql))
+        if (calls.length === 1) await new Promise<void>((r) => (answerHung = r)) // a request that hangs
+        return statements.map((s) => ({ rows: [{ sql: s.sql }], rowsAffected: 1 }))
+      },
+    }
+    const gc = groupCommitDriver(driver, { canCombine: combinable, stallMs: 30 })
+    const hung = gc.batch(op('hung'))
+    await new Promise((r) => setTimeout(r, 5))
+    const behind = gc.batch(op('behind'))
+    await new Promise((r) => setTimeout(r, 10))
+    expect(calls).toHaveLength(1) // still waiting its turn, as group commit does
+    expect((await behind)[0]!.rows[0]).toMatchObject({ sql: 'behind#0' }) // answered once the first stalled
+    expect(calls).toEqual([['hung#0'], ['behind#0']])
+    answerHung()
+    expect((await hung)[0]!.rows[0]).toMatchObject({ sql: 'hung#0' })
+    // The late answer frees nothing twice: the next operations still go out as one group.
+    await Promise.all([gc.batch(op('x')), gc.batch(op('y'))])
+    expect(calls.at(-1)).toEqual(['x#0', 'y#0'])
+  })
+
   it('caps a batch at maxOperations and sends the rest in the next one', async () => {
     const { driver, calls } = echoDriver()
     const gc = groupCommitDriver(driver, { canCombine: combinable, maxOperations: 3 })
@@ -183,6 +209,7 @@ describe('groupCommitDriver', () => {
     expect(() => groupCommitDriver(driver, {} as never)).toThrow(/canCombine/)
     for (const maxOperations of [0, -1, 1.5, Number.NaN]) {
       expect(() => groupCommitDriver(driver, { canCombine: () => true, maxOperations })).toThrow(/maxOperations/)
+      expect(() => groupCommitDriver(driver, { canCombine: () => true, stallMs: maxOperations })).toThrow(/stallMs/)
     }
     expect(() => new LibSQLLockStore(createClient({ url: ':memory:' }), { groupCommit: 'yes' as never })).toThrow(/groupCommit/)
     expect(() => new LibSQLLockStore(createClient({ url: ':memory:' }), { groupCommit: { maxOperations: 0 } })).toThrow(/maxOperations/)

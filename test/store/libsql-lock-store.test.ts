@@ -132,6 +132,23 @@ describe('LibSQLLockStore', () => {
       expect(error).toMatchObject({ doId: 'x', column: 'fencing_token' })
     })
 
+    for (const intMode of ['number', 'bigint', 'string'] as const) {
+      it(`refuses, without committing anything, a released row whose next token would not be a safe integer (intMode ${intMode})`, async () => {
+        const client = open(':memory:', intMode)
+        const store = new LibSQLLockStore(client)
+        await store.ensureSchema()
+        await client.execute("INSERT INTO do_locks VALUES ('x', 'ghost', 0, 0, 9007199254740991, NULL)")
+        const error = await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }).catch((e: unknown) => e)
+        expect(error).toBeInstanceOf(CorruptLockRowError)
+        const row = await client.execute("SELECT node_id, CAST(fencing_token AS TEXT) AS t FROM do_locks WHERE do_id = 'x'")
+        expect(row.rows[0]).toMatchObject({ node_id: 'ghost', t: '9007199254740991' })
+        // One below: the successor is exactly MAX_SAFE_INTEGER, and is handed out.
+        await client.execute("UPDATE do_locks SET fencing_token = 9007199254740990 WHERE do_id = 'x'")
+        const r = await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })
+        expect(r.acquired && r.lock.fencingToken).toBe(Number.MAX_SAFE_INTEGER)
+      })
+    }
+
     it('reports metadata that is not JSON as a corrupt row', async () => {
       const client = open()
       const store = new LibSQLLockStore(client)
@@ -147,12 +164,19 @@ describe('LibSQLLockStore', () => {
       const client = open()
       const store = new LibSQLLockStore(client)
       await store.ensureSchema()
-      for (const [column, garbage] of [['acquired_at', "'garbage'"], ['metadata', "'{nope'"]] as const) {
-        const r = await store.acquire({ doId: column, nodeId: 'a', ttlMs: 10_000 })
+      // A BLOB of valid JSON bytes too: json_valid() accepts it, but it is not the text the library wrote.
+      const cases = [
+        ['acquired_at', "'garbage'"],
+        ['metadata', "'{nope'"],
+        ['metadata', "x'7b7d'"],
+      ] as const
+      for (const [i, [column, garbage]] of cases.entries()) {
+        const doId = `${column}-${i}`
+        const r = await store.acquire({ doId, nodeId: 'a', ttlMs: 10_000 })
         if (!r.acquired) throw new Error('expected the lease')
-        await client.execute(`UPDATE do_locks SET ${column} = ${garbage} WHERE do_id = '${column}'`)
+        await client.execute(`UPDATE do_locks SET ${column} = ${garbage} WHERE do_id = '${doId}'`)
         expect(await store.refresh({ ...r.lock, ttlMs: 60_000 })).toBeNull()
-        const row = await client.execute(`SELECT expires_at FROM do_locks WHERE do_id = '${column}'`)
+        const row = await client.execute(`SELECT expires_at FROM do_locks WHERE do_id = '${doId}'`)
         expect(row.rows[0]?.expires_at).toBe(r.lock.expiresAt)
       }
     })
