@@ -7,6 +7,7 @@ import {
   CorruptLockRowError,
   InvalidArgumentError,
   LibSQLLockStore,
+  SqlLockStore,
   StoreUnavailableError,
   type Lock,
   recoverLibSQLConnection,
@@ -50,6 +51,18 @@ describe('LibSQLLockStore', () => {
       expect(() => new LibSQLLockStore(client, { table: table as string })).toThrow(InvalidArgumentError)
     }
     expect(() => new LibSQLLockStore({} as never)).toThrow(/client/)
+  })
+
+  it('refuses a driver without batch() when the store is built, not at the first acquire', () => {
+    const error = (() => {
+      try {
+        new SqlLockStore({ execute: async () => ({ rows: [], rowsAffected: 0 }) } as never)
+      } catch (e) {
+        return e
+      }
+    })()
+    expect(error).toBeInstanceOf(InvalidArgumentError)
+    expect((error as InvalidArgumentError).argument).toBe('client')
   })
 
   it('keeps leases in a configurable table, independent of the default one', async () => {
