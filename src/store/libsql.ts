@@ -33,7 +33,7 @@ export interface LibSQLLockStoreOptions extends SqlLockStoreOptions {
    * concurrent ids in `bench/RESULTS.md`, more when disk syncs are slow); with a remote database, one
    * combined batch is in flight at a time, so the gain is smaller (1.3-3x at 64 ids with a 5 ms round
    * trip, none at 16). In exchange, an operation that arrives while a batch is in flight waits for it
-   * (up to about two round trips instead of one), one failure fails its whole group, and each batch
+   * (up to about two round trips instead of one, or `stallMs`), one failure fails its whole group, and each batch
    * holds the database's write lock for the whole group. A lone operation pays a few microseconds of
    * bookkeeping, which is why this stays off unless asked for. In Cloudflare Workers, use it only
    * where one store serves one context (inside a Durable Object): a store shared by concurrent
@@ -91,11 +91,20 @@ function libsqlDriver(client: LibSQLClientLike): SqlDriver {
   }
   const toArgs = (s: SqlStatement) => ({ sql: s.sql, args: s.args ?? [] })
   const local = client.protocol === 'file'
+  // One connection swap at a time: operations that fail with SQLITE_BUSY together share it, and the
+  // store's next operations wait for it, so none of them runs on the fresh connection before its
+  // busy_timeout is set again (it would fail at once, and swap again).
+  let recovering: Promise<void> | undefined
+  const recover = (): Promise<void> =>
+    (recovering ??= recoverLibSQLConnection(client).finally(() => {
+      recovering = undefined
+    }))
   const batch = async (statements: SqlStatement[]) => {
+    if (recovering) await recovering
     try {
       return (await client.batch(statements.map(toArgs), 'write')).map(asResult)
     } catch (error) {
-      if (local && isBusy(error)) await recoverLibSQLConnection(client)
+      if (local && isBusy(error)) await recover()
       throw error
     }
   }

@@ -318,6 +318,39 @@ describe('LibSQLLockStore', () => {
       expect(counted.requests()).toBe(0)
     })
 
+    it('swaps the connection once for operations that hit SQLITE_BUSY together, and holds later ones until the swap is done', async () => {
+      const log: string[] = []
+      let busy = 3
+      const client = {
+        protocol: 'file',
+        async execute(statement: { sql: string }) {
+          log.push(statement.sql)
+          await new Promise((r) => setTimeout(r, 5))
+          return { rows: [{ timeout: 5000, synchronous: 2, foreign_keys: 0, cache_size: -2000, temp_store: 0 }], rowsAffected: 0 }
+        },
+        async batch(statements: unknown[]) {
+          log.push('batch')
+          if (busy-- > 0) throw Object.assign(new Error('SQLITE_BUSY: database is locked'), { code: 'SQLITE_BUSY' })
+          return statements.map(() => ({ rows: [], rowsAffected: 1 }))
+        },
+        async transaction() {
+          log.push('swap')
+          return { close() {} }
+        },
+      }
+      const store = new LibSQLLockStore(client)
+      const ref = { doId: 'x', nodeId: 'a', fencingToken: 1 }
+      const together = [store.release(ref), store.release(ref), store.release(ref)].map((p) => p.catch((e: unknown) => e))
+      await new Promise((r) => setTimeout(r, 1)) // the swap has begun
+      const later = store.release(ref)
+      for (const outcome of await Promise.all(together)) expect(outcome).toMatchObject({ retryable: true })
+      expect(await later).toBe(true)
+      expect(log.filter((l) => l === 'swap')).toHaveLength(1)
+      const lastSetting = log.length - 1 - [...log].reverse().findIndex((l) => / = /.test(l))
+      expect(log.lastIndexOf('batch')).toBeGreaterThan(lastSetting) // sent only once busy_timeout was back
+      expect(log.slice(lastSetting - 4, lastSetting + 1)).toContain('PRAGMA busy_timeout = 5000')
+    })
+
     it('treats transport failures that carry no SQLite code as retryable', async () => {
       const failing = (message: string) =>
         new LibSQLLockStore({
