@@ -5,6 +5,7 @@
  *
  * The short run here has every fault kind once; `npm run chaos` runs the long, random one.
  */
+import { createClient } from '@libsql/client'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -12,7 +13,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { buildEntry, ProcessGroup, type BuiltEntry } from '../support/processes.js'
 import { checkChaos, type ChaosObservation, type LogRow, type ViolationRule } from './checker.js'
 import { shortChaos } from './configs.js'
-import { FAULT_KINDS, runChaos, runZombieScenario } from './harness.js'
+import { LibSQLLockStore } from '../../src/index.js'
+import { FAULT_KINDS, runChaos, runZombieScenario, toAuditRow } from './harness.js'
+import { APP_SCHEMA } from './protocol.js'
 import type { Operation } from './history.js'
 
 describe('chaos', () => {
@@ -73,7 +76,7 @@ describe('chaos', () => {
       expect(report.zombieWrite.outcome).toBe('ok')
       expect(report.counter).toBe(1)
       expect(Object.keys(report.verdict.counts).sort()).toEqual(
-        ['counter', 'linearizability', 'lost-update', 'stale-write', 'token-order'].sort(),
+        ['counter', 'fence-witness', 'linearizability', 'lost-update', 'stale-write', 'token-order'].sort(),
       )
     }, 30_000)
   })
@@ -105,7 +108,19 @@ describe('chaos checker', () => {
     token,
     read,
   })
-  const row = (id: number, op: Operation): LogRow => ({ id, doId: 'x', token: op.token!, node: op.node, op: op.op, read: op.read! })
+  // What the database saw in the write's transaction: by default the writer's own unexpired lease.
+  const row = (id: number, op: Operation, witness: Partial<Pick<LogRow, 'lockToken' | 'lockExpires' | 'at'>> = {}): LogRow => ({
+    id,
+    doId: 'x',
+    token: op.token!,
+    node: op.node,
+    op: op.op,
+    read: op.read!,
+    lockToken: op.token!,
+    lockExpires: op.writeAt! + 30_000,
+    at: op.writeAt!,
+    ...witness,
+  })
 
   function consistent() {
     const grantA = acquire('a', 1, 100)
@@ -118,6 +133,12 @@ describe('chaos checker', () => {
       log: [row(1, a1), row(2, a2), row(3, b1)],
       counters: { x: 3 },
       lockTokens: { x: 2 },
+      audit: [
+        { seq: 1, doId: 'x', at: 101, newNode: 'a', newToken: 1, newExpires: 30_101 },
+        { seq: 2, doId: 'x', at: 150, oldNode: 'a', oldToken: 1, oldExpires: 30_101, newNode: 'a', newToken: 1, newExpires: 30_150 },
+        { seq: 3, doId: 'x', at: 190, oldNode: 'a', oldToken: 1, oldExpires: 30_150, newNode: 'a', newToken: 1, newExpires: 0 },
+        { seq: 4, doId: 'x', at: 201, oldNode: 'a', oldToken: 1, oldExpires: 0, newNode: 'b', newToken: 2, newExpires: 30_201 },
+      ],
     }
     return { observation, grantA, a1, a2, grantB, b1 }
   }
@@ -141,9 +162,10 @@ describe('chaos checker', () => {
     const zombie = increment('a', 1, 1, 130)
     zombie.writeAt = 250
     zombie.completedAt = 251
-    const broken = { ...observation, operations: [...observation.operations, zombie], log: [...observation.log, row(4, zombie)], counters: { x: 2 } }
+    // The database saw b's lease (token 2) in the zombie's transaction.
+    const broken = { ...observation, operations: [...observation.operations, zombie], log: [...observation.log, row(4, zombie, { lockToken: 2 })], counters: { x: 2 } }
     const verdict = checkChaos(broken)
-    expect(Object.keys(verdict.counts).sort()).toEqual(['counter', 'linearizability', 'lost-update', 'stale-write', 'token-order'])
+    expect(Object.keys(verdict.counts).sort()).toEqual(['counter', 'fence-witness', 'linearizability', 'lost-update', 'stale-write', 'token-order'])
     expect(verdict.violations.map((v) => v.message).join('\n')).toMatch(/with token 1 committed \(log id 4\) after .* with token 2/)
   })
 
@@ -156,9 +178,9 @@ describe('chaos checker', () => {
     const broken = {
       ...observation,
       operations: observation.operations.filter((o) => o !== b1).concat(late),
-      log: [...observation.log.slice(0, 2), row(3, late)],
+      log: [...observation.log.slice(0, 2), row(3, late, { lockToken: 2 })],
     }
-    expect(rules(broken)).toEqual(['stale-write'])
+    expect(rules(broken)).toEqual(['fence-witness', 'stale-write'])
   })
 
   it('reports a counter that lost an acknowledged increment, or holds one nobody made', () => {
@@ -180,7 +202,7 @@ describe('chaos checker', () => {
 
   it('reports log rows no node sent, and a write applied twice', () => {
     const { observation, b1 } = consistent()
-    const phantom: LogRow = { id: 4, doId: 'x', token: 2, node: 'b', op: 'b/0/999', read: 3 }
+    const phantom: LogRow = { id: 4, doId: 'x', token: 2, node: 'b', op: 'b/0/999', read: 3, lockToken: 2, lockExpires: 30_500, at: 500 }
     expect(rules({ ...observation, log: [...observation.log, phantom], counters: { x: 4 } })).toContain('phantom-write')
     expect(rules({ ...observation, log: [...observation.log, row(4, b1)], counters: { x: 4 } })).toContain('duplicate-write')
   })
@@ -210,6 +232,69 @@ describe('chaos checker', () => {
     // a2 completed (t=122) before a1 was invoked (t=500), yet a1 returned the smaller value.
     const swapped = observation.operations.map((o) => (o === a1 ? { ...a1, invokedAt: 500, writeAt: 501, completedAt: 502 } : o))
     expect(rules({ ...observation, operations: swapped })).toEqual(['linearizability', 'stale-write'])
+  })
+
+  it("reports a write accepted under an expired lease, from the database's own witness, even when nobody else wrote", () => {
+    const { observation, a2 } = consistent()
+    // a's second write: do_locks still had token 1, but its lease had run out 3.5 s before.
+    const log = observation.log.map((r) => (r.op === a2.op ? { ...r, lockExpires: r.at - 3_500 } : r))
+    expect(rules({ ...observation, log })).toEqual(['fence-witness'])
+  })
+
+  it('reports, from the audit of do_locks, a lease granted over an intact one, a token that skipped, and a late refresh', () => {
+    const { observation } = consistent()
+    const audit = observation.audit
+    const overlap = audit.map((r) => (r.seq === 4 ? { ...r, oldExpires: 30_150 } : r)) // b took over without a release
+    expect(rules({ ...observation, audit: overlap })).toEqual(['lease-overlap'])
+    const skipped = audit.map((r) => (r.seq === 4 ? { ...r, newToken: 3 } : r))
+    expect(rules({ ...observation, audit: skipped })).toEqual(['token-step'])
+    const firstNotOne = audit.map((r) => (r.seq === 1 ? { ...r, newToken: 5 } : r))
+    expect(rules({ ...observation, audit: firstNotOne })).toEqual(['token-step'])
+    const late = audit.map((r) => (r.seq === 2 ? { ...r, at: 40_000 } : r)) // refreshed after it expired at 30 101
+    expect(rules({ ...observation, audit: late })).toEqual(['late-refresh'])
+    // The harness's corruption and repair, and taking over a corrupt expires_at, are not violations.
+    const corrupt = [
+      ...audit,
+      { seq: 5, doId: 'x', at: 250, oldNode: 'b', oldToken: 2, oldExpires: 30_201, newNode: 'b', newToken: 2, newExpires: 'garbage' },
+      { seq: 6, doId: 'x', at: 260, oldNode: 'b', oldToken: 2, oldExpires: 'garbage', newNode: 'c', newToken: 3, newExpires: 30_260 },
+      { seq: 7, doId: 'x', at: 270, oldNode: 'c', oldToken: 3, oldExpires: 30_260, newNode: 'c', newToken: 'garbage', newExpires: 30_260 },
+      { seq: 8, doId: 'x', at: 280, oldNode: 'c', oldToken: 'garbage', oldExpires: 30_260, newNode: 'c', newToken: 4, newExpires: 0 },
+    ]
+    expect(rules({ ...observation, audit: corrupt })).toEqual([])
+  })
+
+  it("audits do_locks through its triggers on a real database: the library's own operations pass, a takeover of an intact lease does not", async () => {
+    const client = createClient({ url: ':memory:' })
+    try {
+      const store = new LibSQLLockStore(client)
+      await store.ensureSchema()
+      for (const sql of APP_SCHEMA) await client.execute(sql)
+      const first = await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 60_000 })
+      if (!first.acquired) throw new Error('expected the lease')
+      expect(await store.refresh({ ...first.lock, ttlMs: 60_000 })).not.toBeNull()
+      expect(await store.release(first.lock)).toBe(true)
+      const second = await store.acquire({ doId: 'x', nodeId: 'b', ttlMs: 60_000 })
+      expect((await store.acquire({ doId: 'x', nodeId: 'c', ttlMs: 60_000 })).acquired).toBe(false) // held: no change, no audit row
+      const audited = async () => checkChaos({ operations: [], log: [], counters: {}, lockTokens: {}, audit: (await client.execute('SELECT * FROM chaos_lock_audit ORDER BY seq')).rows.map((r) => toAuditRow(r as unknown as Record<string, unknown>)) })
+      const clean = await audited()
+      expect(clean.violations).toEqual([])
+      expect((await client.execute('SELECT count(*) AS n FROM chaos_lock_audit')).rows[0]!.n).toBe(4) // insert, refresh, release, takeover
+      expect(second.acquired).toBe(true)
+      // What a broken acquire would do: hand the row to another node while b's lease is intact.
+      await client.execute("UPDATE do_locks SET node_id = 'c', fencing_token = fencing_token + 1 WHERE do_id = 'x'")
+      expect(Object.keys((await audited()).counts)).toEqual(['lease-overlap'])
+    } finally {
+      client.close()
+    }
+  })
+
+  it('reports a release that freed a lease after a newer one had been granted', () => {
+    const { observation } = consistent()
+    const release = (released: boolean): Operation => ({
+      op: `a/0/${++seq}`, node: 'a', kind: 'release', doId: 'x', invokedAt: 300, completedAt: 301, outcome: 'ok', token: 1, released,
+    })
+    expect(rules({ ...observation, operations: [...observation.operations, release(false)] })).toEqual([])
+    expect(rules({ ...observation, operations: [...observation.operations, release(true)] })).toEqual(['stale-release'])
   })
 
   it('reports a lock row whose token went backwards or is not an integer', () => {

@@ -3,12 +3,17 @@
  * what the database holds at the end, so the function that passes real runs is the one shown to fail
  * on planted histories and on a planted bug.
  *
- * Two independent witnesses, so a bug cannot hide behind one of them:
+ * Independent witnesses, so a bug cannot hide behind one of them:
  * - the log table, written in the SAME fenced batch as the counter, ordered by its AUTOINCREMENT id, which
  *   is commit order (SQLite has one writer at a time): it shows which writes were accepted and in what
  *   order, whatever the nodes believed;
  * - the nodes' histories, with invocation and completion times on the machine's one real clock: they show
- *   what each node was told, and real-time order, which the database alone cannot.
+ *   what each node was told, and real-time order, which the database alone cannot;
+ * - the database's own account, computed by SQL in the statements that changed things, with their store
+ *   time: each log row carries the do_locks row its fenced batch saw, and triggers audit every change
+ *   to do_locks (test/chaos/protocol.ts). These do not depend on any node's clock or on the library's
+ *   answers, so mutual exclusion and "writes only under the current unexpired lease" are checked
+ *   directly, not inferred.
  */
 import type { Operation } from './history.js'
 
@@ -23,6 +28,25 @@ export interface LogRow {
   op: string
   /** The counter value the writer had read (it wrote `read + 1`). */
   read: number
+  /** `do_locks.fencing_token` and `expires_at` as the fenced batch saw them, and its store time. */
+  lockToken: unknown
+  lockExpires: unknown
+  at: number
+}
+
+/** One row of `chaos_lock_audit`: a change to `do_locks` (old_* are undefined for an insert). */
+export interface AuditRow {
+  /** AUTOINCREMENT: the order of the changes. */
+  seq: number
+  doId: string
+  /** Store time of the statement that made the change. */
+  at: number
+  oldNode?: unknown
+  oldToken?: unknown
+  oldExpires?: unknown
+  newNode: unknown
+  newToken: unknown
+  newExpires: unknown
 }
 
 export interface ChaosObservation {
@@ -32,6 +56,8 @@ export interface ChaosObservation {
   counters: Record<string, number>
   /** Final `do_locks.fencing_token` per id, as stored (a corrupt value stays whatever it is). */
   lockTokens: Record<string, unknown>
+  /** Every change to `do_locks`, in order. */
+  audit: AuditRow[]
 }
 
 export const VIOLATION_RULES = [
@@ -59,6 +85,16 @@ export const VIOLATION_RULES = [
   'linearizability',
   /** The final `do_locks` row is corrupt or its token went backwards. */
   'lock-row',
+  /** A write was accepted while do_locks, in its own transaction, held another token or an expired lease (invariant 5). */
+  'fence-witness',
+  /** do_locks changed hands while the old lease was unexpired and intact (invariant 1). */
+  'lease-overlap',
+  /** A new lease's token was not the previous token + 1, or a first lease's not 1 (invariant 2). */
+  'token-step',
+  /** An expired lease was extended (invariant 3: a late refresh changes nothing). */
+  'late-refresh',
+  /** A release said it freed the lease although a higher token had been granted before it was sent (invariant 3). */
+  'stale-release',
 ] as const
 
 export type ViolationRule = (typeof VIOLATION_RULES)[number]
@@ -96,7 +132,8 @@ export function checkChaos(observation: ChaosObservation): Verdict {
   const byOp = new Map(observation.operations.map((o) => [o.op, o]))
   const opsById = groupBy(observation.operations, (o) => o.doId)
   const logById = groupBy(observation.log, (r) => r.doId)
-  const ids = new Set([...opsById.keys(), ...logById.keys(), ...Object.keys(observation.counters)])
+  const auditById = groupBy(observation.audit, (r) => r.doId)
+  const ids = new Set([...opsById.keys(), ...logById.keys(), ...auditById.keys(), ...Object.keys(observation.counters)])
   for (const doId of [...ids].sort()) {
     const rows = [...(logById.get(doId) ?? [])].sort((a, b) => a.id - b.id)
     const operations = opsById.get(doId) ?? []
@@ -105,11 +142,13 @@ export function checkChaos(observation: ChaosObservation): Verdict {
       rows,
       increments: operations.filter((o) => o.kind === 'increment'),
       grants: operations.filter((o) => o.kind === 'acquire' && o.outcome === 'ok' && o.acquired === true && o.token !== undefined),
+      releases: operations.filter((o) => o.kind === 'release' && o.outcome === 'ok' && o.token !== undefined),
       counter: observation.counters[doId] ?? 0,
       lockToken: observation.lockTokens[doId],
       byOp,
       report: (rule, message) => report(rule, doId, message),
     })
+    checkAudit([...(auditById.get(doId) ?? [])].sort((a, b) => a.seq - b.seq), (rule, message) => report(rule, doId, message))
   }
   return { violations, counts, total }
 }
@@ -121,6 +160,8 @@ interface IdContext {
   increments: Operation[]
   /** Acquires that returned a lease (outcome ok, acquired). */
   grants: Operation[]
+  /** Releases that returned (with `released`). */
+  releases: Operation[]
   counter: number
   lockToken: unknown
   byOp: Map<string, Operation>
@@ -129,6 +170,19 @@ interface IdContext {
 
 function checkId(c: IdContext): void {
   const { rows, report } = c
+
+  // The database's witness of each accepted write: in the write's own transaction, do_locks held the
+  // writer's token, unexpired. Catches a fence that lets a stale or expired holder through even when
+  // no other node wrote (which the token order and lost-update rules need to see anything).
+  for (const row of rows) {
+    if (row.lockToken !== row.token || typeof row.lockExpires !== 'number' || !(row.lockExpires > row.at)) {
+      report(
+        'fence-witness',
+        `${row.op} with token ${row.token} was accepted (log id ${row.id}) while do_locks held token ` +
+          `${JSON.stringify(row.lockToken)} expiring at ${JSON.stringify(row.lockExpires)} (store time ${row.at})`,
+      )
+    }
+  }
 
   // The log is only a witness if every row is a write some node really sent, once.
   const applied = new Set<string>()
@@ -170,6 +224,16 @@ function checkId(c: IdContext): void {
     const grant = grantOf.get(row.token)
     if (!grant) report('token-owner', `${row.op} wrote with token ${row.token}, which no acquire granted`)
     else if (grant.node !== row.node) report('token-owner', `${row.op} by ${row.node} wrote with token ${row.token}, granted to ${grant.node}`)
+  }
+
+  // Releases, in real time: a release sent after a higher token's acquire had returned cannot have freed
+  // anything (only the holder's own unexpired lease can be released), so it must say false.
+  for (const op of c.releases) {
+    if (op.released !== true) continue
+    const newest = prefixMax[countBefore(byCompletion, op.invokedAt) - 1]
+    if (newest && newest.token! > op.token!) {
+      report('stale-release', `${op.op} released token ${op.token}, though ${newest.op} had been granted token ${newest.token} before it was sent`)
+    }
   }
 
   // Fencing, in real time: a write sent after a higher token's acquire had RETURNED must be refused,
@@ -321,4 +385,41 @@ function countBefore(sorted: Operation[], time: number): number {
     else hi = mid
   }
   return lo
+}
+
+const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v)
+
+/**
+ * Judges every change to do_locks (one id, in order) by what the row was and became, at the store
+ * time of the statement that changed it. A change of token is a new lease; anything else with a later
+ * expiry is a refresh. Changes that involve a non-integer token are the harness's corruption and its
+ * repair (which sets token + 1 and frees the row), and changes to a non-integer expires_at are a
+ * corrupt row being taken over: both legitimate, so not judged.
+ */
+function checkAudit(rows: AuditRow[], report: (rule: ViolationRule, message: string) => void): void {
+  for (const r of rows) {
+    if (r.oldToken === undefined) {
+      // First lease of the id: a row is never deleted, so this happens once, with token 1.
+      if (r.newToken !== 1) report('token-step', `do_locks row created with token ${JSON.stringify(r.newToken)}, not 1 (audit ${r.seq})`)
+      continue
+    }
+    if (!isInt(r.oldToken) || !isInt(r.newToken)) continue
+    if (r.newToken !== r.oldToken) {
+      if (r.newToken !== r.oldToken + 1) {
+        report('token-step', `token ${r.oldToken} was followed by ${r.newToken} (audit ${r.seq})`)
+      }
+      if (isInt(r.oldExpires) && r.oldExpires > r.at) {
+        report(
+          'lease-overlap',
+          `token ${r.newToken} (${String(r.newNode)}) was granted at store time ${r.at} while token ${r.oldToken} ` +
+            `(${String(r.oldNode)}) held an intact lease until ${r.oldExpires} (audit ${r.seq})`,
+        )
+      }
+      continue
+    }
+    // Same token: a refresh (later expiry), a release (0) or a corruption (not an integer).
+    if (isInt(r.newExpires) && isInt(r.oldExpires) && r.newExpires > r.oldExpires && r.oldExpires <= r.at) {
+      report('late-refresh', `token ${r.oldToken}'s lease, expired at ${r.oldExpires}, was extended to ${r.newExpires} at ${r.at} (audit ${r.seq})`)
+    }
+  }
 }

@@ -11,7 +11,7 @@ import { mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { LibSQLLockStore } from '../../src/index.js'
 import { configArg, type ChildHandle, type ProcessGroup } from '../support/processes.js'
-import { checkChaos, type ChaosObservation, type LogRow, type Verdict } from './checker.js'
+import { checkChaos, type AuditRow, type ChaosObservation, type LogRow, type Verdict } from './checker.js'
 import { TRUE_CLOCK, type ClockSetting } from './clock.js'
 import { readHistories, type Operation } from './history.js'
 import {
@@ -202,22 +202,48 @@ async function observe(db: HarnessDb, dir: string): Promise<{ observation: Chaos
     .filter((f) => f.startsWith('history-') && f.endsWith('.jsonl'))
     .map((f) => join(dir, f))
   const { operations, notes, torn } = readHistories(files)
-  const [log, counters, locks] = await db.run((c) =>
+  const [log, counters, locks, audit] = await db.run((c) =>
     Promise.all([
-      c.execute('SELECT id, do_id, token, node, op, read FROM chaos_log ORDER BY id'),
+      c.execute('SELECT id, do_id, token, node, op, read, lock_token, lock_expires, at FROM chaos_log ORDER BY id'),
       c.execute('SELECT id, n FROM chaos_counters'),
       c.execute('SELECT do_id, fencing_token FROM do_locks'),
+      c.execute('SELECT * FROM chaos_lock_audit ORDER BY seq'),
     ]),
   )
   const observation: ChaosObservation = {
     operations,
     log: log.rows.map(
-      (r): LogRow => ({ id: Number(r.id), doId: String(r.do_id), token: Number(r.token), node: String(r.node), op: String(r.op), read: Number(r.read) }),
+      (r): LogRow => ({
+        id: Number(r.id),
+        doId: String(r.do_id),
+        token: Number(r.token),
+        node: String(r.node),
+        op: String(r.op),
+        read: Number(r.read),
+        lockToken: r.lock_token,
+        lockExpires: r.lock_expires,
+        at: Number(r.at),
+      }),
     ),
     counters: Object.fromEntries(counters.rows.map((r) => [String(r.id), Number(r.n)])),
     lockTokens: Object.fromEntries(locks.rows.map((r) => [String(r.do_id), r.fencing_token])),
+    audit: audit.rows.map((r) => toAuditRow(r as unknown as Record<string, unknown>)),
   }
   return { observation, notes, torn }
+}
+
+/** A `chaos_lock_audit` row as the checker takes it. */
+export function toAuditRow(r: Record<string, unknown>): AuditRow {
+  return {
+    seq: Number(r.seq),
+    doId: String(r.do_id),
+    at: Number(r.at),
+    // An insert has no old row: NULL there means "none", never a stored NULL (the columns are NOT NULL).
+    ...(r.old_token === null ? {} : { oldNode: r.old_node, oldToken: r.old_token, oldExpires: r.old_expires }),
+    newNode: r.new_node,
+    newToken: r.new_token,
+    newExpires: r.new_expires,
+  }
 }
 
 interface NodeSlot {
@@ -556,10 +582,10 @@ function summarize(
         stats.okAfterFaults++
         recovered.add(op.node)
       }
-    } else if (op.outcome === 'ok') {
+    } else if (op.outcome === 'ok' && op.released === true) {
       stats.releases.released++
     } else {
-      stats.releases.notHeld++
+      stats.releases.notHeld++ // the store had already moved on, or the call never returned
     }
   }
   for (const { what } of notes) stats.notes[what] = (stats.notes[what] ?? 0) + 1

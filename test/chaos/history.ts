@@ -35,6 +35,8 @@ export interface Operation {
   token?: number
   /** acquire with outcome ok: false if someone else held the id. */
   acquired?: boolean
+  /** release with outcome ok: whether the store freed the lease (false: it was already gone). */
+  released?: boolean
   /** increment: the counter value read (outside the fenced batch) before writing `read + 1`. */
   read?: number
   /** increment: when the fenced write itself was sent (after the read and the think time). */
@@ -160,6 +162,7 @@ export function readHistories(files: string[]): ParsedHistory {
         operation.outcome = line.k
         if (line.token !== undefined) operation.token = line.token
         if (line.acquired !== undefined) operation.acquired = line.acquired
+        if (line.released !== undefined) operation.released = line.released
         if (line.error !== undefined) operation.error = line.error
         if (line.attempts !== undefined) operation.attempts = line.attempts
       }

@@ -8,20 +8,49 @@ import type { ClockSetting } from './clock.js'
  * The "application state" the nodes protect with leases. `chaos_log.id` is AUTOINCREMENT, and SQLite
  * has one writer at a time, so id order is commit order: the checker's witness of what happened.
  */
+/** The store clock as the library computes it (src/store/sql.ts). */
+const STORE_NOW = "CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER)"
+
 export const APP_SCHEMA = [
   'CREATE TABLE chaos_counters (id TEXT PRIMARY KEY, n INTEGER NOT NULL)',
+  // lock_token, lock_expires, at: the do_locks row as the fenced batch saw it, at its own store time.
+  // Computed by the database in the same transaction as the write, not by any node: a direct witness
+  // that each accepted write was made under the current, unexpired lease (invariant 5).
   `CREATE TABLE chaos_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     do_id TEXT NOT NULL,
     token INTEGER NOT NULL,
     node TEXT NOT NULL,
     op TEXT NOT NULL,
-    read INTEGER NOT NULL
+    read INTEGER NOT NULL,
+    lock_token,
+    lock_expires,
+    at INTEGER NOT NULL
   )`,
+  // Every change to do_locks, written by triggers inside the statement that made it, with that
+  // statement's store time: the witness of mutual exclusion and token succession that does not rely
+  // on any node's clock or on what the library reports (columns without affinity keep garbage as is).
+  `CREATE TABLE chaos_lock_audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    do_id TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    old_node, old_token, old_expires,
+    new_node, new_token, new_expires
+  )`,
+  `CREATE TRIGGER chaos_audit_insert AFTER INSERT ON do_locks BEGIN
+    INSERT INTO chaos_lock_audit (do_id, at, new_node, new_token, new_expires)
+    VALUES (NEW.do_id, ${STORE_NOW}, NEW.node_id, NEW.fencing_token, NEW.expires_at);
+  END`,
+  `CREATE TRIGGER chaos_audit_update AFTER UPDATE ON do_locks BEGIN
+    INSERT INTO chaos_lock_audit (do_id, at, old_node, old_token, old_expires, new_node, new_token, new_expires)
+    VALUES (NEW.do_id, ${STORE_NOW}, OLD.node_id, OLD.fencing_token, OLD.expires_at, NEW.node_id, NEW.fencing_token, NEW.expires_at);
+  END`,
 ]
 
 export const READ_COUNTER = 'SELECT n FROM chaos_counters WHERE id = ?1'
-export const APPEND_LOG = 'INSERT INTO chaos_log (do_id, token, node, op, read) VALUES (?1, ?2, ?3, ?4, ?5)'
+export const APPEND_LOG = `INSERT INTO chaos_log (do_id, token, node, op, read, lock_token, lock_expires, at)
+  VALUES (?1, ?2, ?3, ?4, ?5,
+    (SELECT fencing_token FROM do_locks WHERE do_id = ?1), (SELECT expires_at FROM do_locks WHERE do_id = ?1), ${STORE_NOW})`
 /** Deliberately not `n = n + 1`: writing the value read earlier is what makes a stale writer LOSE an update. */
 export const WRITE_COUNTER = 'UPDATE chaos_counters SET n = ?2 WHERE id = ?1'
 
