@@ -595,6 +595,7 @@ function summarize(
 
 function summaryLine(stats: RunStats, faults: Record<FaultKind, number>, violations: number, seed: number): string {
   const { acquires: a, increments: i } = stats
+  const recoveredKills = stats.killRecoveryMs.filter(Number.isFinite)
   const errors = Object.entries(stats.errors)
     .sort()
     .map(([k, v]) => `${k}=${v}`)
@@ -604,8 +605,8 @@ function summaryLine(stats: RunStats, faults: Record<FaultKind, number>, violati
     `(acquire ${a.granted} granted/${a.contended} gave up/${a.failed} refused/${a.unknown} unavailable, ` +
     `${stats.retries} retries (${stats.hotRetries} on the hot id); ` +
     `increment ${i.ok} ok/${i.failed} fenced out/${i.unknown} indeterminate; ${stats.okAfterFaults} ok after the last fault, ` +
-    `from ${stats.nodesRecovered} nodes; killed holders' leases re-acquired: ${stats.killRecoveryMs.length}` +
-    `${stats.killRecoveryMs.length ? `, slowest after ${Math.max(...stats.killRecoveryMs)} ms` : ''}), ` +
+    `from ${stats.nodesRecovered} nodes; killed holders' leases re-acquired: ${recoveredKills.length} of ${stats.killRecoveryMs.length}` +
+    `${recoveredKills.length ? `, slowest after ${Math.max(...recoveredKills)} ms` : ''}), ` +
     `faults ${FAULT_KINDS.map((k) => `${k}=${faults[k]}`).join(' ')}, ` +
     `survived ${errors || 'no errors'}, leases lost ${stats.notes.lost ?? 0}, ` +
     `pauses that froze the write lock ${stats.pausesHoldingWriteLock}, violations ${violations}`
