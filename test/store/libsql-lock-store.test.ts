@@ -33,6 +33,76 @@ describeLockStoreContract('LibSQLLockStore on a file: database (WAL)', async () 
   return { store: new LibSQLLockStore(counted.client), requests: counted.requests, close: () => raw.close() }
 })
 
+/**
+ * The remote path (Turso over HTTP or WebSocket): single statements go through `client.execute`, not
+ * wrapped in a write batch, and SQLITE_BUSY does not swap connections. No sqld server is available
+ * here, so a local file database stands in behind a client that reports `protocol: 'http'`: the
+ * library's remote branch runs against real SQLite (the wire format is @libsql/client's business).
+ */
+function asRemote<C extends Client>(client: C): C & { calls: Array<'execute' | 'batch'> } {
+  const calls: Array<'execute' | 'batch'> = []
+  return new Proxy(client, {
+    get(target, prop, receiver) {
+      if (prop === 'protocol') return 'http'
+      if (prop === 'calls') return calls
+      const value = Reflect.get(target, prop, receiver)
+      if (typeof value !== 'function') return value
+      if (prop === 'execute' || prop === 'batch') {
+        return (...args: unknown[]) => {
+          calls.push(prop)
+          return (value as (...a: unknown[]) => unknown).apply(target, args)
+        }
+      }
+      return value.bind(target)
+    },
+  }) as C & { calls: Array<'execute' | 'batch'> }
+}
+
+describeLockStoreContract('LibSQLLockStore on its remote path (protocol "http", a file: database behind it)', async () => {
+  const raw = createClient({ url: freshFile() })
+  await raw.execute('PRAGMA journal_mode=WAL')
+  const counted = countingClient(asRemote(raw))
+  return { store: new LibSQLLockStore(counted.client), requests: counted.requests, close: () => raw.close() }
+})
+
+describe('LibSQLLockStore on its remote path', () => {
+  it('sends refresh, release, get, list and forceRelease as one plain execute each, and acquire as one batch', async () => {
+    const raw = createClient({ url: ':memory:' })
+    try {
+      const remote = asRemote(raw)
+      const store = new LibSQLLockStore(remote)
+      await store.ensureSchema()
+      remote.calls.length = 0
+      const r = await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })
+      if (!r.acquired) throw new Error('expected the lease')
+      await store.refresh({ ...r.lock, ttlMs: 10_000 })
+      await store.get('x')
+      await store.list()
+      await store.release(r.lock)
+      await store.forceRelease('x')
+      expect(remote.calls).toEqual(['batch', 'execute', 'execute', 'execute', 'execute', 'execute'])
+    } finally {
+      raw.close()
+    }
+  })
+
+  it('does not try to swap connections after SQLITE_BUSY (a remote client has none to swap)', async () => {
+    let swaps = 0
+    const store = new LibSQLLockStore({
+      protocol: 'http',
+      execute: async () => { throw Object.assign(new Error('SQLITE_BUSY: database is locked'), { code: 'SQLITE_BUSY' }) },
+      batch: async () => { throw Object.assign(new Error('SQLITE_BUSY: database is locked'), { code: 'SQLITE_BUSY' }) },
+      transaction: async () => {
+        swaps++
+        return { close() {} }
+      },
+    })
+    await expect(store.release({ doId: 'x', nodeId: 'a', fencingToken: 1 })).rejects.toMatchObject({ retryable: true })
+    await expect(store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 1_000 })).rejects.toMatchObject({ retryable: true })
+    expect(swaps).toBe(0)
+  })
+})
+
 describe('LibSQLLockStore', () => {
   const clients: Client[] = []
   const open = (url = ':memory:', intMode?: 'number' | 'bigint' | 'string') => {
