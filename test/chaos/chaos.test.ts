@@ -13,9 +13,9 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { buildEntry, ProcessGroup, type BuiltEntry } from '../support/processes.js'
 import { checkChaos, type ChaosObservation, type LogRow, type ViolationRule } from './checker.js'
 import { shortChaos } from './configs.js'
-import { LibSQLLockStore } from '../../src/index.js'
+import { LibSQLLockStore, fencedWrite } from '../../src/index.js'
 import { FAULT_KINDS, runChaos, runZombieScenario, toAuditRow } from './harness.js'
-import { APP_SCHEMA } from './protocol.js'
+import { APP_SCHEMA, APPEND_LOG, WRITE_COUNTER } from './protocol.js'
 import type { Operation } from './history.js'
 
 describe('chaos', () => {
@@ -283,6 +283,18 @@ describe('chaos checker', () => {
       // What a broken acquire would do: hand the row to another node while b's lease is intact.
       await client.execute("UPDATE do_locks SET node_id = 'c', fencing_token = fencing_token + 1 WHERE do_id = 'x'")
       expect(Object.keys((await audited()).counts)).toEqual(['lease-overlap'])
+
+      // The fence witness: a fenced batch's log row carries what the fence check saw, at its time.
+      await client.execute("INSERT INTO chaos_counters (id, n) VALUES ('y', 0)")
+      const y = await store.acquire({ doId: 'y', nodeId: 'a', ttlMs: 60_000 })
+      if (!y.acquired) throw new Error('expected the lease')
+      await fencedWrite(store, y.lock, [
+        { sql: APPEND_LOG, args: ['y', y.lock.fencingToken, 'a', 'a/0/1', 0] },
+        { sql: WRITE_COUNTER, args: ['y', 1] },
+      ])
+      const logged = (await client.execute('SELECT token, lock_token, lock_expires, at FROM chaos_log')).rows
+      expect(logged).toEqual([expect.objectContaining({ token: y.lock.fencingToken, lock_token: y.lock.fencingToken, lock_expires: y.lock.expiresAt })])
+      expect(Number(logged[0]!.at)).toBeLessThan(y.lock.expiresAt)
     } finally {
       client.close()
     }

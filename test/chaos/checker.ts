@@ -10,7 +10,7 @@
  * - the nodes' histories, with invocation and completion times on the machine's one real clock: they show
  *   what each node was told, and real-time order, which the database alone cannot;
  * - the database's own account, computed by SQL in the statements that changed things, with their store
- *   time: each log row carries the do_locks row its fenced batch saw, and triggers audit every change
+ *   time: each log row carries the do_locks row as its fence check saw it, and triggers audit every change
  *   to do_locks (test/chaos/protocol.ts). These do not depend on any node's clock or on the library's
  *   answers, so mutual exclusion and "writes only under the current unexpired lease" are checked
  *   directly, not inferred.
@@ -28,7 +28,7 @@ export interface LogRow {
   op: string
   /** The counter value the writer had read (it wrote `read + 1`). */
   read: number
-  /** `do_locks.fencing_token` and `expires_at` as the fenced batch saw them, and its store time. */
+  /** `do_locks.fencing_token` and `expires_at` as the fence check saw them, and the check's store time. */
   lockToken: unknown
   lockExpires: unknown
   at: number

@@ -13,9 +13,10 @@ const STORE_NOW = "CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTE
 
 export const APP_SCHEMA = [
   'CREATE TABLE chaos_counters (id TEXT PRIMARY KEY, n INTEGER NOT NULL)',
-  // lock_token, lock_expires, at: the do_locks row as the fenced batch saw it, at its own store time.
-  // Computed by the database in the same transaction as the write, not by any node: a direct witness
-  // that each accepted write was made under the current, unexpired lease (invariant 5).
+  // lock_token, lock_expires, at: the do_locks row as the fence check saw it, at the check's store time
+  // (copied from chaos_fence_seen, below). Computed by the database in the write's own transaction,
+  // not by any node: a direct witness that each accepted write was made under the current, unexpired
+  // lease (invariant 5).
   `CREATE TABLE chaos_log (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     do_id TEXT NOT NULL,
@@ -27,6 +28,23 @@ export const APP_SCHEMA = [
     lock_expires,
     at INTEGER NOT NULL
   )`,
+  // A second INSTEAD OF trigger on the library's fence view: it fires in the same statement as the
+  // library's check, so it sees do_locks at the very store time the check judged (a later statement of
+  // the batch would see a later time: a node frozen mid-transaction, holding the write lock so that
+  // nobody could take its lease, would look expired). If the check aborts, this row goes with it.
+  `CREATE TABLE chaos_fence_seen (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    do_id TEXT NOT NULL,
+    token,
+    lock_token,
+    lock_expires,
+    at INTEGER NOT NULL
+  )`,
+  `CREATE TRIGGER chaos_fence_witness INSTEAD OF INSERT ON do_locks_fence BEGIN
+    INSERT INTO chaos_fence_seen (do_id, token, lock_token, lock_expires, at)
+    VALUES (NEW.do_id, NEW.fencing_token,
+      (SELECT fencing_token FROM do_locks WHERE do_id = NEW.do_id), (SELECT expires_at FROM do_locks WHERE do_id = NEW.do_id), ${STORE_NOW});
+  END`,
   // Every change to do_locks, written by triggers inside the statement that made it, with that
   // statement's store time: the witness of mutual exclusion and token succession that does not rely
   // on any node's clock or on what the library reports (columns without affinity keep garbage as is).
@@ -48,9 +66,10 @@ export const APP_SCHEMA = [
 ]
 
 export const READ_COUNTER = 'SELECT n FROM chaos_counters WHERE id = ?1'
+/** The batch holds SQLite's write lock from its fence on, so the newest chaos_fence_seen row is its own. */
 export const APPEND_LOG = `INSERT INTO chaos_log (do_id, token, node, op, read, lock_token, lock_expires, at)
-  VALUES (?1, ?2, ?3, ?4, ?5,
-    (SELECT fencing_token FROM do_locks WHERE do_id = ?1), (SELECT expires_at FROM do_locks WHERE do_id = ?1), ${STORE_NOW})`
+  SELECT ?1, ?2, ?3, ?4, ?5, lock_token, lock_expires, at FROM chaos_fence_seen
+  WHERE seq = (SELECT max(seq) FROM chaos_fence_seen) AND do_id = ?1 AND token = ?2`
 /** Deliberately not `n = n + 1`: writing the value read earlier is what makes a stale writer LOSE an update. */
 export const WRITE_COUNTER = 'UPDATE chaos_counters SET n = ?2 WHERE id = ?1'
 
