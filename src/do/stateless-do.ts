@@ -107,6 +107,11 @@ export abstract class StatelessDO<Env = unknown> {
       }
       lock = result.lock
     } catch (error) {
+      if (request.signal?.aborted && error === request.signal.reason) {
+        // The client went away while the lease was being taken (the guard gave back any lease it got).
+        // Nothing failed: no report, and an answer nobody will read.
+        return json(499, { error: 'client_closed_request', doId })
+      }
       if (error instanceof StoreUnavailableError || error instanceof ShutdownError) {
         this.onError(error, 'acquire', doId)
         return json(503, { error: 'store_unavailable', doId }, { 'Retry-After': '1' })

@@ -126,6 +126,13 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     if (typeof driftMs !== 'number' || !Number.isFinite(driftMs) || driftMs < 0 || driftMs >= ttlMs) {
       throw new InvalidArgumentError('driftMs', `must be a number from 0 to below ttlMs (${ttlMs}), got ${describe(driftMs)}`)
     }
+    if (options.heartbeatMs !== undefined && heartbeatMs >= ttlMs - driftMs) {
+      // The first heartbeat would come after the lease's local validity ends: every lease would be lost.
+      throw new InvalidArgumentError(
+        'heartbeatMs',
+        `must be less than ttlMs - driftMs (${ttlMs} - ${driftMs} = ${ttlMs - driftMs}), when local validity ends; got ${heartbeatMs}`,
+      )
+    }
     const clock = options.clock ?? systemClock
     if (typeof clock?.monotonic !== 'function') throw new InvalidArgumentError('clock', 'expected a Clock with monotonic()')
     if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
@@ -339,13 +346,17 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   /**
    * Heartbeat period and drift margin for a lease of `ttlMs`. A per-acquire ttl keeps the guard's
    * settings in proportion: values the caller set are scaled with the lease, defaults are recomputed
-   * for it (so a day-long lease gets a day-long lease's drift margin, not a 30 s one's).
+   * for it (so a day-long lease gets a day-long lease's drift margin, not a 30 s one's). An explicit
+   * heartbeat keeps its place within the validity window (ttl - drift), not within the ttl: the
+   * drift is not proportional (its default has a fixed 2 ms), and a heartbeat past the window's end
+   * would lose every lease.
    */
   #timings(ttlMs: number): { heartbeatMs: number; driftMs: number } {
     if (ttlMs === this.ttlMs) return { heartbeatMs: this.heartbeatMs, driftMs: this.driftMs }
-    const scale = ttlMs / this.ttlMs
-    const heartbeatMs = this.#explicit.heartbeatMs ? Math.max(1, Math.floor(this.heartbeatMs * scale)) : defaultHeartbeatMs(ttlMs)
-    const driftMs = this.#explicit.driftMs ? Math.min(Math.ceil(this.driftMs * scale), Math.floor(ttlMs / 2)) : defaultDriftMs(ttlMs)
+    const driftMs = this.#explicit.driftMs ? Math.min(Math.ceil(this.driftMs * (ttlMs / this.ttlMs)), Math.floor(ttlMs / 2)) : defaultDriftMs(ttlMs)
+    const heartbeatMs = this.#explicit.heartbeatMs
+      ? Math.max(1, Math.floor(this.heartbeatMs * ((ttlMs - driftMs) / (this.ttlMs - this.driftMs))))
+      : defaultHeartbeatMs(ttlMs)
     return { heartbeatMs, driftMs }
   }
 

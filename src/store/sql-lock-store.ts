@@ -77,9 +77,14 @@ export class SqlLockStore implements LockStore {
     if (!row) throw new StoreUnavailableError(`acquire of "${doId}" returned no row`, { retryable: true })
     const holder = parseRecord(row, doId)
     const storeNow = toInt(row.store_now, doId, 'store_now')
-    if (holder.expiresAt <= storeNow && holder.fencingToken >= Number.MAX_SAFE_INTEGER) {
-      // Free, yet not taken: the upsert refuses a row whose next token would not be a safe integer.
-      throw new CorruptLockRowError(doId, 'fencing_token', 'is at Number.MAX_SAFE_INTEGER: no later token can be issued exactly')
+    if (holder.expiresAt <= storeNow && (holder.fencingToken < 0 || holder.fencingToken >= Number.MAX_SAFE_INTEGER)) {
+      // Free, yet not taken: the upsert refuses a token below 0, or one whose successor would not be
+      // a safe integer. Said once here, rather than "held" (with retryAfterMs 1) forever.
+      throw new CorruptLockRowError(
+        doId,
+        'fencing_token',
+        holder.fencingToken < 0 ? `is negative (${holder.fencingToken})` : 'is at Number.MAX_SAFE_INTEGER: no later token can be issued exactly',
+      )
     }
     return { acquired: false, holder, storeNow }
   }
@@ -184,8 +189,8 @@ function checkStatement(statement: SqlStatement, i: number): void {
 
 /** SQLite result codes (libSQL puts them in `code`, D1 at the end of its message). */
 const SQLITE_CODE = /\bSQLITE_[A-Z_]+/g
-/** The ones that mean "another connection is writing": the same statement may succeed later. */
-const SQLITE_TRANSIENT = /^SQLITE_(BUSY|LOCKED)/
+/** The ones that mean "another connection is writing" (PROTOCOL: a WAL lock race): the same statement may succeed later. */
+const SQLITE_TRANSIENT = /^SQLITE_(BUSY|LOCKED|PROTOCOL)/
 /** Transport trouble, for errors that carry no SQLite code. */
 const TRANSIENT_TEXT =
   /database is locked|database table is locked|timeout|timed out|ECONNRESET|ECONNREFUSED|EPIPE|fetch failed|network|socket|HRANA_WEBSOCKET|SERVER_ERROR|D1_ERROR.*(reset|overloaded|unavailable)/i

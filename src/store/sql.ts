@@ -85,9 +85,9 @@ export function lockTableSql(table: string): LockTableSql {
     ],
     // Takes a free, released or expired row and bumps its token; a held row is left alone and RETURNING
     // yields nothing. A non-integer expires_at (corruption) counts as expired; a non-integer token does
-    // not, because taking it could reissue an old token, and neither does one whose successor would not
-    // be a safe JavaScript integer (the new token could not be handed out exactly). Such rows are then
-    // reported corrupt by the holder read instead of being taken and committed.
+    // not, because taking it could reissue an old token, and neither does a negative one nor one whose
+    // successor would not be a safe JavaScript integer (the new token could not be handed out exactly).
+    // Such rows are then reported corrupt (SqlLockStore.acquire) instead of being taken and committed.
     acquire: `INSERT INTO ${t} (${COLUMNS})
       VALUES (?1, ?2, ${STORE_NOW}, ${STORE_NOW} + ?3, 1, ?4)
       ON CONFLICT (do_id) DO UPDATE SET

@@ -122,6 +122,26 @@ describe('StatelessDO', () => {
     expect((await store.get('room-1'))?.held).toBe(false)
   })
 
+  it('answers 499, reports nothing and holds no lease when the client goes away while the lease is being taken', async () => {
+    const store = new MemoryLockStore()
+    const real = store.acquire.bind(store)
+    vi.spyOn(store, 'acquire').mockImplementation(async (req) => {
+      await sleep(30)
+      return real(req)
+    })
+    const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a') })
+    const client = new AbortController()
+    const pending = room.fetch(new Request('https://do/', { signal: client.signal }))
+    await sleep(5)
+    client.abort()
+    const res = await pending
+    expect(res.status).toBe(499)
+    expect(await res.json()).toEqual({ error: 'client_closed_request', doId: 'room-1' })
+    expect(room.errors).toEqual([])
+    await sleep(5)
+    expect((await store.get('room-1'))?.held).toBe(false)
+  })
+
   it('answers 503 and reports a corrupt lock row instead of throwing', async () => {
     const store = new MemoryLockStore()
     vi.spyOn(store, 'acquire').mockRejectedValue(new CorruptLockRowError('room-1', 'fencing_token', 'is not an integer'))

@@ -316,6 +316,18 @@ describe('HybridConsistencyGuard', () => {
       expect(refresh).toHaveBeenCalledTimes(1)
     })
 
+    it("keeps an explicit heartbeat inside a per-acquire lease's validity window (the default drift is not proportional)", async () => {
+      // At its own 30 s ttl this guard refreshes 98 ms before validity ends; scaled by the ttl alone, a
+      // 300 ms lease would get a 296 ms heartbeat after its 295 ms validity.
+      const guard = make({ heartbeatMs: 29_600 })
+      const refresh = vi.spyOn(store, 'refresh')
+      const lock = held(await guard.acquire('x', { ttlMs: 300 }))
+      expect(lock.validUntil - Date.now()).toBe(295)
+      await vi.advanceTimersByTimeAsync(1_000)
+      expect(lock.signal.aborted).toBe(false)
+      expect(refresh.mock.calls.length).toBeGreaterThanOrEqual(3)
+    })
+
     it('scales heartbeat and drift to a per-acquire ttl', async () => {
       const guard = make()
       const refresh = vi.spyOn(store, 'refresh')
@@ -484,6 +496,7 @@ describe('HybridConsistencyGuard', () => {
       ['a heartbeat equal to the ttl', { ttlMs: 1_000, heartbeatMs: 1_000 }, 'heartbeatMs'],
       ['a heartbeat above the ttl', { ttlMs: 1_000, heartbeatMs: 5_000 }, 'heartbeatMs'],
       ['a drift as long as the ttl', { ttlMs: 1_000, driftMs: 1_000 }, 'driftMs'],
+      ['a heartbeat after local validity ends (ttl - drift)', { ttlMs: 1_000, driftMs: 100, heartbeatMs: 900 }, 'heartbeatMs'],
       ['a store that is not a LockStore', { store: {} as never }, 'store'],
       ['a ring without getNode', { ring: {} as never }, 'ring'],
       ['a backoff with zero delay', { retry: { initialDelayMs: 0 } }, 'retry.initialDelayMs'],

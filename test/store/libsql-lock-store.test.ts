@@ -232,6 +232,17 @@ describe('LibSQLLockStore', () => {
       })
     }
 
+    it('refuses, as corrupt and without committing anything, a released row with a negative token', async () => {
+      const client = open()
+      const store = new LibSQLLockStore(client)
+      await store.ensureSchema()
+      await client.execute("INSERT INTO do_locks VALUES ('x', 'ghost', 0, 2, -5, NULL)")
+      const error = await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }).catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(CorruptLockRowError)
+      expect(error).toMatchObject({ column: 'fencing_token', message: expect.stringMatching(/negative/) })
+      expect((await client.execute("SELECT node_id, fencing_token FROM do_locks WHERE do_id = 'x'")).rows[0]).toMatchObject({ node_id: 'ghost', fencing_token: -5 })
+    })
+
     it('reports metadata that is not JSON as a corrupt row', async () => {
       const client = open()
       const store = new LibSQLLockStore(client)
