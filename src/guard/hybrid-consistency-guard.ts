@@ -321,20 +321,38 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
 
   /**
    * Graceful shutdown: refuses new acquires, stops every heartbeat, releases every held lease and
-   * waits for releases already in flight. Resolves with how many leases were freed.
+   * waits for releases and acquires already in flight. Resolves with how many leases this call freed
+   * and how many it could not (store trouble, or not finished within `timeoutMs`). With `timeoutMs`
+   * it never waits longer than that for the store (say, inside a SIGTERM grace period): whatever has
+   * not finished by then keeps running in the background, and its leases run out by their TTL at worst.
    */
-  async shutdown(): Promise<{ released: number; failed: number }> {
+  async shutdown(options: { timeoutMs?: number } = {}): Promise<{ released: number; failed: number; timedOut: boolean }> {
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', 'expected an object')
+    const { timeoutMs } = options
+    if (timeoutMs !== undefined) assertPositiveMs('options.timeoutMs', timeoutMs, Number.MAX_SAFE_INTEGER)
     if (!this.#closed) {
       this.#closed = true
       for (const wake of [...this.#wakers]) wake(new ShutdownError())
     }
-    const results = await Promise.all(
-      [...this.#leases.values()].map((lease) => this.#track(this.#finish(lease, () => new ShutdownError(), 'shutdown'))),
+    let released = 0
+    const releases = [...this.#leases.values()].map((lease) =>
+      this.#track(this.#finish(lease, () => new ShutdownError(), 'shutdown')).then((ok) => {
+        if (ok) released++
+      }),
     )
-    // Settling an in-flight acquire starts its release: wait until nothing new is pending.
-    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending])
-    const released = results.filter(Boolean).length
-    return { released, failed: results.length - released }
+    const settled = (async () => {
+      await Promise.all(releases)
+      // Settling an in-flight acquire starts its release: wait until nothing new is pending.
+      while (this.#pending.size > 0) await Promise.allSettled([...this.#pending])
+      return false
+    })()
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timedOut =
+      timeoutMs === undefined
+        ? await settled
+        : await Promise.race([settled, new Promise<true>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)))])
+    clearTimeout(timer)
+    return { released, failed: releases.length - released, timedOut }
   }
 
   async [asyncDispose](): Promise<void> {

@@ -152,7 +152,7 @@ describe('HybridConsistencyGuard on libSQL', () => {
   it('releases every held lease on shutdown', async () => {
     const a = await node('node-a')
     for (const id of ['r1', 'r2', 'r3']) held(await a.guard.acquire(id))
-    expect(await a.guard.shutdown()).toEqual({ released: 3, failed: 0 })
+    expect(await a.guard.shutdown()).toEqual({ released: 3, failed: 0, timedOut: false })
     expect(await a.store.list()).toEqual([])
   })
 

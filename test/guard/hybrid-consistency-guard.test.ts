@@ -421,7 +421,7 @@ describe('HybridConsistencyGuard', () => {
       held(await other.acquire('c'))
       const waiter = guard.acquire('c', { waitMs: 60_000 }).catch((e) => e)
       const refresh = vi.spyOn(store, 'refresh')
-      expect(await guard.shutdown()).toEqual({ released: 2, failed: 0 })
+      expect(await guard.shutdown()).toEqual({ released: 2, failed: 0, timedOut: false })
       expect(await waiter).toBeInstanceOf(ShutdownError)
       expect(locks.every((l) => l.signal.aborted && l.signal.reason instanceof ShutdownError)).toBe(true)
       expect((await store.list()).map((l) => l.doId)).toEqual(['c'])
@@ -443,6 +443,41 @@ describe('HybridConsistencyGuard', () => {
       await vi.advanceTimersByTimeAsync(500)
       await done
       expect((await store.get('a'))?.held).toBe(false)
+    })
+  })
+
+  describe('shutdown with a deadline', () => {
+    it('returns after timeoutMs when the store does not answer, counting the unfinished release as failed', async () => {
+      const guard = make()
+      held(await guard.acquire('a'))
+      held(await guard.acquire('b'))
+      const real = store.release.bind(store)
+      let answerLate!: (released: boolean) => void
+      vi.spyOn(store, 'release').mockImplementation(async (r) => (r.doId === 'a' ? real(r) : new Promise<boolean>((res) => (answerLate = res))))
+      const done = guard.shutdown({ timeoutMs: 1_000 })
+      let result: unknown
+      void done.then((r) => (result = r))
+      await vi.advanceTimersByTimeAsync(999)
+      expect(result).toBeUndefined()
+      await vi.advanceTimersByTimeAsync(1)
+      expect(result).toEqual({ released: 1, failed: 1, timedOut: true })
+      expect((await store.get('a'))?.held).toBe(false)
+      answerLate(true) // the store answers at last; a shutdown without a deadline would have waited for this
+      expect(await guard.shutdown()).toEqual({ released: 0, failed: 0, timedOut: false })
+    })
+
+    it('resolves as soon as everything settled, well before the deadline', async () => {
+      const guard = make()
+      held(await guard.acquire('a'))
+      expect(await guard.shutdown({ timeoutMs: 60_000 })).toEqual({ released: 1, failed: 0, timedOut: false })
+    })
+
+    it('rejects a bad timeoutMs before doing anything', async () => {
+      const guard = make()
+      const lock = held(await guard.acquire('a'))
+      await expect(guard.shutdown({ timeoutMs: -1 })).rejects.toMatchObject({ argument: 'options.timeoutMs' })
+      expect(guard.isShuttingDown).toBe(false)
+      expect(lock.signal.aborted).toBe(false)
     })
   })
 
