@@ -10,8 +10,15 @@ export interface Clock {
   monotonic(): number
 }
 
-/** The runtime's clocks: `Date.now()` and `performance.now()` (both exist in Node and workerd). */
+let lastMonotonic = 0
+
+/**
+ * The runtime's clocks: `Date.now()`, and `performance.now()` held so it never goes back. In Node
+ * `performance.now()` is monotonic already; in workerd it returns what `Date.now()` does (advancing
+ * only across I/O), which a wall-clock step could move backwards: a lease's local validity must not
+ * grow because of that.
+ */
 export const systemClock: Clock = {
   now: () => Date.now(),
-  monotonic: () => performance.now(),
+  monotonic: () => (lastMonotonic = Math.max(lastMonotonic, performance.now())),
 }

@@ -62,11 +62,16 @@ export abstract class StatelessDO<Env = unknown> {
   /** Serves one request while this node holds the lease; `signal` fires if the lease is lost. */
   protected abstract handleRequest(request: Request, lock: Lock, signal: AbortSignal): Promise<Response> | Response
 
-  /** The DO id to lock. Default: `ctx.id` (its name if it has one). Override for plain Workers. */
+  /**
+   * The DO id to lock. Default: `ctx.id.toString()`, the hex id, which is the same however the object
+   * was addressed (`idFromName`, `idFromString`); `ctx.id.name` is not used, because it is only there
+   * for some of those (so one object could be locked under two keys). Override to lock by name, and
+   * for plain Workers (no `ctx.id`).
+   */
   protected doIdFor(_request: Request): string {
     const id = this.ctx?.id
     if (!id) throw new InvalidArgumentError('doIdFor', 'no ctx.id (not a Durable Object): override doIdFor(request)')
-    return id.name ?? id.toString()
+    return id.toString()
   }
 
   /** Acquire options per request. Default: try once (a busy object answers 503 at once). */
@@ -128,12 +133,16 @@ export abstract class StatelessDO<Env = unknown> {
       throw error
     }
 
+    // The handler learned the lease was gone (lost signal, or a fenced write refused): reported as such,
+    // and its release is not a second alarm.
+    let lost = false
     try {
       return await this.handleRequest(request, lock, lock.signal)
     } catch (error) {
+      lost = error instanceof LockLostError || error instanceof StaleFencingTokenError || lock.signal.aborted
       // The lease went away under the handler; its fenced writes were refused, so nothing half-done
       // is visible. Tell the client to retry (another node may serve it now).
-      if (error instanceof LockLostError || error instanceof StaleFencingTokenError || lock.signal.aborted) {
+      if (lost) {
         this.onError(error, 'handler', doId)
         return json(503, { error: 'lease_lost', doId }, { 'Retry-After': '1' })
       }
@@ -147,7 +156,7 @@ export abstract class StatelessDO<Env = unknown> {
     } finally {
       // The guard's release never rejects (store trouble goes to its onEvent hook), so a lease this
       // node still trusted that the release did not free is reported here: it blocks others for a TTL.
-      const trusted = !lock.signal.aborted
+      const trusted = !lost && !lock.signal.aborted
       const released = guard.release(lock).then(
         (freed) => {
           if (!freed && trusted) {

@@ -156,6 +156,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
 
   /** Locks this guard holds right now. */
   get heldLocks(): Lock[] {
+    this.#prune()
     return [...this.#leases.keys()]
   }
 
@@ -175,6 +176,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     const backoff = options.retry ? resolveBackoff(options.retry, 'options.retry') : this.#backoff
     this.#throwIfClosing()
     options.signal?.throwIfAborted()
+    this.#prune()
 
     const began = this.#clock.monotonic()
     const deadline = began + opts.waitMs
@@ -419,6 +421,21 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
         this.#armValidity(lease)
       }
     }, Math.max(0, remaining))
+  }
+
+  /**
+   * Ends leases whose validity ran out without their timer firing. In workerd, timers belong to the
+   * request that set them, and a request cancelled because its client went away takes them along:
+   * its leases would otherwise stay in this (isolate-wide) guard for good.
+   */
+  #prune(): void {
+    const now = this.#clock.monotonic()
+    for (const lease of [...this.#leases.values()]) {
+      if (!lease.done && now >= lease.lock.validUntil) {
+        this.#lose(lease, 'validity ran out before a refresh succeeded')
+        this.#releaseAbandoned(lease.lock)
+      }
+    }
   }
 
   #scheduleHeartbeat(lease: Lease, delayMs: number): void {

@@ -176,6 +176,10 @@ function checkStatement(statement: SqlStatement, i: number): void {
   if (args === undefined) return
   if (!Array.isArray(args)) throw new InvalidArgumentError(`statements[${i}].args`, 'expected an array of values')
   args.forEach((value: unknown, j) => {
+    if (typeof value === 'number' && !Number.isFinite(value)) {
+      // Drivers would bind it as NULL (D1) or a float SQLite cannot store: never what was meant.
+      throw new InvalidArgumentError(`statements[${i}].args[${j}]`, `expected a finite number, got ${value}`)
+    }
     const ok =
       value === null ||
       ['string', 'number', 'bigint', 'boolean'].includes(typeof value) ||

@@ -8,6 +8,7 @@ import {
   HybridConsistencyGuard,
   LockLostError,
   MemoryLockStore,
+  StaleFencingTokenError,
   StatelessDO,
   StoreUnavailableError,
   type AcquireOptions,
@@ -48,7 +49,8 @@ class Room extends StatelessDO<Env> {
 }
 
 const ctxFor = (name: string, extra: Partial<StatelessDOContext> = {}): StatelessDOContext => ({
-  id: { name, toString: () => `hex-${name}` },
+  // The runtime's hex id; tests name objects by it so their keys read well.
+  id: { name, toString: () => name },
   ...extra,
 })
 
@@ -202,6 +204,29 @@ describe('StatelessDO', () => {
     const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a'), fail: new TypeError('bug') })
     await expect(room.fetch(new Request('https://do/'))).rejects.toThrow('bug')
     expect((await store.get('room-1'))?.held).toBe(false)
+  })
+
+  it('locks the hex id, not ctx.id.name, so the key does not depend on how the object was addressed', async () => {
+    const store = new MemoryLockStore()
+    const room = new Room({ id: { name: 'room-1', toString: () => '8f3a' } }, { guard: guardOn(store, 'node-a') })
+    expect(await (await room.fetch(new Request('https://do/'))).json()).toMatchObject({ doId: '8f3a' })
+  })
+
+  it('reports a fenced write refused as stale once, as the handler failing, not again as a failed release', async () => {
+    const store = new MemoryLockStore()
+    let open!: () => void
+    const gate = new Promise<void>((r) => (open = r))
+    const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a'), gate, fail: new StaleFencingTokenError('room-1', 1) })
+    const pending = room.fetch(new Request('https://do/'))
+    await sleep(5)
+    // Another node took over under the handler (its signal has not fired yet); the handler's write is refused.
+    await store.forceRelease('room-1')
+    expect((await store.acquire({ doId: 'room-1', nodeId: 'node-b', ttlMs: 30_000 })).acquired).toBe(true)
+    open()
+    const res = await pending
+    expect(res.status).toBe(503)
+    await sleep(5)
+    expect(room.errors.map(([, phase]) => phase)).toEqual(['handler'])
   })
 
   it('answers 400 when there is no id (a plain Worker that did not override doIdFor)', async () => {

@@ -260,6 +260,18 @@ describe('HybridConsistencyGuard', () => {
       expect(refresh).toHaveBeenCalledTimes(1)
     })
 
+    it('ends and hands back a lease whose validity ran out even if its timer never fired (workerd drops a cancelled request\'s timers)', async () => {
+      let t = 0
+      const guard = make({ clock: { now: () => Date.now(), monotonic: () => t } })
+      const lock = held(await guard.acquire('x'))
+      t = lock.validUntil // no timer advanced: only the clock moved
+      expect(guard.heldLocks).toEqual([])
+      expect(lock.signal.aborted).toBe(true)
+      expect(lock.signal.reason).toBeInstanceOf(LockLostError)
+      await vi.advanceTimersByTimeAsync(0)
+      expect((await store.get('x'))?.held).toBe(false)
+    })
+
     it('hands back a lease it stopped trusting once the store answers again', async () => {
       const guard = make({ ttlMs: 3_000 })
       const b = make({ nodeId: 'node-b' })

@@ -396,6 +396,9 @@ describe('LibSQLLockStore', () => {
         .catch((e: unknown) => e)
       expect(error).toBeInstanceOf(InvalidArgumentError)
       expect((error as InvalidArgumentError).argument).toBe('statements[1].args[1]')
+      for (const bad of [Number.NaN, Infinity]) {
+        await expect(store.fencedWrite(won.lock, [{ sql: 'SELECT ?1', args: [bad] }])).rejects.toMatchObject({ argument: 'statements[0].args[0]' })
+      }
       expect(counted.requests()).toBe(0)
     })
 

@@ -37,22 +37,22 @@ const STATE_SCHEMA = [
 // workerd allows no randomness or I/O at start-up.
 let store: D1LockStore | undefined
 let guard: HybridConsistencyGuard | undefined
-let schema: Promise<void> | undefined
+let schemaReady = false
 
 function storeFor(env: Env): D1LockStore {
   return (store ??= new D1LockStore(env.DB))
 }
 
-/** Creates `do_locks` and the state tables once per isolate (again on the next request if it failed). */
-function ensureSchema(env: Env): Promise<void> {
-  schema ??= (async () => {
-    await storeFor(env).ensureSchema()
-    await env.DB.batch(STATE_SCHEMA.map((sql) => env.DB.prepare(sql)))
-  })().catch((error: unknown) => {
-    schema = undefined
-    throw error
-  })
-  return schema
+/**
+ * Creates `do_locks` and the state tables (idempotent), until it has once succeeded in this isolate.
+ * Only success is remembered, never a promise: a promise made in one request and awaited by others
+ * hangs them all if that first request is cancelled (its client went away) before it settles.
+ */
+async function ensureSchema(env: Env): Promise<void> {
+  if (schemaReady) return
+  await storeFor(env).ensureSchema()
+  await env.DB.batch(STATE_SCHEMA.map((sql) => env.DB.prepare(sql)))
+  schemaReady = true
 }
 
 /**
