@@ -98,6 +98,11 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   readonly #explicit: { heartbeatMs: boolean; driftMs: boolean }
   readonly #leases = new Map<Lock, Lease>()
   readonly #pending = new Set<Promise<unknown>>()
+  /**
+   * No held lease's validity ends before this: a lower bound (refreshes only move ends later), so
+   * {@link #prune} scans the leases only once it has passed, not on every acquire.
+   */
+  #validityFloor = Infinity
   #closed = false
   /**
    * Sleepers to wake on shutdown. Not an AbortController: workerd binds a signal to the request or
@@ -400,6 +405,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       },
     })
     this.#leases.set(lock, lease)
+    this.#validityFloor = Math.min(this.#validityFloor, lock.validUntil)
     this.#armValidity(lease)
     if (heartbeat) this.#scheduleHeartbeat(lease, heartbeatMs)
     return lock
@@ -430,12 +436,18 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
    */
   #prune(): void {
     const now = this.#clock.monotonic()
+    if (now < this.#validityFloor) return
+    let floor = Infinity
     for (const lease of [...this.#leases.values()]) {
-      if (!lease.done && now >= lease.lock.validUntil) {
+      if (lease.done) continue
+      if (now >= lease.lock.validUntil) {
         this.#lose(lease, 'validity ran out before a refresh succeeded')
         this.#releaseAbandoned(lease.lock)
+      } else {
+        floor = Math.min(floor, lease.lock.validUntil)
       }
     }
+    this.#validityFloor = floor
   }
 
   #scheduleHeartbeat(lease: Lease, delayMs: number): void {

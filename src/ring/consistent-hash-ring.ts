@@ -231,17 +231,8 @@ export class ConsistentHashRing {
    * ```
    */
   getNode(key: string): string {
-    if (typeof key !== 'string' || key.length === 0) throw invalidKey(key)
-    if (this.builtAt !== this.mutations) this.build()
-    const points = this.points
-    const count = points.length
-    if (count === 0) throw new EmptyRingError()
-    const h = murmurHash3(key)
-    const bucket = h >>> this.shift
-    let i = this.index[bucket]!
-    const end = this.index[bucket + 1]!
-    while (i < end && points[i]! < h) i++
-    return this.ids[this.owners[i === count ? 0 : i]!]!
+    const i = this.locate(key) // first: it may rebuild `owners` and `ids`
+    return this.ids[this.owners[i]!]!
   }
 
   /**
@@ -348,20 +339,11 @@ export class ConsistentHashRing {
    * `accept` approves, or -1.
    */
   private walk(key: string, accept: (rank: number) => boolean): number {
-    if (typeof key !== 'string' || key.length === 0) throw invalidKey(key)
-    if (this.builtAt !== this.mutations) this.build()
+    let i = this.locate(key)
     // Locals: a callback may add or remove nodes, which rebuilds the fields under us.
-    const points = this.points
     const owners = this.owners
     const nodeCount = this.ids.length
-    const count = points.length
-    if (count === 0) throw new EmptyRingError()
-    const h = murmurHash3(key)
-    const bucket = h >>> this.shift
-    let i = this.index[bucket]!
-    const end = this.index[bucket + 1]!
-    while (i < end && points[i]! < h) i++
-    if (i === count) i = 0
+    const count = this.points.length
 
     // Stamps mark the owners already offered without clearing an array per call; a re-entrant
     // call (a callback that looks up the same ring) gets its own array.
@@ -395,6 +377,24 @@ export class ConsistentHashRing {
     } finally {
       this.walking = reentrant
     }
+  }
+
+  /**
+   * Where `key` lands: the index in `points` of the first point at or after its hash, wrapping past the
+   * last one; `owners` at that index owns the key. Validates the key and builds the ring if stale.
+   */
+  private locate(key: string): number {
+    if (typeof key !== 'string' || key.length === 0) throw invalidKey(key)
+    if (this.builtAt !== this.mutations) this.build()
+    const points = this.points
+    const count = points.length
+    if (count === 0) throw new EmptyRingError()
+    const h = murmurHash3(key)
+    const bucket = h >>> this.shift
+    let i = this.index[bucket]!
+    const end = this.index[bucket + 1]!
+    while (i < end && points[i]! < h) i++
+    return i === count ? 0 : i
   }
 
   /** Sorts every node's points into one array and indexes it by the top bits of the hash. */

@@ -10,6 +10,7 @@ import { createClient, type Client } from '@libsql/client'
 import { mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { LibSQLLockStore } from '../../src/index.js'
+import { STORE_NOW } from '../../src/store/sql.js'
 import { configArg, type ChildHandle, type ProcessGroup } from '../support/processes.js'
 import { checkChaos, type AuditRow, type ChaosObservation, type LogRow, type Verdict } from './checker.js'
 import { TRUE_CLOCK, type ClockSetting } from './clock.js'
@@ -111,8 +112,6 @@ export interface RunOptions {
   log?: (line: string) => void
 }
 
-/** The store clock as the library computes it (src/store/sql.ts), to ask who holds a lease right now. */
-const STORE_NOW = "CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER)"
 const FENCE_TRIGGER = 'do_locks_fence_check'
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)))

@@ -2,14 +2,13 @@
  * What the chaos harness and its node processes share: the application tables, a node's configuration
  * and the JSON-lines messages between them (see test/support/processes.ts for the transport).
  */
+import { STORE_NOW } from '../../src/store/sql.js'
 import type { ClockSetting } from './clock.js'
 
 /**
  * The "application state" the nodes protect with leases. `chaos_log.id` is AUTOINCREMENT, and SQLite
  * has one writer at a time, so id order is commit order: the checker's witness of what happened.
  */
-/** The store clock as the library computes it (src/store/sql.ts). */
-const STORE_NOW = "CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER)"
 
 export const APP_SCHEMA = [
   'CREATE TABLE chaos_counters (id TEXT PRIMARY KEY, n INTEGER NOT NULL)',
