@@ -295,7 +295,7 @@ function checkId(c: IdContext): void {
   const highest = c.grants.reduce((max, g) => Math.max(max, g.token!), 0)
   if (c.lockToken === undefined) {
     if (highest > 0) report('lock-row', `the do_locks row is gone, though token ${highest} was granted (rows must never be deleted)`)
-  } else if (typeof c.lockToken !== 'number' || !Number.isSafeInteger(c.lockToken)) {
+  } else if (!isInt(c.lockToken)) {
     report('lock-row', `do_locks.fencing_token ended as ${JSON.stringify(c.lockToken)}, not an integer`)
   } else if (c.lockToken < highest) {
     report('lock-row', `do_locks.fencing_token ended at ${c.lockToken}, below token ${highest} already granted`)
