@@ -51,7 +51,8 @@ const RTT_MS = numberOption('--rtt', 0)
 const syncIndex = argv.indexOf('--sync')
 /** `PRAGMA synchronous` for the bench database; unset = SQLite's default (FULL: every commit syncs the WAL). */
 const SYNC = syncIndex < 0 ? undefined : String(argv[syncIndex + 1]).toUpperCase()
-if (SYNC !== undefined && !['OFF', 'NORMAL', 'FULL', 'EXTRA'].includes(SYNC)) throw new Error(`--sync expects off|normal|full|extra, got ${SYNC}`)
+if (SYNC !== undefined && !['OFF', 'NORMAL', 'FULL', 'EXTRA'].includes(SYNC))
+  throw new Error(`--sync expects off|normal|full|extra, got ${SYNC}`)
 const QUICK = argv.includes('--quick')
 const remote = RTT_MS > 0
 /** Sequential: rounds, and operations per variant per round. */
@@ -120,7 +121,10 @@ function must<T extends { acquired: boolean }>(r: T): Extract<T, { acquired: tru
 type Timing = { total: number; acquire?: number }
 type Cycle = (doId: string) => Promise<Timing>
 
-function timed(acquire: (id: string) => Promise<unknown>, release: (id: string, held: unknown) => Promise<unknown>): Cycle {
+function timed(
+  acquire: (id: string) => Promise<unknown>,
+  release: (id: string, held: unknown) => Promise<unknown>,
+): Cycle {
   return async (id) => {
     const t0 = performance.now()
     const held = await acquire(id)
@@ -140,7 +144,10 @@ const cycles = {
     async (id) => must(await storeGc.acquire({ doId: id, nodeId: NODE, ttlMs: TTL_MS })).lock,
     (_id, lock) => storeGc.release(lock as Lock),
   ),
-  guard: timed(async (id) => must(await guard.acquire(id)).lock, (_id, lock) => guard.release(lock as Lock)),
+  guard: timed(
+    async (id) => must(await guard.acquire(id)).lock,
+    (_id, lock) => guard.release(lock as Lock),
+  ),
   guardRing: timed(
     async (id) => {
       if (!guardRing.getAffinityNode(id)) throw new Error('no node')
@@ -148,7 +155,10 @@ const cycles = {
     },
     (_id, lock) => guardRing.release(lock as Lock),
   ),
-  guardGc: timed(async (id) => must(await guardGc.acquire(id)).lock, (_id, lock) => guardGc.release(lock as Lock)),
+  guardGc: timed(
+    async (id) => must(await guardGc.acquire(id)).lock,
+    (_id, lock) => guardGc.release(lock as Lock),
+  ),
   // Lower bounds, not library paths: what no acquire over this client and database can beat.
   // The acquire upsert alone, as one autocommit execute (no holder read, no explicit transaction):
   // the least a write that takes a lease can cost here.
@@ -207,10 +217,20 @@ const SEQ: SeqVariant[] = [
   { key: 'store', label: 'LibSQLLockStore acquire + release', floor: 'floor', run: cycles.store },
   { key: 'storeGc', label: 'LibSQLLockStore (groupCommit) acquire + release', floor: 'floor', run: cycles.storeGc },
   { key: 'guard', label: 'guard acquire + release', floor: 'floor', run: cycles.guard },
-  { key: 'guardRing', label: 'guard + ring(10) getAffinityNode, acquire + release', floor: 'floor', run: cycles.guardRing },
+  {
+    key: 'guardRing',
+    label: 'guard + ring(10) getAffinityNode, acquire + release',
+    floor: 'floor',
+    run: cycles.guardRing,
+  },
   { key: 'guardGc', label: 'guard (groupCommit store) acquire + release', floor: 'floor', run: cycles.guardGc },
   { key: 'withLock', label: 'guard.withLock(empty handler), awaitRelease', floor: 'floor', run: cycles.withLock },
-  { key: 'upsertOnly', label: 'lower bound: acquire upsert alone, autocommit execute + release', floor: 'floor', run: cycles.upsertOnly },
+  {
+    key: 'upsertOnly',
+    label: 'lower bound: acquire upsert alone, autocommit execute + release',
+    floor: 'floor',
+    run: cycles.upsertOnly,
+  },
   { key: 'select1', label: 'lower bound: one request, SELECT 1', floor: 'floor', run: cycles.select1 },
   { key: 'unfenced', label: 'write floor: UPDATE counter, unfenced batch', floor: 'unfenced', run: writes.unfenced },
   { key: 'fenceRaw', label: 'fence + UPDATE, raw batch', floor: 'unfenced', run: writes.fenceRaw },
@@ -240,7 +260,9 @@ interface SeqStats {
 }
 
 async function sequential(): Promise<Map<string, SeqStats>> {
-  const stats = new Map<string, SeqStats>(SEQ.map((v) => [v.key, { total: [], acquire: [], requests: 0, ops: 0, roundMeans: [] }]))
+  const stats = new Map<string, SeqStats>(
+    SEQ.map((v) => [v.key, { total: [], acquire: [], requests: 0, ops: 0, roundMeans: [] }]),
+  )
   for (const v of SEQ) for (let i = 0; i < 5; i++) await v.run(`seq-${v.key}`) // warm up, create rows
   // Finest interleaving: one operation of each variant in turn (order rotating), so a burst of
   // background load lands on all of them; a "round" groups SEQ_OPS such turns for the paired ratio.
@@ -281,7 +303,11 @@ const TP: TpVariant[] = [
 ]
 
 /** `workers` loops of acquire -> release, each on its own id, for `ms`. Returns cycles/s and requests/cycle. */
-async function throughput(v: TpVariant, workers: number, ms: number): Promise<{ opsPerSec: number; reqPerOp: number; p50: number }> {
+async function throughput(
+  v: TpVariant,
+  workers: number,
+  ms: number,
+): Promise<{ opsPerSec: number; reqPerOp: number; p50: number }> {
   const r0 = net.requests()
   const start = performance.now()
   const deadline = start + ms
@@ -357,17 +383,24 @@ function packageVersion(name: string): string {
 
 // --- run --------------------------------------------------------------------------------------
 
-const fmt = (n: number, digits = 0) => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-')
+const fmt = (n: number, digits = 0) =>
+  Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-'
 const us = (ms: number) => fmt(ms * 1000)
 const x = (r: number) => `${fmt(r, 2)}x`
 
 const libsqlVersion = packageVersion('@libsql/client')
 const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? '?'
 console.log('# Lock operation cost vs the store floor (issue 7)\n')
-console.log(`machine: ${cpus().length} cores (nproc), ${cpuModel}; Node ${process.version}; @libsql/client ${libsqlVersion}`)
-console.log(`database: file: in ${tmpdir()} (WAL, busy_timeout 5000, synchronous=${String(synchronous)}${SYNC ? '' : ' (default FULL)'}); one client; RTT ${remote ? `${RTT_MS} ms (artificial, half before and half after each call)` : 'none (local)'}`)
+console.log(
+  `machine: ${cpus().length} cores (nproc), ${cpuModel}; Node ${process.version}; @libsql/client ${libsqlVersion}`,
+)
+console.log(
+  `database: file: in ${tmpdir()} (WAL, busy_timeout 5000, synchronous=${String(synchronous)}${SYNC ? '' : ' (default FULL)'}); one client; RTT ${remote ? `${RTT_MS} ms (artificial, half before and half after each call)` : 'none (local)'}`,
+)
 console.log(`command: npm run bench:lock${argv.length ? ` -- ${argv.join(' ')}` : ''}`)
-console.log(`sequential: ${SEQ_ROUNDS * SEQ_OPS} ops per variant, interleaved op by op; throughput: ${TP_ROUNDS} interleaved rounds of >= ${TP_MS} ms per (variant, concurrency), medians`)
+console.log(
+  `sequential: ${SEQ_ROUNDS * SEQ_OPS} ops per variant, interleaved op by op; throughput: ${TP_ROUNDS} interleaved rounds of >= ${TP_MS} ms per (variant, concurrency), medians`,
+)
 console.log(`load average at start: ${fmt(load0, 2)}\n`)
 
 if (remote) {
@@ -384,7 +417,9 @@ if (remote) {
     trips.push(performance.now() - t0)
   }
   trips.sort((a, b) => a - b)
-  console.log(`artificial RTT, measured on empty calls: p50 ${fmt(quantile(trips, 0.5), 3)} ms, p99 ${fmt(quantile(trips, 0.99), 3)} ms\n`)
+  console.log(
+    `artificial RTT, measured on empty calls: p50 ${fmt(quantile(trips, 0.5), 3)} ms, p99 ${fmt(quantile(trips, 0.99), 3)} ms\n`,
+  )
 }
 
 const seq = await sequential()
@@ -398,7 +433,9 @@ for (const v of SEQ) {
   const f = seqOf(v.floor)
   const mean = s.total.reduce((a, b) => a + b, 0) / s.total.length
   const paired = median(s.roundMeans.map((m, i) => m / f.roundMeans[i]!))
-  console.log(`| ${v.label} | ${us(quantile(s.total, 0.5))} | ${us(quantile(s.total, 0.99))} | ${us(mean)} | ${fmt(s.requests / s.ops, 2)} | ${x(quantile(s.total, 0.5) / quantile(f.total, 0.5))} | ${x(paired)} |`)
+  console.log(
+    `| ${v.label} | ${us(quantile(s.total, 0.5))} | ${us(quantile(s.total, 0.99))} | ${us(mean)} | ${fmt(s.requests / s.ops, 2)} | ${x(quantile(s.total, 0.5) / quantile(f.total, 0.5))} | ${x(paired)} |`,
+  )
 }
 
 console.log('\n## Acquire alone (first half of the cycles above), µs\n')
@@ -409,7 +446,9 @@ for (const v of acquireRows) {
   const a = seqOf(v.key).acquire
   const fa = seqOf('floor').acquire
   const rttCol = remote ? ` | ${fmt(quantile(a, 0.5) / RTT_MS, 3)}` : ''
-  console.log(`| ${v.label.replace(/ acquire \+ release$/, '').replace(/, acquire \+ release$/, '')} | ${us(quantile(a, 0.5))} | ${us(quantile(a, 0.99))} | ${x(quantile(a, 0.5) / quantile(fa, 0.5))}${rttCol} |`)
+  console.log(
+    `| ${v.label.replace(/ acquire \+ release$/, '').replace(/, acquire \+ release$/, '')} | ${us(quantile(a, 0.5))} | ${us(quantile(a, 0.99))} | ${x(quantile(a, 0.5) / quantile(fa, 0.5))}${rttCol} |`,
+  )
 }
 
 const tp = await throughputAll()
@@ -425,11 +464,15 @@ for (const v of TP) {
   console.log(`| ${v.label} | ${cells.join(' | ')} |`)
 }
 console.log('\ncells: median cycles/s over the rounds (median of the per-round ratios to the floor at the same N).')
-console.log('Requests per cycle (2 = one for the acquire, one for the release; below 1 = group commit at work), and cycle latency p50 (ms):\n')
+console.log(
+  'Requests per cycle (2 = one for the acquire, one for the release; below 1 = group commit at work), and cycle latency p50 (ms):\n',
+)
 console.log(`| variant | ${CONCURRENCY.map((n) => `N=${n}`).join(' | ')} |`)
 console.log(`|---|${CONCURRENCY.map(() => '---:').join('|')}|`)
 for (const v of TP) {
-  console.log(`| ${v.label} | ${CONCURRENCY.map((n) => `${fmt(tpOf(v.key, n).reqPerOp, 2)} req, ${fmt(tpOf(v.key, n).p50, 2)} ms`).join(' | ')} |`)
+  console.log(
+    `| ${v.label} | ${CONCURRENCY.map((n) => `${fmt(tpOf(v.key, n).reqPerOp, 2)} req, ${fmt(tpOf(v.key, n).p50, 2)} ms`).join(' | ')} |`,
+  )
 }
 
 // --- targets ----------------------------------------------------------------------------------
@@ -475,13 +518,20 @@ for (const key of ['guardGc', 'guard', 'storeGc', 'store']) {
 console.log('\n## Group commit gain (median cycles/s with groupCommit / without)\n')
 console.log(`| | ${CONCURRENCY.map((n) => `N=${n}`).join(' | ')} |`)
 console.log(`|---|${CONCURRENCY.map(() => '---:').join('|')}|`)
-for (const [on, off] of [['storeGc', 'store'], ['guardGc', 'guard']] as const) {
-  console.log(`| ${TP.find((v) => v.key === on)!.label} vs without | ${CONCURRENCY.map((n) => x(tpOf(on, n).opsPerSec / tpOf(off, n).opsPerSec)).join(' | ')} |`)
+for (const [on, off] of [
+  ['storeGc', 'store'],
+  ['guardGc', 'guard'],
+] as const) {
+  console.log(
+    `| ${TP.find((v) => v.key === on)!.label} vs without | ${CONCURRENCY.map((n) => x(tpOf(on, n).opsPerSec / tpOf(off, n).opsPerSec)).join(' | ')} |`,
+  )
 }
 
 console.log('\n## Targets\n')
 for (const c of checks) console.log(`- ${c.pass ? 'PASS' : 'FAIL'} ${c.name}: ${c.value}`)
-console.log(`\nload average at end: ${fmt(loadavg()[0]!, 2)}; bench took ${fmt((performance.now() - benchStart) / 1000, 1)} s`)
+console.log(
+  `\nload average at end: ${fmt(loadavg()[0]!, 2)}; bench took ${fmt((performance.now() - benchStart) / 1000, 1)} s`,
+)
 
 await guard.shutdown()
 await guardRing.shutdown()

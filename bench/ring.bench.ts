@@ -107,7 +107,6 @@ function movedFraction(before: Uint16Array, after: Uint16Array): number {
   return moved / before.length
 }
 
-
 function zipfRequests(keys: readonly string[], count: number): string[] {
   const cumulative = new Float64Array(keys.length)
   let sum = 0
@@ -153,7 +152,8 @@ const pct = (value: number): string => `${(value * 100).toFixed(2)}%`
 
 function table(rows: string[][]): string {
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((row) => row[col]!.length)))
-  const line = (row: string[]): string => row.map((cell, col) => (col === 0 ? cell.padEnd(widths[col]!) : cell.padStart(widths[col]!))).join('  ')
+  const line = (row: string[]): string =>
+    row.map((cell, col) => (col === 0 ? cell.padEnd(widths[col]!) : cell.padStart(widths[col]!))).join('  ')
   return [line(rows[0]!), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)].join('\n')
 }
 
@@ -171,8 +171,12 @@ const zipf = zipfRequests(keys.slice(0, ZIPF_DISTINCT), KEY_COUNT)
 const md5Ring = new HashRing(['x'])
 const md5Positions = Uint32Array.from(keys, (key) => md5Ring.hashValue(key))
 
-console.log(`ConsistentHashRing (vnodes ${DEFAULT_VNODES}, MurmurHash3) vs hashring 3.2.0 (ketama md5, 160 points per node)`)
-console.log(`${KEY_COUNT.toLocaleString('en-US')} keys do-<uuid>; lookups timed over ${TIMED_KEYS.toLocaleString('en-US')} distinct keys, median of ${TIMING_RUNS} runs; Node ${process.version}\n`)
+console.log(
+  `ConsistentHashRing (vnodes ${DEFAULT_VNODES}, MurmurHash3) vs hashring 3.2.0 (ketama md5, 160 points per node)`,
+)
+console.log(
+  `${KEY_COUNT.toLocaleString('en-US')} keys do-<uuid>; lookups timed over ${TIMED_KEYS.toLocaleString('en-US')} distinct keys, median of ${TIMING_RUNS} runs; Node ${process.version}\n`,
+)
 
 for (const count of NODE_COUNTS) {
   const ids = nodeIds(count)
@@ -182,7 +186,10 @@ for (const count of NODE_COUNTS) {
 
   const ours = new ConsistentHashRing({ nodes: ids })
   const theirs = new HashRing(ids)
-  const [oursNs, theirsNs] = timeLookups([(key) => ours.getNode(key), (key) => theirs.get(key)], timedKeys) as [number, number]
+  const [oursNs, theirsNs] = timeLookups([(key) => ours.getNode(key), (key) => theirs.get(key)], timedKeys) as [
+    number,
+    number,
+  ]
 
   const oursBase = owners((key) => ours.getNode(key), keys, allIds)
   const theirsBase = theirOwners(theirs, md5Positions, allIds)
@@ -193,12 +200,21 @@ for (const count of NODE_COUNTS) {
   const theirsBalance = balance(countLoads(theirsBase, count))
 
   ours.addNode(joining)
-  const oursAddMoved = movedFraction(oursBase, owners((key) => ours.getNode(key), keys, allIds))
+  const oursAddMoved = movedFraction(
+    oursBase,
+    owners((key) => ours.getNode(key), keys, allIds),
+  )
   ours.removeNode(joining).removeNode(leaving)
-  const oursRemoveMoved = movedFraction(oursBase, owners((key) => ours.getNode(key), keys, allIds))
+  const oursRemoveMoved = movedFraction(
+    oursBase,
+    owners((key) => ours.getNode(key), keys, allIds),
+  )
   ours.addNode(leaving)
   const theirsAddMoved = movedFraction(theirsBase, theirOwners(new HashRing(ids).add(joining), md5Positions, allIds))
-  const theirsRemoveMoved = movedFraction(theirsBase, theirOwners(new HashRing(ids).remove(leaving), md5Positions, allIds))
+  const theirsRemoveMoved = movedFraction(
+    theirsBase,
+    theirOwners(new HashRing(ids).remove(leaving), md5Positions, allIds),
+  )
 
   // Bounded loads: every Zipf request is placed by the rule; compare with plain consistent hashing.
   const balancer = new BoundedLoadBalancer(ours, { c: LOAD_FACTOR })
@@ -223,11 +239,26 @@ for (const count of NODE_COUNTS) {
   console.log(
     table([
       ['metric', 'ours', 'hashring', 'ours/hashring'],
-      ['lookup ns/op (median)', fmt(oursNs), fmt(theirsNs), `${fmt(oursNs / theirsNs, 3)} (${fmt(theirsNs / oursNs)}x faster)`],
+      [
+        'lookup ns/op (median)',
+        fmt(oursNs),
+        fmt(theirsNs),
+        `${fmt(oursNs / theirsNs, 3)} (${fmt(theirsNs / oursNs)}x faster)`,
+      ],
       ['max/mean load, 1M keys', fmt(oursBalance.maxOverMean, 4), fmt(theirsBalance.maxOverMean, 4), ''],
       ['coefficient of variation', fmt(oursBalance.cv, 4), fmt(theirsBalance.cv, 4), ''],
-      [`moved on add (ideal ${pct(idealAdd)})`, `${pct(oursAddMoved)} = ${fmt(oursAddMoved / idealAdd, 3)}x`, `${pct(theirsAddMoved)} = ${fmt(theirsAddMoved / idealAdd, 3)}x`, ''],
-      [`moved on remove (ideal ${pct(idealRemove)})`, `${pct(oursRemoveMoved)} = ${fmt(oursRemoveMoved / idealRemove, 3)}x`, `${pct(theirsRemoveMoved)} = ${fmt(theirsRemoveMoved / idealRemove, 3)}x`, ''],
+      [
+        `moved on add (ideal ${pct(idealAdd)})`,
+        `${pct(oursAddMoved)} = ${fmt(oursAddMoved / idealAdd, 3)}x`,
+        `${pct(theirsAddMoved)} = ${fmt(theirsAddMoved / idealAdd, 3)}x`,
+        '',
+      ],
+      [
+        `moved on remove (ideal ${pct(idealRemove)})`,
+        `${pct(oursRemoveMoved)} = ${fmt(oursRemoveMoved / idealRemove, 3)}x`,
+        `${pct(theirsRemoveMoved)} = ${fmt(theirsRemoveMoved / idealRemove, 3)}x`,
+        '',
+      ],
     ]),
   )
   console.log(
@@ -236,11 +267,33 @@ for (const count of NODE_COUNTS) {
       `plain ring max/mean ${fmt(plainMax / zipfMean, 4)}; ${pct(displaced / zipf.length)} of requests off their owner; ${fmt(boundedNs)} ns/assign\n`,
   )
 
-  checks.push({ name: `lookup >= 3x faster than hashring at ${count} nodes`, value: `${fmt(theirsNs / oursNs)}x`, pass: theirsNs / oursNs >= 3 })
-  if (count === 10) checks.push({ name: 'max/mean <= 1.10 at 10 nodes', value: fmt(oursBalance.maxOverMean, 4), pass: oursBalance.maxOverMean <= 1.1 })
-  if (count === 100) checks.push({ name: 'max/mean <= 1.25 at 100 nodes', value: fmt(oursBalance.maxOverMean, 4), pass: oursBalance.maxOverMean <= 1.25 })
-  checks.push({ name: `moved on add <= 1.15 x ideal at ${count} nodes`, value: `${fmt(oursAddMoved / idealAdd, 3)}x`, pass: oursAddMoved <= 1.15 * idealAdd })
-  checks.push({ name: `moved on remove <= 1.15 x ideal at ${count} nodes`, value: `${fmt(oursRemoveMoved / idealRemove, 3)}x`, pass: oursRemoveMoved <= 1.15 * idealRemove })
+  checks.push({
+    name: `lookup >= 3x faster than hashring at ${count} nodes`,
+    value: `${fmt(theirsNs / oursNs)}x`,
+    pass: theirsNs / oursNs >= 3,
+  })
+  if (count === 10)
+    checks.push({
+      name: 'max/mean <= 1.10 at 10 nodes',
+      value: fmt(oursBalance.maxOverMean, 4),
+      pass: oursBalance.maxOverMean <= 1.1,
+    })
+  if (count === 100)
+    checks.push({
+      name: 'max/mean <= 1.25 at 100 nodes',
+      value: fmt(oursBalance.maxOverMean, 4),
+      pass: oursBalance.maxOverMean <= 1.25,
+    })
+  checks.push({
+    name: `moved on add <= 1.15 x ideal at ${count} nodes`,
+    value: `${fmt(oursAddMoved / idealAdd, 3)}x`,
+    pass: oursAddMoved <= 1.15 * idealAdd,
+  })
+  checks.push({
+    name: `moved on remove <= 1.15 x ideal at ${count} nodes`,
+    value: `${fmt(oursRemoveMoved / idealRemove, 3)}x`,
+    pass: oursRemoveMoved <= 1.15 * idealRemove,
+  })
   checks.push({
     name: `bounded loads (c=1.25, Zipf): max <= ceil(1.25 x mean) at ${count} nodes`,
     value: `${boundedMax} <= ${zipfBound} (max/mean ${fmt(boundedMax / zipfMean, 4)})`,
@@ -280,5 +333,7 @@ console.log(
 
 console.log('\n== targets ==')
 for (const check of checks) console.log(`${check.pass ? 'PASS' : 'FAIL'}  ${check.name}: ${check.value}`)
-console.log(`\n${checks.filter((check) => check.pass).length}/${checks.length} targets met; bench took ${fmt((performance.now() - benchStart) / 1000)} s`)
+console.log(
+  `\n${checks.filter((check) => check.pass).length}/${checks.length} targets met; bench took ${fmt((performance.now() - benchStart) / 1000)} s`,
+)
 process.exitCode = 0

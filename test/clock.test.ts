@@ -8,7 +8,10 @@ describe('systemClock', () => {
 
   it('never lets monotonic() go back, even where performance.now() follows a wall clock that steps back (workerd)', () => {
     const base = systemClock.monotonic()
-    vi.spyOn(performance, 'now').mockReturnValueOnce(base + 1_000).mockReturnValueOnce(base + 10).mockReturnValueOnce(base + 2_000)
+    vi.spyOn(performance, 'now')
+      .mockReturnValueOnce(base + 1_000)
+      .mockReturnValueOnce(base + 10)
+      .mockReturnValueOnce(base + 2_000)
     expect(systemClock.monotonic()).toBe(base + 1_000)
     expect(systemClock.monotonic()).toBe(base + 1_000) // the step back is held, not followed
     expect(systemClock.monotonic()).toBe(base + 2_000)

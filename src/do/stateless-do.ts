@@ -160,7 +160,15 @@ export abstract class StatelessDO<Env = unknown> {
       const released = guard.release(lock).then(
         (freed) => {
           if (!freed && trusted) {
-            this.onError(new LockLostError(doId, lock.fencingToken, 'release did not free the lease (the store failed or no longer had it); it runs out by its TTL'), 'release', doId)
+            this.onError(
+              new LockLostError(
+                doId,
+                lock.fencingToken,
+                'release did not free the lease (the store failed or no longer had it); it runs out by its TTL',
+              ),
+              'release',
+              doId,
+            )
           }
           return freed
         },

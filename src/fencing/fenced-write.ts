@@ -27,7 +27,11 @@ export interface FenceLock {
  * ])
  * ```
  */
-export async function fencedWrite(store: FencedWriteStore, lock: FenceLock, statements: SqlStatement[]): Promise<SqlResult[]> {
+export async function fencedWrite(
+  store: FencedWriteStore,
+  lock: FenceLock,
+  statements: SqlStatement[],
+): Promise<SqlResult[]> {
   if (store === null || typeof store !== 'object' || typeof store.fencedWrite !== 'function') {
     throw new InvalidArgumentError('store', 'expected a store with fencedWrite (LibSQLLockStore or D1LockStore)')
   }
@@ -41,5 +45,7 @@ export function throwIfLeaseEnded(lock: FenceLock): void {
   const signal = lock.signal
   if (!(signal instanceof AbortSignal) || !signal.aborted) return
   const reason: unknown = signal.reason
-  throw reason instanceof LockLostError ? reason : new LockLostError(lock.doId, lock.fencingToken, 'lease signal fired', { cause: reason })
+  throw reason instanceof LockLostError
+    ? reason
+    : new LockLostError(lock.doId, lock.fencingToken, 'lease signal fired', { cause: reason })
 }

@@ -12,10 +12,13 @@ export const DEFAULT_BACKOFF: Backoff = { initialDelayMs: 25, maxDelayMs: 1000, 
 export function resolveBackoff(options: RetryOptions | undefined, argument = 'retry'): Backoff {
   const b = { ...DEFAULT_BACKOFF, ...stripUndefined(options ?? {}) }
   for (const key of ['initialDelayMs', 'maxDelayMs'] as const) {
-    if (!Number.isFinite(b[key]) || b[key] <= 0) throw new InvalidArgumentError(`${argument}.${key}`, 'must be a positive number')
+    if (!Number.isFinite(b[key]) || b[key] <= 0)
+      throw new InvalidArgumentError(`${argument}.${key}`, 'must be a positive number')
   }
-  if (b.maxDelayMs < b.initialDelayMs) throw new InvalidArgumentError(`${argument}.maxDelayMs`, 'must be >= initialDelayMs')
-  if (!Number.isFinite(b.factor) || b.factor < 1) throw new InvalidArgumentError(`${argument}.factor`, 'must be a number >= 1')
+  if (b.maxDelayMs < b.initialDelayMs)
+    throw new InvalidArgumentError(`${argument}.maxDelayMs`, 'must be >= initialDelayMs')
+  if (!Number.isFinite(b.factor) || b.factor < 1)
+    throw new InvalidArgumentError(`${argument}.factor`, 'must be a number >= 1')
   return b
 }
 

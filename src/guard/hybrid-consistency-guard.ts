@@ -129,7 +129,10 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     }
     const driftMs = options.driftMs ?? defaultDriftMs(ttlMs)
     if (typeof driftMs !== 'number' || !Number.isFinite(driftMs) || driftMs < 0 || driftMs >= ttlMs) {
-      throw new InvalidArgumentError('driftMs', `must be a number from 0 to below ttlMs (${ttlMs}), got ${describe(driftMs)}`)
+      throw new InvalidArgumentError(
+        'driftMs',
+        `must be a number from 0 to below ttlMs (${ttlMs}), got ${describe(driftMs)}`,
+      )
     }
     if (options.heartbeatMs !== undefined && heartbeatMs >= ttlMs - driftMs) {
       // The first heartbeat would come after the lease's local validity ends: every lease would be lost.
@@ -139,7 +142,8 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       )
     }
     const clock = options.clock ?? systemClock
-    if (typeof clock?.monotonic !== 'function') throw new InvalidArgumentError('clock', 'expected a Clock with monotonic()')
+    if (typeof clock?.monotonic !== 'function')
+      throw new InvalidArgumentError('clock', 'expected a Clock with monotonic()')
     if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
       throw new InvalidArgumentError('onEvent', 'expected a function')
     }
@@ -193,7 +197,9 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       let failure: unknown
       try {
         // Tracked, so that shutdown() also waits for a lease being taken right now.
-        outcome = await this.#track(this.#store.acquire({ doId, nodeId: this.nodeId, ttlMs: opts.ttlMs, metadata: options.metadata }))
+        outcome = await this.#track(
+          this.#store.acquire({ doId, nodeId: this.nodeId, ttlMs: opts.ttlMs, metadata: options.metadata }),
+        )
       } catch (error) {
         failure = error
       }
@@ -217,7 +223,14 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
           )
         } else {
           const lock = this.#adopt(outcome.lock, opts.ttlMs, start, opts.heartbeat, timings)
-          this.#emit({ type: 'acquire', doId, nodeId: this.nodeId, fencingToken: lock.fencingToken, durationMs: this.#clock.monotonic() - began, attempts })
+          this.#emit({
+            type: 'acquire',
+            doId,
+            nodeId: this.nodeId,
+            fencingToken: lock.fencingToken,
+            durationMs: this.#clock.monotonic() - began,
+            attempts,
+          })
           return { acquired: true, lock }
         }
       }
@@ -230,7 +243,15 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       if (outcome) {
         holder = toHolder(outcome.holder)
         retryAfterMs = Math.max(1, outcome.holder.expiresAt - outcome.storeNow)
-        this.#emit({ type: 'contended', doId, nodeId: this.nodeId, holder, retryAfterMs, durationMs: now - began, attempts })
+        this.#emit({
+          type: 'contended',
+          doId,
+          nodeId: this.nodeId,
+          holder,
+          retryAfterMs,
+          durationMs: now - began,
+          attempts,
+        })
       } else {
         const retryable = failure instanceof StoreUnavailableError && failure.retryable
         if (!retryable || now >= deadline) {
@@ -262,7 +283,9 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       return Promise.reject(error) // a promise-returning method rejects; it does not throw
     }
     if (!lease) return Promise.resolve(false)
-    return this.#track(this.#finish(lease, () => new LockLostError(lock.doId, lock.fencingToken, 'released'), 'release'))
+    return this.#track(
+      this.#finish(lease, () => new LockLostError(lock.doId, lock.fencingToken, 'released'), 'release'),
+    )
   }
 
   /**
@@ -333,7 +356,9 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
    * it never waits longer than that for the store (say, inside a SIGTERM grace period): whatever has
    * not finished by then keeps running in the background, and its leases run out by their TTL at worst.
    */
-  async shutdown(options: { timeoutMs?: number } = {}): Promise<{ released: number; failed: number; timedOut: boolean }> {
+  async shutdown(
+    options: { timeoutMs?: number } = {},
+  ): Promise<{ released: number; failed: number; timedOut: boolean }> {
     if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', 'expected an object')
     const { timeoutMs } = options
     if (timeoutMs !== undefined) assertPositiveMs('options.timeoutMs', timeoutMs, Number.MAX_SAFE_INTEGER)
@@ -357,7 +382,10 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     const timedOut =
       timeoutMs === undefined
         ? await settled
-        : await Promise.race([settled, new Promise<true>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)))])
+        : await Promise.race([
+            settled,
+            new Promise<true>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs))),
+          ])
     clearTimeout(timer)
     return { released, failed: releases.length - released, timedOut }
   }
@@ -378,14 +406,22 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
    */
   #timings(ttlMs: number): { heartbeatMs: number; driftMs: number } {
     if (ttlMs === this.ttlMs) return { heartbeatMs: this.heartbeatMs, driftMs: this.driftMs }
-    const driftMs = this.#explicit.driftMs ? Math.min(Math.ceil(this.driftMs * (ttlMs / this.ttlMs)), Math.floor(ttlMs / 2)) : defaultDriftMs(ttlMs)
+    const driftMs = this.#explicit.driftMs
+      ? Math.min(Math.ceil(this.driftMs * (ttlMs / this.ttlMs)), Math.floor(ttlMs / 2))
+      : defaultDriftMs(ttlMs)
     const heartbeatMs = this.#explicit.heartbeatMs
       ? Math.max(1, Math.floor(this.heartbeatMs * ((ttlMs - driftMs) / (this.ttlMs - this.driftMs))))
       : defaultHeartbeatMs(ttlMs)
     return { heartbeatMs, driftMs }
   }
 
-  #adopt(record: LockRecord, ttlMs: number, start: number, heartbeat: boolean, timings: { heartbeatMs: number; driftMs: number }): Lock {
+  #adopt(
+    record: LockRecord,
+    ttlMs: number,
+    start: number,
+    heartbeat: boolean,
+    timings: { heartbeatMs: number; driftMs: number },
+  ): Lock {
     const { heartbeatMs, driftMs } = timings
     const lock = {
       ...record,
@@ -393,7 +429,19 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       validUntil: start + ttlMs - driftMs,
     } as MutableLock
     lock[asyncDispose] = () => this.release(lock).then(() => undefined)
-    const lease: Lease = { lock, ttlMs, heartbeatMs, driftMs, controller: undefined, endReason: undefined, heartbeat, heartbeatTimer: undefined, validityTimer: undefined, refreshing: undefined, done: false }
+    const lease: Lease = {
+      lock,
+      ttlMs,
+      heartbeatMs,
+      driftMs,
+      controller: undefined,
+      endReason: undefined,
+      heartbeat,
+      heartbeatTimer: undefined,
+      validityTimer: undefined,
+      refreshing: undefined,
+      done: false,
+    }
     Object.defineProperty(lock, 'signal', {
       enumerable: true,
       get: () => {
@@ -415,18 +463,21 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   #armValidity(lease: Lease): void {
     clearTimeout(lease.validityTimer)
     const remaining = lease.lock.validUntil - this.#clock.monotonic()
-    lease.validityTimer = setTimeout(() => {
-      if (lease.done) return
-      if (this.#clock.monotonic() >= lease.lock.validUntil) {
-        this.#lose(lease, 'validity ran out before a refresh succeeded')
-        // We stopped trusting the lease, but the store may still count it as ours (the refreshes
-        // failed, not necessarily the lease): hand it back so others need not wait for its expiry.
-        // A release never frees anyone else's lease (same node AND token, unexpired), so this is safe.
-        this.#releaseAbandoned(lease.lock)
-      } else {
-        this.#armValidity(lease)
-      }
-    }, Math.max(0, remaining))
+    lease.validityTimer = setTimeout(
+      () => {
+        if (lease.done) return
+        if (this.#clock.monotonic() >= lease.lock.validUntil) {
+          this.#lose(lease, 'validity ran out before a refresh succeeded')
+          // We stopped trusting the lease, but the store may still count it as ours (the refreshes
+          // failed, not necessarily the lease): hand it back so others need not wait for its expiry.
+          // A release never frees anyone else's lease (same node AND token, unexpired), so this is safe.
+          this.#releaseAbandoned(lease.lock)
+        } else {
+          this.#armValidity(lease)
+        }
+      },
+      Math.max(0, remaining),
+    )
   }
 
   /**
@@ -465,7 +516,10 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       } catch {
         const remaining = lease.lock.validUntil - this.#clock.monotonic()
         if (remaining <= 0 || lease.done) return // the validity timer fires the signal
-        await this.#sleep(Math.min(fullJitterDelay(this.#backoff, attempt++, this.#random) + 1, remaining / 2), undefined).catch(() => {})
+        await this.#sleep(
+          Math.min(fullJitterDelay(this.#backoff, attempt++, this.#random) + 1, remaining / 2),
+          undefined,
+        ).catch(() => {})
         continue
       }
       if (ok && !lease.done) this.#scheduleHeartbeat(lease, lease.heartbeatMs)
@@ -482,9 +536,21 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       const start = this.#clock.monotonic()
       let record: LockRecord | null
       try {
-        record = await this.#store.refresh({ doId: lock.doId, nodeId: this.nodeId, fencingToken: lock.fencingToken, ttlMs: lease.ttlMs })
+        record = await this.#store.refresh({
+          doId: lock.doId,
+          nodeId: this.nodeId,
+          fencingToken: lock.fencingToken,
+          ttlMs: lease.ttlMs,
+        })
       } catch (error) {
-        this.#emit({ type: 'error', doId: lock.doId, nodeId: this.nodeId, fencingToken: lock.fencingToken, operation: 'refresh', error })
+        this.#emit({
+          type: 'error',
+          doId: lock.doId,
+          nodeId: this.nodeId,
+          fencingToken: lock.fencingToken,
+          operation: 'refresh',
+          error,
+        })
         throw error
       }
       if (lease.done) return false
@@ -497,7 +563,13 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       this.#armValidity(lease)
       // A manual refresh may come after the heartbeat loop gave up on a failing store: restart it.
       if (rethrow && lease.heartbeat) this.#scheduleHeartbeat(lease, lease.heartbeatMs)
-      this.#emit({ type: 'refresh', doId: lock.doId, nodeId: this.nodeId, fencingToken: lock.fencingToken, durationMs: this.#clock.monotonic() - start })
+      this.#emit({
+        type: 'refresh',
+        doId: lock.doId,
+        nodeId: this.nodeId,
+        fencingToken: lock.fencingToken,
+        durationMs: this.#clock.monotonic() - start,
+      })
       return true
     }
     const promise = run().finally(() => {
@@ -548,11 +620,29 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     const { lock } = lease
     const start = this.#clock.monotonic()
     try {
-      const released = await this.#store.release({ doId: lock.doId, nodeId: this.nodeId, fencingToken: lock.fencingToken })
-      this.#emit({ type: 'release', doId: lock.doId, nodeId: this.nodeId, fencingToken: lock.fencingToken, durationMs: this.#clock.monotonic() - start, released })
+      const released = await this.#store.release({
+        doId: lock.doId,
+        nodeId: this.nodeId,
+        fencingToken: lock.fencingToken,
+      })
+      this.#emit({
+        type: 'release',
+        doId: lock.doId,
+        nodeId: this.nodeId,
+        fencingToken: lock.fencingToken,
+        durationMs: this.#clock.monotonic() - start,
+        released,
+      })
       return released
     } catch (error) {
-      this.#emit({ type: 'error', doId: lock.doId, nodeId: this.nodeId, fencingToken: lock.fencingToken, operation, error })
+      this.#emit({
+        type: 'error',
+        doId: lock.doId,
+        nodeId: this.nodeId,
+        fencingToken: lock.fencingToken,
+        operation,
+        error,
+      })
       return false
     }
   }
@@ -591,10 +681,13 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
         reject(reason)
       }
       const onAbort = () => stop(signal!.reason)
-      const timer = setTimeout(() => {
-        done()
-        resolve()
-      }, Math.max(0, ms))
+      const timer = setTimeout(
+        () => {
+          done()
+          resolve()
+        },
+        Math.max(0, ms),
+      )
       if (this.#closed) return stop(new ShutdownError())
       if (signal?.aborted) return stop(signal.reason)
       this.#wakers.add(stop)
@@ -621,7 +714,10 @@ function defaultDriftMs(ttlMs: number): number {
   return Math.min(Math.max(2, Math.ceil(ttlMs * 0.01) + 2), Math.floor(ttlMs / 2))
 }
 
-function checkAcquireOptions(options: AcquireOptions, defaultTtl: number): { waitMs: number; ttlMs: number; heartbeat: boolean } {
+function checkAcquireOptions(
+  options: AcquireOptions,
+  defaultTtl: number,
+): { waitMs: number; ttlMs: number; heartbeat: boolean } {
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', 'expected an object')
   const waitMs = options.waitMs ?? 0
   if (typeof waitMs !== 'number' || !Number.isFinite(waitMs) || waitMs < 0) {

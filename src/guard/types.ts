@@ -87,7 +87,15 @@ export interface ConsistencyGuard {
 /** What the guard reports to `onEvent`, for metrics and logs. Durations are ms of local monotonic time. */
 export type GuardEvent =
   | { type: 'acquire'; doId: string; nodeId: string; fencingToken: number; durationMs: number; attempts: number }
-  | { type: 'contended'; doId: string; nodeId: string; holder?: LockHolder; retryAfterMs: number; durationMs: number; attempts: number }
+  | {
+      type: 'contended'
+      doId: string
+      nodeId: string
+      holder?: LockHolder
+      retryAfterMs: number
+      durationMs: number
+      attempts: number
+    }
   | { type: 'refresh'; doId: string; nodeId: string; fencingToken: number; durationMs: number }
   | { type: 'lost'; doId: string; nodeId: string; fencingToken: number; reason: string }
   | { type: 'release'; doId: string; nodeId: string; fencingToken: number; durationMs: number; released: boolean }

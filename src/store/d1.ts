@@ -1,5 +1,12 @@
 import { InvalidArgumentError } from '../errors.js'
-import { SqlLockStore, type SqlDriver, type SqlLockStoreOptions, type SqlResult, type SqlStatement, type SqlValue } from './sql-lock-store.js'
+import {
+  SqlLockStore,
+  type SqlDriver,
+  type SqlLockStoreOptions,
+  type SqlResult,
+  type SqlStatement,
+  type SqlValue,
+} from './sql-lock-store.js'
 
 /**
  * The slice of a D1 prepared statement this store uses. Structural, so `src/` needs neither

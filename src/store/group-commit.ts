@@ -71,7 +71,12 @@ interface Pending {
  * fails its whole group, and each batch holds the database's write lock for the whole group.
  */
 export function groupCommitDriver(driver: SqlDriver, options: GroupCommitDriverOptions): SqlDriver {
-  if (driver === null || typeof driver !== 'object' || typeof driver.batch !== 'function' || typeof driver.execute !== 'function') {
+  if (
+    driver === null ||
+    typeof driver !== 'object' ||
+    typeof driver.batch !== 'function' ||
+    typeof driver.execute !== 'function'
+  ) {
     throw new InvalidArgumentError('driver', 'expected a SqlDriver with execute() and batch()')
   }
   if (options === null || typeof options !== 'object' || typeof options.canCombine !== 'function') {

@@ -1,6 +1,13 @@
 import { InvalidArgumentError } from '../errors.js'
 import { groupCommitDriver, type GroupCommitOptions } from './group-commit.js'
-import { SqlLockStore, type SqlDriver, type SqlLockStoreOptions, type SqlResult, type SqlStatement, type SqlValue } from './sql-lock-store.js'
+import {
+  SqlLockStore,
+  type SqlDriver,
+  type SqlLockStoreOptions,
+  type SqlResult,
+  type SqlStatement,
+  type SqlValue,
+} from './sql-lock-store.js'
 import { DEFAULT_TABLE, lockTableSql } from './sql.js'
 
 /**
@@ -65,7 +72,10 @@ export class LibSQLLockStore extends SqlLockStore {
     if (typeof groupCommit !== 'boolean' && (groupCommit === null || typeof groupCommit !== 'object')) {
       throw new InvalidArgumentError('groupCommit', 'expected a boolean or { maxOperations?, stallMs? }')
     }
-    super(groupCommit === false ? driver : groupCommitLockOperations(driver, options.table ?? DEFAULT_TABLE, groupCommit), options)
+    super(
+      groupCommit === false ? driver : groupCommitLockOperations(driver, options.table ?? DEFAULT_TABLE, groupCommit),
+      options,
+    )
   }
 }
 
@@ -86,7 +96,12 @@ function groupCommitLockOperations(driver: SqlDriver, table: string, options: tr
 }
 
 function libsqlDriver(client: LibSQLClientLike): SqlDriver {
-  if (client === null || typeof client !== 'object' || typeof client.execute !== 'function' || typeof client.batch !== 'function') {
+  if (
+    client === null ||
+    typeof client !== 'object' ||
+    typeof client.execute !== 'function' ||
+    typeof client.batch !== 'function'
+  ) {
     throw new InvalidArgumentError('client', 'expected an @libsql/client Client (with execute and batch)')
   }
   const toArgs = (s: SqlStatement) => ({ sql: s.sql, args: s.args ?? [] })
@@ -144,7 +159,8 @@ export async function recoverLibSQLConnection(client: LibSQLClientLike): Promise
   try {
     const settings: string[] = []
     for (const pragma of CONNECTION_PRAGMAS) {
-      const row = (await client.execute({ sql: `PRAGMA ${pragma}`, args: [] })).rows[0] as Record<string, unknown> | undefined
+      const row = (await client.execute({ sql: `PRAGMA ${pragma}`, args: [] })).rows[0] as
+        Record<string, unknown> | undefined
       const value = Number(row?.[pragma === 'busy_timeout' ? 'timeout' : pragma])
       if (Number.isSafeInteger(value)) settings.push(`PRAGMA ${pragma} = ${value}`)
     }

@@ -49,7 +49,13 @@ export class MemoryLockStore implements LockStore {
     const now = this.#now()
     const row = this.#rows.get(doId)
     if (row && row.expiresAt > now) return { acquired: false, holder: toRecord(doId, row), storeNow: now }
-    const next: Row = { nodeId, acquiredAt: now, expiresAt: now + ttlMs, fencingToken: (row?.fencingToken ?? 0) + 1, metadata }
+    const next: Row = {
+      nodeId,
+      acquiredAt: now,
+      expiresAt: now + ttlMs,
+      fencingToken: (row?.fencingToken ?? 0) + 1,
+      metadata,
+    }
     this.#rows.set(doId, next)
     return { acquired: true, lock: toRecord(doId, next) }
   }
@@ -103,7 +109,8 @@ export class MemoryLockStore implements LockStore {
 
   #held(ref: LockRef, now: number): Row | undefined {
     const row = this.#rows.get(ref.doId)
-    if (!row || row.nodeId !== ref.nodeId || row.fencingToken !== ref.fencingToken || row.expiresAt <= now) return undefined
+    if (!row || row.nodeId !== ref.nodeId || row.fencingToken !== ref.fencingToken || row.expiresAt <= now)
+      return undefined
     return row
   }
 

@@ -1,4 +1,10 @@
-import { CorruptLockRowError, InvalidArgumentError, LockError, StaleFencingTokenError, StoreUnavailableError } from '../errors.js'
+import {
+  CorruptLockRowError,
+  InvalidArgumentError,
+  LockError,
+  StaleFencingTokenError,
+  StoreUnavailableError,
+} from '../errors.js'
 import { throwIfLeaseEnded, type FenceLock } from '../fencing/fenced-write.js'
 import { assertDoId, assertToken, describe } from '../validate.js'
 import { checkAcquire, checkListFilter, checkRef, checkRefresh } from './requests.js'
@@ -53,7 +59,12 @@ export class SqlLockStore implements LockStore {
   readonly #driver: SqlDriver
 
   constructor(driver: SqlDriver, options: SqlLockStoreOptions = {}) {
-    if (driver === null || typeof driver !== 'object' || typeof driver.execute !== 'function' || typeof driver.batch !== 'function') {
+    if (
+      driver === null ||
+      typeof driver !== 'object' ||
+      typeof driver.execute !== 'function' ||
+      typeof driver.batch !== 'function'
+    ) {
       throw new InvalidArgumentError('client', 'expected a database client with execute() and batch()')
     }
     this.sql = lockTableSql(options.table ?? DEFAULT_TABLE)
@@ -83,7 +94,9 @@ export class SqlLockStore implements LockStore {
       throw new CorruptLockRowError(
         doId,
         'fencing_token',
-        holder.fencingToken < 0 ? `is negative (${holder.fencingToken})` : 'is at Number.MAX_SAFE_INTEGER: no later token can be issued exactly',
+        holder.fencingToken < 0
+          ? `is negative (${holder.fencingToken})`
+          : 'is at Number.MAX_SAFE_INTEGER: no later token can be issued exactly',
       )
     }
     return { acquired: false, holder, storeNow }
@@ -186,7 +199,10 @@ function checkStatement(statement: SqlStatement, i: number): void {
       value instanceof Uint8Array ||
       value instanceof ArrayBuffer
     if (!ok) {
-      throw new InvalidArgumentError(`statements[${i}].args[${j}]`, `expected a string, number, bigint, boolean, null, Uint8Array or ArrayBuffer, got ${describe(value)}`)
+      throw new InvalidArgumentError(
+        `statements[${i}].args[${j}]`,
+        `expected a string, number, bigint, boolean, null, Uint8Array or ArrayBuffer, got ${describe(value)}`,
+      )
     }
   })
 }
@@ -232,7 +248,11 @@ function errorText(error: unknown): string {
 /** Drivers may return integers as number, bigint or string (libSQL intMode); accept all, exactly. */
 function toInt(value: unknown, doId: string, column: string): number {
   const n =
-    typeof value === 'bigint' ? Number(value) : typeof value === 'string' && /^-?\d+$/.test(value) ? Number(value) : value
+    typeof value === 'bigint'
+      ? Number(value)
+      : typeof value === 'string' && /^-?\d+$/.test(value)
+        ? Number(value)
+        : value
   if (typeof n !== 'number' || !Number.isSafeInteger(n)) {
     throw new CorruptLockRowError(doId, column, `is not an integer (${typeof value})`)
   }

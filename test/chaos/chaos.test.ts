@@ -62,7 +62,10 @@ describe('chaos', () => {
       expect(report.writeSentAfterTakeover).toBe(true)
 
       expect(report.successorToken).toBeGreaterThan(report.zombieToken)
-      expect(report.zombieWrite).toMatchObject({ outcome: 'failed', error: expect.stringMatching(/^StaleFencingTokenError/) })
+      expect(report.zombieWrite).toMatchObject({
+        outcome: 'failed',
+        error: expect.stringMatching(/^StaleFencingTokenError/),
+      })
       expect(report.counter).toBe(2)
       expect(report.violations).toEqual([])
     }, 30_000)
@@ -96,7 +99,13 @@ describe('chaos checker', () => {
     acquired: true,
     token,
   })
-  const increment = (node: string, token: number, read: number, at: number, outcome: Operation['outcome'] = 'ok'): Operation => ({
+  const increment = (
+    node: string,
+    token: number,
+    read: number,
+    at: number,
+    outcome: Operation['outcome'] = 'ok',
+  ): Operation => ({
     op: `${node}/0/${++seq}`,
     node,
     kind: 'increment',
@@ -109,7 +118,11 @@ describe('chaos checker', () => {
     read,
   })
   // What the database saw in the write's transaction: by default the writer's own unexpired lease.
-  const row = (id: number, op: Operation, witness: Partial<Pick<LogRow, 'lockToken' | 'lockExpires' | 'at'>> = {}): LogRow => ({
+  const row = (
+    id: number,
+    op: Operation,
+    witness: Partial<Pick<LogRow, 'lockToken' | 'lockExpires' | 'at'>> = {},
+  ): LogRow => ({
     id,
     doId: 'x',
     token: op.token!,
@@ -135,14 +148,45 @@ describe('chaos checker', () => {
       lockTokens: { x: 2 },
       audit: [
         { seq: 1, doId: 'x', at: 101, newNode: 'a', newToken: 1, newExpires: 30_101 },
-        { seq: 2, doId: 'x', at: 150, oldNode: 'a', oldToken: 1, oldExpires: 30_101, newNode: 'a', newToken: 1, newExpires: 30_150 },
-        { seq: 3, doId: 'x', at: 190, oldNode: 'a', oldToken: 1, oldExpires: 30_150, newNode: 'a', newToken: 1, newExpires: 0 },
-        { seq: 4, doId: 'x', at: 201, oldNode: 'a', oldToken: 1, oldExpires: 0, newNode: 'b', newToken: 2, newExpires: 30_201 },
+        {
+          seq: 2,
+          doId: 'x',
+          at: 150,
+          oldNode: 'a',
+          oldToken: 1,
+          oldExpires: 30_101,
+          newNode: 'a',
+          newToken: 1,
+          newExpires: 30_150,
+        },
+        {
+          seq: 3,
+          doId: 'x',
+          at: 190,
+          oldNode: 'a',
+          oldToken: 1,
+          oldExpires: 30_150,
+          newNode: 'a',
+          newToken: 1,
+          newExpires: 0,
+        },
+        {
+          seq: 4,
+          doId: 'x',
+          at: 201,
+          oldNode: 'a',
+          oldToken: 1,
+          oldExpires: 0,
+          newNode: 'b',
+          newToken: 2,
+          newExpires: 30_201,
+        },
       ],
     }
     return { observation, grantA, a1, a2, grantB, b1 }
   }
-  const rules = (observation: ChaosObservation): ViolationRule[] => Object.keys(checkChaos(observation).counts).sort() as ViolationRule[]
+  const rules = (observation: ChaosObservation): ViolationRule[] =>
+    Object.keys(checkChaos(observation).counts).sort() as ViolationRule[]
 
   it('passes a consistent history, including an indeterminate increment that did or did not happen', () => {
     const { observation } = consistent()
@@ -150,7 +194,12 @@ describe('chaos checker', () => {
 
     // b was killed after sending a write: it may have committed (in the log) or not.
     const killed = increment('b', 2, 3, 220, 'unknown')
-    const applied = { ...observation, operations: [...observation.operations, killed], log: [...observation.log, row(4, killed)], counters: { x: 4 } }
+    const applied = {
+      ...observation,
+      operations: [...observation.operations, killed],
+      log: [...observation.log, row(4, killed)],
+      counters: { x: 4 },
+    }
     expect(checkChaos(applied).violations).toEqual([])
     const notApplied = { ...observation, operations: [...observation.operations, killed] }
     expect(checkChaos(notApplied).violations).toEqual([])
@@ -163,10 +212,24 @@ describe('chaos checker', () => {
     zombie.writeAt = 250
     zombie.completedAt = 251
     // The database saw b's lease (token 2) in the zombie's transaction.
-    const broken = { ...observation, operations: [...observation.operations, zombie], log: [...observation.log, row(4, zombie, { lockToken: 2 })], counters: { x: 2 } }
+    const broken = {
+      ...observation,
+      operations: [...observation.operations, zombie],
+      log: [...observation.log, row(4, zombie, { lockToken: 2 })],
+      counters: { x: 2 },
+    }
     const verdict = checkChaos(broken)
-    expect(Object.keys(verdict.counts).sort()).toEqual(['counter', 'fence-witness', 'linearizability', 'lost-update', 'stale-write', 'token-order'])
-    expect(verdict.violations.map((v) => v.message).join('\n')).toMatch(/with token 1 committed \(log id 4\) after .* with token 2/)
+    expect(Object.keys(verdict.counts).sort()).toEqual([
+      'counter',
+      'fence-witness',
+      'linearizability',
+      'lost-update',
+      'stale-write',
+      'token-order',
+    ])
+    expect(verdict.violations.map((v) => v.message).join('\n')).toMatch(
+      /with token 1 committed \(log id 4\) after .* with token 2/,
+    )
   })
 
   it('reports a stale write accepted after a newer lease was granted, before the new holder wrote', () => {
@@ -202,9 +265,21 @@ describe('chaos checker', () => {
 
   it('reports log rows no node sent, and a write applied twice', () => {
     const { observation, b1 } = consistent()
-    const phantom: LogRow = { id: 4, doId: 'x', token: 2, node: 'b', op: 'b/0/999', read: 3, lockToken: 2, lockExpires: 30_500, at: 500 }
+    const phantom: LogRow = {
+      id: 4,
+      doId: 'x',
+      token: 2,
+      node: 'b',
+      op: 'b/0/999',
+      read: 3,
+      lockToken: 2,
+      lockExpires: 30_500,
+      at: 500,
+    }
     expect(rules({ ...observation, log: [...observation.log, phantom], counters: { x: 4 } })).toContain('phantom-write')
-    expect(rules({ ...observation, log: [...observation.log, row(4, b1)], counters: { x: 4 } })).toContain('duplicate-write')
+    expect(rules({ ...observation, log: [...observation.log, row(4, b1)], counters: { x: 4 } })).toContain(
+      'duplicate-write',
+    )
   })
 
   it('reports a token granted twice, granted out of order, or used by a node it was not granted to', () => {
@@ -213,24 +288,38 @@ describe('chaos checker', () => {
     expect(rules({ ...observation, operations: [...observation.operations, again] })).toEqual(['token-reissued'])
 
     const stolen = increment('c', 2, 3, 220)
-    expect(rules({ ...observation, operations: [...observation.operations, stolen], log: [...observation.log, row(4, stolen)], counters: { x: 4 } })).toEqual([
-      'token-owner',
-    ])
+    expect(
+      rules({
+        ...observation,
+        operations: [...observation.operations, stolen],
+        log: [...observation.log, row(4, stolen)],
+        counters: { x: 4 },
+      }),
+    ).toEqual(['token-owner'])
   })
 
   it('reports two acknowledged increments that returned the same value, even when the log was not kept', () => {
     const { observation, a2 } = consistent()
     // b read before a's second write committed; with the log table lost, only the answers show it.
     const b1 = increment('b', 2, 1, 210)
-    const verdict = checkChaos({ ...observation, operations: observation.operations.map((o) => (o.node === 'b' && o.kind === 'increment' ? b1 : o)), log: [], counters: { x: 2 } })
+    const verdict = checkChaos({
+      ...observation,
+      operations: observation.operations.map((o) => (o.node === 'b' && o.kind === 'increment' ? b1 : o)),
+      log: [],
+      counters: { x: 2 },
+    })
     expect(verdict.counts.linearizability).toBeGreaterThan(0)
-    expect(verdict.violations.map((v) => v.message).join('\n')).toMatch(new RegExp(`${a2.op}, ${b1.op} were all acknowledged returning 1`))
+    expect(verdict.violations.map((v) => v.message).join('\n')).toMatch(
+      new RegExp(`${a2.op}, ${b1.op} were all acknowledged returning 1`),
+    )
   })
 
   it('reports an order of increments that contradicts real time', () => {
     const { observation, a1 } = consistent()
     // a2 completed (t=122) before a1 was invoked (t=500), yet a1 returned the smaller value.
-    const swapped = observation.operations.map((o) => (o === a1 ? { ...a1, invokedAt: 500, writeAt: 501, completedAt: 502 } : o))
+    const swapped = observation.operations.map((o) =>
+      o === a1 ? { ...a1, invokedAt: 500, writeAt: 501, completedAt: 502 } : o,
+    )
     expect(rules({ ...observation, operations: swapped })).toEqual(['linearizability', 'stale-write'])
   })
 
@@ -255,10 +344,50 @@ describe('chaos checker', () => {
     // The harness's corruption and repair, and taking over a corrupt expires_at, are not violations.
     const corrupt = [
       ...audit,
-      { seq: 5, doId: 'x', at: 250, oldNode: 'b', oldToken: 2, oldExpires: 30_201, newNode: 'b', newToken: 2, newExpires: 'garbage' },
-      { seq: 6, doId: 'x', at: 260, oldNode: 'b', oldToken: 2, oldExpires: 'garbage', newNode: 'c', newToken: 3, newExpires: 30_260 },
-      { seq: 7, doId: 'x', at: 270, oldNode: 'c', oldToken: 3, oldExpires: 30_260, newNode: 'c', newToken: 'garbage', newExpires: 30_260 },
-      { seq: 8, doId: 'x', at: 280, oldNode: 'c', oldToken: 'garbage', oldExpires: 30_260, newNode: 'c', newToken: 4, newExpires: 0 },
+      {
+        seq: 5,
+        doId: 'x',
+        at: 250,
+        oldNode: 'b',
+        oldToken: 2,
+        oldExpires: 30_201,
+        newNode: 'b',
+        newToken: 2,
+        newExpires: 'garbage',
+      },
+      {
+        seq: 6,
+        doId: 'x',
+        at: 260,
+        oldNode: 'b',
+        oldToken: 2,
+        oldExpires: 'garbage',
+        newNode: 'c',
+        newToken: 3,
+        newExpires: 30_260,
+      },
+      {
+        seq: 7,
+        doId: 'x',
+        at: 270,
+        oldNode: 'c',
+        oldToken: 3,
+        oldExpires: 30_260,
+        newNode: 'c',
+        newToken: 'garbage',
+        newExpires: 30_260,
+      },
+      {
+        seq: 8,
+        doId: 'x',
+        at: 280,
+        oldNode: 'c',
+        oldToken: 'garbage',
+        oldExpires: 30_260,
+        newNode: 'c',
+        newToken: 4,
+        newExpires: 0,
+      },
     ]
     expect(rules({ ...observation, audit: corrupt })).toEqual([])
   })
@@ -275,7 +404,16 @@ describe('chaos checker', () => {
       expect(await store.release(first.lock)).toBe(true)
       const second = await store.acquire({ doId: 'x', nodeId: 'b', ttlMs: 60_000 })
       expect((await store.acquire({ doId: 'x', nodeId: 'c', ttlMs: 60_000 })).acquired).toBe(false) // held: no change, no audit row
-      const audited = async () => checkChaos({ operations: [], log: [], counters: {}, lockTokens: {}, audit: (await client.execute('SELECT * FROM chaos_lock_audit ORDER BY seq')).rows.map((r) => toAuditRow(r as unknown as Record<string, unknown>)) })
+      const audited = async () =>
+        checkChaos({
+          operations: [],
+          log: [],
+          counters: {},
+          lockTokens: {},
+          audit: (await client.execute('SELECT * FROM chaos_lock_audit ORDER BY seq')).rows.map((r) =>
+            toAuditRow(r as unknown as Record<string, unknown>),
+          ),
+        })
       const clean = await audited()
       expect(clean.violations).toEqual([])
       expect((await client.execute('SELECT count(*) AS n FROM chaos_lock_audit')).rows[0]!.n).toBe(4) // insert, refresh, release, takeover
@@ -293,7 +431,13 @@ describe('chaos checker', () => {
         { sql: WRITE_COUNTER, args: ['y', 1] },
       ])
       const logged = (await client.execute('SELECT token, lock_token, lock_expires, at FROM chaos_log')).rows
-      expect(logged).toEqual([expect.objectContaining({ token: y.lock.fencingToken, lock_token: y.lock.fencingToken, lock_expires: y.lock.expiresAt })])
+      expect(logged).toEqual([
+        expect.objectContaining({
+          token: y.lock.fencingToken,
+          lock_token: y.lock.fencingToken,
+          lock_expires: y.lock.expiresAt,
+        }),
+      ])
       expect(Number(logged[0]!.at)).toBeLessThan(y.lock.expiresAt)
     } finally {
       client.close()
@@ -303,7 +447,15 @@ describe('chaos checker', () => {
   it('reports a release that freed a lease after a newer one had been granted', () => {
     const { observation } = consistent()
     const release = (released: boolean): Operation => ({
-      op: `a/0/${++seq}`, node: 'a', kind: 'release', doId: 'x', invokedAt: 300, completedAt: 301, outcome: 'ok', token: 1, released,
+      op: `a/0/${++seq}`,
+      node: 'a',
+      kind: 'release',
+      doId: 'x',
+      invokedAt: 300,
+      completedAt: 301,
+      outcome: 'ok',
+      token: 1,
+      released,
     })
     expect(rules({ ...observation, operations: [...observation.operations, release(false)] })).toEqual([])
     expect(rules({ ...observation, operations: [...observation.operations, release(true)] })).toEqual(['stale-release'])

@@ -141,14 +141,19 @@ export function checkChaos(observation: ChaosObservation): Verdict {
       doId,
       rows,
       increments: operations.filter((o) => o.kind === 'increment'),
-      grants: operations.filter((o) => o.kind === 'acquire' && o.outcome === 'ok' && o.acquired === true && o.token !== undefined),
+      grants: operations.filter(
+        (o) => o.kind === 'acquire' && o.outcome === 'ok' && o.acquired === true && o.token !== undefined,
+      ),
       releases: operations.filter((o) => o.kind === 'release' && o.outcome === 'ok' && o.token !== undefined),
       counter: observation.counters[doId] ?? 0,
       lockToken: observation.lockTokens[doId],
       byOp,
       report: (rule, message) => report(rule, doId, message),
     })
-    checkAudit([...(auditById.get(doId) ?? [])].sort((a, b) => a.seq - b.seq), (rule, message) => report(rule, doId, message))
+    checkAudit(
+      [...(auditById.get(doId) ?? [])].sort((a, b) => a.seq - b.seq),
+      (rule, message) => report(rule, doId, message),
+    )
   }
   return { violations, counts, total }
 }
@@ -190,8 +195,18 @@ function checkId(c: IdContext): void {
     if (applied.has(row.op)) report('duplicate-write', `the write of ${row.op} was applied twice (log id ${row.id})`)
     applied.add(row.op)
     const op = c.byOp.get(row.op)
-    if (!op || op.kind !== 'increment' || op.doId !== row.doId || op.node !== row.node || op.token !== row.token || op.read !== row.read) {
-      report('phantom-write', `log id ${row.id} (${row.op}, token ${row.token}, read ${row.read}) matches no increment any node sent`)
+    if (
+      !op ||
+      op.kind !== 'increment' ||
+      op.doId !== row.doId ||
+      op.node !== row.node ||
+      op.token !== row.token ||
+      op.read !== row.read
+    ) {
+      report(
+        'phantom-write',
+        `log id ${row.id} (${row.op}, token ${row.token}, read ${row.read}) matches no increment any node sent`,
+      )
     }
   }
 
@@ -201,7 +216,10 @@ function checkId(c: IdContext): void {
     const prev = rows[i - 1]!
     const row = rows[i]!
     if (row.token < prev.token) {
-      report('token-order', `${row.op} with token ${row.token} committed (log id ${row.id}) after ${prev.op} with token ${prev.token}`)
+      report(
+        'token-order',
+        `${row.op} with token ${row.token} committed (log id ${row.id}) after ${prev.op} with token ${prev.token}`,
+      )
     }
   }
 
@@ -217,13 +235,17 @@ function checkId(c: IdContext): void {
   for (const grant of c.grants) {
     const before = prefixMax[countBefore(byCompletion, grant.invokedAt) - 1]
     if (before && before.token! >= grant.token!) {
-      report('token-reissued', `${grant.op} was granted token ${grant.token} after ${before.op} had already been granted ${before.token}`)
+      report(
+        'token-reissued',
+        `${grant.op} was granted token ${grant.token} after ${before.op} had already been granted ${before.token}`,
+      )
     }
   }
   for (const row of rows) {
     const grant = grantOf.get(row.token)
     if (!grant) report('token-owner', `${row.op} wrote with token ${row.token}, which no acquire granted`)
-    else if (grant.node !== row.node) report('token-owner', `${row.op} by ${row.node} wrote with token ${row.token}, granted to ${grant.node}`)
+    else if (grant.node !== row.node)
+      report('token-owner', `${row.op} by ${row.node} wrote with token ${row.token}, granted to ${grant.node}`)
   }
 
   // Releases, in real time: a release sent after a higher token's acquire had returned cannot have freed
@@ -232,7 +254,10 @@ function checkId(c: IdContext): void {
     if (op.released !== true) continue
     const newest = prefixMax[countBefore(byCompletion, op.invokedAt) - 1]
     if (newest && newest.token! > op.token!) {
-      report('stale-release', `${op.op} released token ${op.token}, though ${newest.op} had been granted token ${newest.token} before it was sent`)
+      report(
+        'stale-release',
+        `${op.op} released token ${op.token}, though ${newest.op} had been granted token ${newest.token} before it was sent`,
+      )
     }
   }
 
@@ -273,7 +298,10 @@ function checkId(c: IdContext): void {
     report('counter', `the counter is ${c.counter} but the log holds ${rows.length} accepted increments`)
   }
   if (c.counter < acked.length) {
-    report('counter', `the counter is ${c.counter} but ${acked.length} increments were acknowledged (${acked.length - c.counter} lost)`)
+    report(
+      'counter',
+      `the counter is ${c.counter} but ${acked.length} increments were acknowledged (${acked.length - c.counter} lost)`,
+    )
   } else if (c.counter > acked.length + indeterminate.length) {
     report(
       'counter',
@@ -281,11 +309,15 @@ function checkId(c: IdContext): void {
     )
   }
   for (const op of acked) {
-    if (!applied.has(op.op)) report('ack-missing', `${op.op} (token ${op.token}) was acknowledged, but its write is not in the log`)
+    if (!applied.has(op.op))
+      report('ack-missing', `${op.op} (token ${op.token}) was acknowledged, but its write is not in the log`)
   }
   for (const op of c.increments) {
     if (op.outcome === 'failed' && applied.has(op.op)) {
-      report('rejected-applied', `${op.op} (token ${op.token}) was refused (${op.error ?? 'no reason'}), but its write is in the log`)
+      report(
+        'rejected-applied',
+        `${op.op} (token ${op.token}) was refused (${op.error ?? 'no reason'}), but its write is in the log`,
+      )
     }
   }
 
@@ -294,7 +326,8 @@ function checkId(c: IdContext): void {
   // The lease row at the end: still an integer token, never below one already granted (invariant 2).
   const highest = c.grants.reduce((max, g) => Math.max(max, g.token!), 0)
   if (c.lockToken === undefined) {
-    if (highest > 0) report('lock-row', `the do_locks row is gone, though token ${highest} was granted (rows must never be deleted)`)
+    if (highest > 0)
+      report('lock-row', `the do_locks row is gone, though token ${highest} was granted (rows must never be deleted)`)
   } else if (!isInt(c.lockToken)) {
     report('lock-row', `do_locks.fencing_token ended as ${JSON.stringify(c.lockToken)}, not an integer`)
   } else if (c.lockToken < highest) {
@@ -317,7 +350,11 @@ function checkId(c: IdContext): void {
  * increments could explain a step, none is put in the order: that only ever hides a violation, never
  * invents one, and the log-based checks above still see what actually committed.
  */
-function checkCounterLinearizable(increments: Operation[], final: number, report: (rule: ViolationRule, message: string) => void): void {
+function checkCounterLinearizable(
+  increments: Operation[],
+  final: number,
+  report: (rule: ViolationRule, message: string) => void,
+): void {
   const acked = groupBy(
     increments.filter((o) => o.outcome === 'ok'),
     (o) => o.read!,
@@ -328,7 +365,10 @@ function checkCounterLinearizable(increments: Operation[], final: number, report
   )
   for (const [value, ops] of acked) {
     if (ops.length > 1) {
-      report('linearizability', `${ops.map((o) => o.op).join(', ')} were all acknowledged returning ${value}: all but one of their updates were lost`)
+      report(
+        'linearizability',
+        `${ops.map((o) => o.op).join(', ')} were all acknowledged returning ${value}: all but one of their updates were lost`,
+      )
     }
     if (value < 0 || value >= final) {
       report('linearizability', `${ops[0]!.op} was acknowledged returning ${value}, but the counter ended at ${final}`)
@@ -340,7 +380,8 @@ function checkCounterLinearizable(increments: Operation[], final: number, report
     const candidates = maybe.get(value) ?? []
     const op = certain ?? (candidates.length === 1 ? candidates[0] : undefined)
     if (op) order.push({ op: op.op, read: value, invokedAt: op.invokedAt, completedAt: op.completedAt ?? Infinity })
-    else if (candidates.length === 0) report('linearizability', `the counter went from ${value} to ${value + 1}, but no increment read ${value}`)
+    else if (candidates.length === 0)
+      report('linearizability', `the counter went from ${value} to ${value + 1}, but no increment read ${value}`)
   }
   let latestInvoked: (typeof order)[number] | undefined
   for (const entry of order) {
@@ -400,7 +441,8 @@ function checkAudit(rows: AuditRow[], report: (rule: ViolationRule, message: str
   for (const r of rows) {
     if (r.oldToken === undefined) {
       // First lease of the id: a row is never deleted, so this happens once, with token 1.
-      if (r.newToken !== 1) report('token-step', `do_locks row created with token ${JSON.stringify(r.newToken)}, not 1 (audit ${r.seq})`)
+      if (r.newToken !== 1)
+        report('token-step', `do_locks row created with token ${JSON.stringify(r.newToken)}, not 1 (audit ${r.seq})`)
       continue
     }
     if (!isInt(r.oldToken) || !isInt(r.newToken)) continue
@@ -419,7 +461,10 @@ function checkAudit(rows: AuditRow[], report: (rule: ViolationRule, message: str
     }
     // Same token: a refresh (later expiry), a release (0) or a corruption (not an integer).
     if (isInt(r.newExpires) && isInt(r.oldExpires) && r.newExpires > r.oldExpires && r.oldExpires <= r.at) {
-      report('late-refresh', `token ${r.oldToken}'s lease, expired at ${r.oldExpires}, was extended to ${r.newExpires} at ${r.at} (audit ${r.seq})`)
+      report(
+        'late-refresh',
+        `token ${r.oldToken}'s lease, expired at ${r.oldExpires}, was extended to ${r.newExpires} at ${r.at} (audit ${r.seq})`,
+      )
     }
   }
 }

@@ -73,7 +73,10 @@ export function longChaos(seed: number, options: { nodes?: number; durationMs?: 
   const processFaults = (): Fault[] => [
     { kind: 'kill', respawnAfterMs: between(random, [100, 2_000]) },
     { kind: 'pause', forMs: between(random, [TTL_MS + 200, 3 * TTL_MS]) },
-    { kind: 'skew', clock: { nowOffsetMs: between(random, [-10, 10]) * 60_000, rate: pick(random, [0.5, 0.75, 1, 1.5]) } },
+    {
+      kind: 'skew',
+      clock: { nowOffsetMs: between(random, [-10, 10]) * 60_000, rate: pick(random, [0.5, 0.75, 1, 1.5]) },
+    },
   ]
   const storeFaults = (): Fault[] => [
     { kind: 'outage', forMs: between(random, [300, 2 * TTL_MS]) },
@@ -81,7 +84,10 @@ export function longChaos(seed: number, options: { nodes?: number; durationMs?: 
     { kind: 'corrupt-token', forMs: between(random, [200, 1_500]) },
   ]
   const lane = (faults: () => Fault[], gap: [number, number]): ScheduledFault[] => {
-    const scheduled: ScheduledFault[] = shuffle(random, faults()).map((fault) => ({ gapMs: between(random, gap), fault }))
+    const scheduled: ScheduledFault[] = shuffle(random, faults()).map((fault) => ({
+      gapMs: between(random, gap),
+      fault,
+    }))
     // Budget by the gaps and the fault lengths, leaving a few quiet seconds at the end for recovery.
     let budget = durationMs - 4_000
     for (const s of scheduled) budget -= s.gapMs + length(s.fault)

@@ -196,7 +196,10 @@ function isBusy(error: unknown): boolean {
   return /SQLITE_BUSY|database is locked/.test(`${String(e?.code)} ${String(e?.message)}`)
 }
 
-async function observe(db: HarnessDb, dir: string): Promise<{ observation: ChaosObservation; notes: ReturnType<typeof readHistories>['notes']; torn: number }> {
+async function observe(
+  db: HarnessDb,
+  dir: string,
+): Promise<{ observation: ChaosObservation; notes: ReturnType<typeof readHistories>['notes']; torn: number }> {
   const files = readdirSync(dir)
     .filter((f) => f.startsWith('history-') && f.endsWith('.jsonl'))
     .map((f) => join(dir, f))
@@ -211,19 +214,17 @@ async function observe(db: HarnessDb, dir: string): Promise<{ observation: Chaos
   )
   const observation: ChaosObservation = {
     operations,
-    log: log.rows.map(
-      (r): LogRow => ({
-        id: Number(r.id),
-        doId: String(r.do_id),
-        token: Number(r.token),
-        node: String(r.node),
-        op: String(r.op),
-        read: Number(r.read),
-        lockToken: r.lock_token,
-        lockExpires: r.lock_expires,
-        at: Number(r.at),
-      }),
-    ),
+    log: log.rows.map((r): LogRow => ({
+      id: Number(r.id),
+      doId: String(r.do_id),
+      token: Number(r.token),
+      node: String(r.node),
+      op: String(r.op),
+      read: Number(r.read),
+      lockToken: r.lock_token,
+      lockExpires: r.lock_expires,
+      at: Number(r.at),
+    })),
     counters: Object.fromEntries(counters.rows.map((r) => [String(r.id), Number(r.n)])),
     lockTokens: Object.fromEntries(locks.rows.map((r) => [String(r.do_id), r.fencing_token])),
     audit: audit.rows.map((r) => toAuditRow(r as unknown as Record<string, unknown>)),
@@ -281,7 +282,11 @@ class Cluster {
       historyFile: join(this.dir, `history-${name}-${incarnation}.jsonl`),
       seed: (this.seed * 7919 + index * 104_729 + incarnation * 15_485_863) >>> 0,
     }
-    const handle = this.group.spawn(this.entryFile, { name: `${name}#${incarnation}`, args: configArg(config), timeoutMs: this.timeoutMs })
+    const handle = this.group.spawn(this.entryFile, {
+      name: `${name}#${incarnation}`,
+      args: configArg(config),
+      timeoutMs: this.timeoutMs,
+    })
     this.#all.push(handle)
     const slot = { index, name, incarnation, clock, handle, paused: false }
     this.slots[index] = slot
@@ -337,7 +342,12 @@ class Cluster {
  * Runs the chaos workload under `config.lanes` and checks it. Resolves with the report (violations
  * included); rejects only if the harness itself could not run.
  */
-export async function runChaos(entryFile: string, group: ProcessGroup, config: ChaosConfig, options: RunOptions): Promise<ChaosReport> {
+export async function runChaos(
+  entryFile: string,
+  group: ProcessGroup,
+  config: ChaosConfig,
+  options: RunOptions,
+): Promise<ChaosReport> {
   // Every fault goes into the timeline, so a failed run can be read against it.
   const timeline: string[] = []
   const createdAt = Date.now()
@@ -380,10 +390,13 @@ export async function runChaos(entryFile: string, group: ProcessGroup, config: C
 
   const holders = async (): Promise<Map<string, string[]>> => {
     const rows = await db.run((c) =>
-      c.execute(`SELECT do_id, node_id FROM do_locks WHERE typeof(expires_at) = 'integer' AND expires_at > ${STORE_NOW}`),
+      c.execute(
+        `SELECT do_id, node_id FROM do_locks WHERE typeof(expires_at) = 'integer' AND expires_at > ${STORE_NOW}`,
+      ),
     )
     const byNode = new Map<string, string[]>()
-    for (const r of rows.rows) byNode.set(String(r.node_id), [...(byNode.get(String(r.node_id)) ?? []), String(r.do_id)])
+    for (const r of rows.rows)
+      byNode.set(String(r.node_id), [...(byNode.get(String(r.node_id)) ?? []), String(r.do_id)])
     return byNode
   }
   /** A live, unfrozen node holding a lease: the interesting victim. Falls back to any live node. */
@@ -459,7 +472,9 @@ export async function runChaos(entryFile: string, group: ProcessGroup, config: C
         const held = [...(await holders()).values()].flat()
         const doId = held.includes(config.ids[0]!) ? config.ids[0]! : held.length ? pick(random, held) : config.ids[0]!
         log(`corrupt expires_at of "${doId}"`)
-        await db.run((c) => c.execute({ sql: "UPDATE do_locks SET expires_at = 'garbage' WHERE do_id = ?1", args: [doId] }))
+        await db.run((c) =>
+          c.execute({ sql: "UPDATE do_locks SET expires_at = 'garbage' WHERE do_id = ?1", args: [doId] }),
+        )
         faults['corrupt-expiry']++
         break
       }
@@ -483,7 +498,12 @@ export async function runChaos(entryFile: string, group: ProcessGroup, config: C
           await sleep(fault.forMs)
         } finally {
           // While the token was garbage no acquire could succeed, so `token` is still the highest issued.
-          await db.run((c) => c.execute({ sql: 'UPDATE do_locks SET fencing_token = ?2, expires_at = 0 WHERE do_id = ?1', args: [doId, token + 1] }))
+          await db.run((c) =>
+            c.execute({
+              sql: 'UPDATE do_locks SET fencing_token = ?2, expires_at = 0 WHERE do_id = ?1',
+              args: [doId, token + 1],
+            }),
+          )
           log(`repaired "${doId}" to token ${token + 1}`)
         }
         break
@@ -509,7 +529,9 @@ export async function runChaos(entryFile: string, group: ProcessGroup, config: C
           await inject(fault)
         } catch (error) {
           // E.g. a respawned node that never got ready: the run goes on, and fails.
-          harnessProblems.push(`the ${fault.kind} fault could not be injected or healed: ${error instanceof Error ? error.message : String(error)}`)
+          harnessProblems.push(
+            `the ${fault.kind} fault could not be injected or healed: ${error instanceof Error ? error.message : String(error)}`,
+          )
         }
       }
     })
@@ -519,7 +541,12 @@ export async function runChaos(entryFile: string, group: ProcessGroup, config: C
 
     const { observation, notes, torn } = await observe(db, options.dir)
     const verdict = checkChaos(observation)
-    const violations = [...verdict.violations.map((v) => v.message), ...cluster.crashes(), ...stopProblems, ...harnessProblems]
+    const violations = [
+      ...verdict.violations.map((v) => v.message),
+      ...cluster.crashes(),
+      ...stopProblems,
+      ...harnessProblems,
+    ]
     const stats = summarize(observation.operations, notes, torn, config.nodes, wallMs, lastHealedAt, config.ids[0]!)
     stats.pausesHoldingWriteLock = pausesHoldingWriteLock
     stats.killRecoveryMs = killedLeases.map(({ doId, at }) => {
@@ -528,7 +555,12 @@ export async function runChaos(entryFile: string, group: ProcessGroup, config: C
         .reduce((min, o) => Math.min(min, o.completedAt!), Infinity)
       return next - at
     })
-    const summary = summaryLine(stats, faults, violations.length + verdict.total - verdict.violations.length, config.seed)
+    const summary = summaryLine(
+      stats,
+      faults,
+      violations.length + verdict.total - verdict.violations.length,
+      config.seed,
+    )
     return { summary, violations, verdict, faults, stats, observation, timeline }
   } finally {
     // Whatever happened above: no frozen, orphaned or still-writing process survives the run.
@@ -635,7 +667,11 @@ export interface ZombieReport {
  * fenced write of `read + 1`. Its monotonic clock runs at half speed, so its own idea of its lease
  * says "still valid": only the store's token check stands between it and a lost update.
  */
-export async function runZombieScenario(entryFile: string, group: ProcessGroup, options: RunOptions & { plantBug: boolean }): Promise<ZombieReport> {
+export async function runZombieScenario(
+  entryFile: string,
+  group: ProcessGroup,
+  options: RunOptions & { plantBug: boolean },
+): Promise<ZombieReport> {
   const ttlMs = 1_500
   const thinkMs = 20
   const doId = 'contested'
@@ -670,7 +706,11 @@ export async function runZombieScenario(entryFile: string, group: ProcessGroup, 
     return group.spawn(entryFile, { name, args: configArg(config), timeoutMs: 60_000 })
   }
   let stepNumber = 0
-  const step = async <T extends { type: string; step: number }>(child: ChildHandle, action: ScriptAction, reply: T['type']): Promise<T> => {
+  const step = async <T extends { type: string; step: number }>(
+    child: ChildHandle,
+    action: ScriptAction,
+    reply: T['type'],
+  ): Promise<T> => {
     const n = ++stepNumber
     child.send<ScriptStep>({ type: 'step', step: n, ...action })
     return waitForStep<T>(child, reply, n)
@@ -715,14 +755,33 @@ export async function runZombieScenario(entryFile: string, group: ProcessGroup, 
       const violations = [...verdict.violations.map((v) => v.message), ...crashed]
       const counter = observation.counters[doId] ?? 0
       const zombieOp = observation.operations.find((o) => o.node === 'node-zombie' && o.kind === 'increment')
-      const successorGrant = observation.operations.find((o) => o.node === 'node-successor' && o.kind === 'acquire' && o.acquired)
-      const writeSentAfterTakeover = !!zombieOp?.writeAt && !!successorGrant?.completedAt && zombieOp.writeAt > successorGrant.completedAt
+      const successorGrant = observation.operations.find(
+        (o) => o.node === 'node-successor' && o.kind === 'acquire' && o.acquired,
+      )
+      const writeSentAfterTakeover =
+        !!zombieOp?.writeAt && !!successorGrant?.completedAt && zombieOp.writeAt > successorGrant.completedAt
       const answer = zombieWrite.outcome === 'ok' ? 'ACCEPTED' : `refused (${zombieWrite.error?.split(':')[0]})`
       const summary =
         `zombie scenario (fence ${options.plantBug ? 'check PLANTED OUT' : 'intact'}): token ${first.token} written after ` +
         `token ${second.token} took over was ${answer}; counter ${counter} for ${observation.log.length} accepted writes; ` +
-        `violations ${verdict.total + crashed.length}${verdict.total ? ` (${Object.entries(verdict.counts).map(([k, v]) => `${k}=${v}`).join(' ')})` : ''}`
-      return { summary, violations, verdict, zombieWrite, writeSentAfterTakeover, zombieToken: first.token, successorToken: second.token, counter, observation }
+        `violations ${verdict.total + crashed.length}${
+          verdict.total
+            ? ` (${Object.entries(verdict.counts)
+                .map(([k, v]) => `${k}=${v}`)
+                .join(' ')})`
+            : ''
+        }`
+      return {
+        summary,
+        violations,
+        verdict,
+        zombieWrite,
+        writeSentAfterTakeover,
+        zombieToken: first.token,
+        successorToken: second.token,
+        counter,
+        observation,
+      }
     } finally {
       zombie.resume()
     }
@@ -744,7 +803,9 @@ function holdsWriteLock(pid: number, shmFile: string): boolean {
       .some((line) => {
         const f = line.trim().split(/\s+/)
         // e.g. "12: POSIX  ADVISORY  WRITE 4242 00:2b:131 120 120"
-        return f[1] === 'POSIX' && f[3] === 'WRITE' && f[4] === String(pid) && f[5]?.endsWith(`:${inode}`) && f[6] === '120'
+        return (
+          f[1] === 'POSIX' && f[3] === 'WRITE' && f[4] === String(pid) && f[5]?.endsWith(`:${inode}`) && f[6] === '120'
+        )
       })
   } catch {
     return false
@@ -769,13 +830,19 @@ async function waitUntilStopped(pid: number, timeoutMs = 5_000): Promise<void> {
 }
 
 /** The reply to script step `n` (ChildHandle.waitFor only finds the first message of a type). */
-async function waitForStep<T extends { type: string; step: number }>(child: ChildHandle, type: T['type'], n: number, timeoutMs = 15_000): Promise<T> {
+async function waitForStep<T extends { type: string; step: number }>(
+  child: ChildHandle,
+  type: T['type'],
+  n: number,
+  timeoutMs = 15_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     const found = child.messages.find((m) => m.type === type && (m as unknown as T).step === n)
     if (found) return found as unknown as T
     if (child.exit) throw new Error(`${child.describe()} exited before answering step ${n} with "${type}"`)
-    if (Date.now() > deadline) throw new Error(`${child.describe()} did not answer step ${n} with "${type}" within ${timeoutMs} ms`)
+    if (Date.now() > deadline)
+      throw new Error(`${child.describe()} did not answer step ${n} with "${type}" within ${timeoutMs} ms`)
     await sleep(5)
   }
 }

@@ -50,7 +50,17 @@ export interface Operation {
 /** An increment's invoke line carries what the log row will carry, so the two can be matched. */
 type InvokeLine =
   | { k: 'invoke'; op: string; node: string; kind: 'acquire'; doId: string; at: number }
-  | { k: 'invoke'; op: string; node: string; kind: 'increment'; doId: string; at: number; token: number; read: number; writeAt: number }
+  | {
+      k: 'invoke'
+      op: string
+      node: string
+      kind: 'increment'
+      doId: string
+      at: number
+      token: number
+      read: number
+      writeAt: number
+    }
   | { k: 'invoke'; op: string; node: string; kind: 'release'; doId: string; at: number; token: number }
 
 interface CompletionLine {

@@ -27,7 +27,14 @@ import {
 import { childChannel, childConfig } from '../support/processes.js'
 import { ChaosClock } from './clock.js'
 import { HistoryWriter, type Outcome } from './history.js'
-import { APPEND_LOG, READ_COUNTER, WRITE_COUNTER, type ClockMessage, type NodeConfig, type ScriptStep } from './protocol.js'
+import {
+  APPEND_LOG,
+  READ_COUNTER,
+  WRITE_COUNTER,
+  type ClockMessage,
+  type NodeConfig,
+  type ScriptStep,
+} from './protocol.js'
 import { between, pick, seededRandom } from '../support/random.js'
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -78,7 +85,11 @@ class ChaosNode {
       const result = await this.guard.acquire(doId, { waitMs })
       if (result.acquired) {
         const key = `${doId}#${result.lock.fencingToken}`
-        this.#history.complete(op, 'ok', { acquired: true, token: result.lock.fencingToken, attempts: this.#attempts.get(key) ?? 1 })
+        this.#history.complete(op, 'ok', {
+          acquired: true,
+          token: result.lock.fencingToken,
+          attempts: this.#attempts.get(key) ?? 1,
+        })
         this.#attempts.delete(key)
         return result.lock
       }
@@ -88,7 +99,8 @@ class ChaosNode {
       // Unavailable: a remote store might have granted the lease before the answer got lost.
       if (error instanceof StoreUnavailableError) this.#history.complete(op, 'unknown', { error: describeError(error) })
       // Corrupt: the store refused to touch the row, so nothing was granted.
-      else if (error instanceof CorruptLockRowError) this.#history.complete(op, 'failed', { error: describeError(error) })
+      else if (error instanceof CorruptLockRowError)
+        this.#history.complete(op, 'failed', { error: describeError(error) })
       else throw error
       await sleep(20 + Math.random() * 30)
       return null
@@ -99,7 +111,11 @@ class ChaosNode {
    * Reads the counter, waits `thinkMs`, then writes `read + 1` (and a log row) in one fenced batch.
    * `onWindow` runs between the read and the write.
    */
-  async increment(lock: Lock, thinkMs: number, onWindow?: (read: number) => void): Promise<{ outcome: Outcome; error?: string }> {
+  async increment(
+    lock: Lock,
+    thinkMs: number,
+    onWindow?: (read: number) => void,
+  ): Promise<{ outcome: Outcome; error?: string }> {
     const at = Date.now()
     let read: number
     try {
@@ -244,7 +260,9 @@ async function main(): Promise<void> {
 }
 
 process.on('unhandledRejection', (error) => {
-  process.stderr.write(`unhandled rejection: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+  process.stderr.write(
+    `unhandled rejection: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  )
   process.exit(1)
 })
 

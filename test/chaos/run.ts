@@ -42,7 +42,9 @@ const entry = await buildEntry(new URL('./node.ts', import.meta.url))
 let exitCode = 1
 try {
   const started = Date.now()
-  const log = values.verbose ? (line: string) => console.error(`[${((Date.now() - started) / 1000).toFixed(1)} s] ${line}`) : undefined
+  const log = values.verbose
+    ? (line: string) => console.error(`[${((Date.now() - started) / 1000).toFixed(1)} s] ${line}`)
+    : undefined
   const report = await runChaos(entry.file, group, config, { dir, ...(log ? { log } : {}) })
   if (report.violations.length) {
     console.error(['faults:', ...report.timeline, 'violations:', ...report.violations].join('\n'))

@@ -78,9 +78,13 @@ describe('StatelessDO', () => {
     const store = new MemoryLockStore()
     let open!: () => void
     const gate = new Promise<void>((r) => (open = r))
-    const first = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a'), gate }).fetch(new Request('https://do/'))
+    const first = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a'), gate }).fetch(
+      new Request('https://do/'),
+    )
     await sleep(5)
-    const second = await new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-b') }).fetch(new Request('https://do/'))
+    const second = await new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-b') }).fetch(
+      new Request('https://do/'),
+    )
     expect(second.status).toBe(503)
     expect(second.headers.get('Retry-After')).toBe('30')
     expect(await second.json()).toMatchObject({ error: 'locked', doId: 'room-1', holder: 'node-a' })
@@ -92,8 +96,12 @@ describe('StatelessDO', () => {
     const store = new MemoryLockStore()
     let open!: () => void
     const gate = new Promise<void>((r) => (open = r))
-    const first = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a'), gate }).fetch(new Request('https://do/'))
-    const second = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-b'), waitMs: 5_000 }).fetch(new Request('https://do/'))
+    const first = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a'), gate }).fetch(
+      new Request('https://do/'),
+    )
+    const second = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-b'), waitMs: 5_000 }).fetch(
+      new Request('https://do/'),
+    )
     await sleep(50)
     open()
     const [a, b] = await Promise.all([first, second])
@@ -112,7 +120,7 @@ describe('StatelessDO', () => {
     expect(room.errors[0]?.[1]).toBe('acquire')
   })
 
-  it('answers 503 store_unavailable, not a 500, when the handler\'s own store call fails', async () => {
+  it("answers 503 store_unavailable, not a 500, when the handler's own store call fails", async () => {
     const store = new MemoryLockStore()
     const outage = new StoreUnavailableError('lock store request failed: fetch failed', { retryable: true })
     const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a'), fail: outage })
@@ -146,7 +154,9 @@ describe('StatelessDO', () => {
 
   it('answers 503 and reports a corrupt lock row instead of throwing', async () => {
     const store = new MemoryLockStore()
-    vi.spyOn(store, 'acquire').mockRejectedValue(new CorruptLockRowError('room-1', 'fencing_token', 'is not an integer'))
+    vi.spyOn(store, 'acquire').mockRejectedValue(
+      new CorruptLockRowError('room-1', 'fencing_token', 'is not an integer'),
+    )
     const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a') })
     const res = await room.fetch(new Request('https://do/'))
     expect(res.status).toBe(503)
@@ -216,7 +226,11 @@ describe('StatelessDO', () => {
     const store = new MemoryLockStore()
     let open!: () => void
     const gate = new Promise<void>((r) => (open = r))
-    const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a'), gate, fail: new StaleFencingTokenError('room-1', 1) })
+    const room = new Room(ctxFor('room-1'), {
+      guard: guardOn(store, 'node-a'),
+      gate,
+      fail: new StaleFencingTokenError('room-1', 1),
+    })
     const pending = room.fetch(new Request('https://do/'))
     await sleep(5)
     // Another node took over under the handler (its signal has not fired yet); the handler's write is refused.

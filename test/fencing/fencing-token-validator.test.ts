@@ -7,7 +7,13 @@ describe('FencingTokenValidator', () => {
     fence.validate('x', 3)
     fence.validate('x', 3)
     fence.validate('x', 5)
-    const error = (() => { try { fence.validate('x', 4) } catch (e) { return e } })()
+    const error = (() => {
+      try {
+        fence.validate('x', 4)
+      } catch (e) {
+        return e
+      }
+    })()
     expect(error).toBeInstanceOf(StaleFencingTokenError)
     expect(error).toMatchObject({ doId: 'x', token: 4, currentToken: 5 })
     expect(fence.highest('x')).toBe(5)

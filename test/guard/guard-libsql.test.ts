@@ -38,7 +38,12 @@ describe('HybridConsistencyGuard on libSQL', () => {
     await raw.execute('PRAGMA busy_timeout = 5000')
     const counted = countingClient(raw)
     const store = new LibSQLLockStore(counted.client)
-    const guard = new HybridConsistencyGuard({ store, nodeId, ttlMs: options.ttlMs ?? 10_000, heartbeatMs: options.heartbeatMs })
+    const guard = new HybridConsistencyGuard({
+      store,
+      nodeId,
+      ttlMs: options.ttlMs ?? 10_000,
+      heartbeatMs: options.heartbeatMs,
+    })
     guards.push(guard)
     return { raw, store, guard, requests: counted.requests }
   }
@@ -60,7 +65,8 @@ describe('HybridConsistencyGuard on libSQL', () => {
   const bump = (lock: Pick<Lock, 'doId' | 'fencingToken'>) => [
     { sql: 'UPDATE rooms SET n = n + 1, last_token = ? WHERE id = ?', args: [lock.fencingToken, lock.doId] },
   ]
-  const room = async (client: Client) => (await client.execute("SELECT n, last_token FROM rooms WHERE id = 'room-1'")).rows[0]!
+  const room = async (client: Client) =>
+    (await client.execute("SELECT n, last_token FROM rooms WHERE id = 'room-1'")).rows[0]!
 
   it('lets exactly one of two guards win a concurrent acquire', async () => {
     const a = await node('node-a')
@@ -71,7 +77,7 @@ describe('HybridConsistencyGuard on libSQL', () => {
     expect(!loser.acquired && loser.retryAfterMs).toBeGreaterThan(9_000)
   })
 
-  it('rejects a stale holder\'s fenced write after a new holder acquired, changing nothing', async () => {
+  it("rejects a stale holder's fenced write after a new holder acquired, changing nothing", async () => {
     const a = await node('node-a', { ttlMs: 300 })
     const b = await node('node-b')
     // node-a "pauses": no heartbeat, its lease runs out, node-b takes over.
@@ -82,7 +88,10 @@ describe('HybridConsistencyGuard on libSQL', () => {
     expect(current.fencingToken).toBe(stale.fencingToken + 1)
     // The zombie ignores its signal and writes anyway with its token alone: the store refuses.
     const error = await a.store
-      .fencedWrite({ doId: stale.doId, fencingToken: stale.fencingToken }, [...bump(stale), { sql: "INSERT INTO rooms VALUES ('zombie', 1, NULL)" }])
+      .fencedWrite({ doId: stale.doId, fencingToken: stale.fencingToken }, [
+        ...bump(stale),
+        { sql: "INSERT INTO rooms VALUES ('zombie', 1, NULL)" },
+      ])
       .catch((e) => e)
     expect(error).toBeInstanceOf(StaleFencingTokenError)
     expect(error).toMatchObject({ doId: 'room-1', token: stale.fencingToken })

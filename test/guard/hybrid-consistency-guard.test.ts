@@ -59,7 +59,13 @@ describe('HybridConsistencyGuard', () => {
       const guard = make()
       const start = Date.now()
       const lock = held(await guard.acquire('room-1', { metadata: { by: 'test' } }))
-      expect(lock).toMatchObject({ doId: 'room-1', nodeId: 'node-a', fencingToken: 1, ttlMs: 30_000, metadata: { by: 'test' } })
+      expect(lock).toMatchObject({
+        doId: 'room-1',
+        nodeId: 'node-a',
+        fencingToken: 1,
+        ttlMs: 30_000,
+        metadata: { by: 'test' },
+      })
       expect(lock.expiresAt).toBe(start + 30_000)
       // Default drift: 1% of the TTL + 2 ms.
       expect(guard.driftMs).toBe(302)
@@ -92,7 +98,9 @@ describe('HybridConsistencyGuard', () => {
       await vi.advanceTimersByTimeAsync(1_000)
       const r = await waiting
       expect(held(r)).toMatchObject({ nodeId: 'node-b', fencingToken: 2 })
-      expect(events.find((e) => e.type === 'acquire' && e.nodeId === 'node-b')).toMatchObject({ attempts: expect.any(Number) })
+      expect(events.find((e) => e.type === 'acquire' && e.nodeId === 'node-b')).toMatchObject({
+        attempts: expect.any(Number),
+      })
     })
 
     it('gives up after waitMs with the last holder and the number of attempts', async () => {
@@ -185,7 +193,9 @@ describe('HybridConsistencyGuard', () => {
 
     it('does not retry a store error that is not retryable', async () => {
       const guard = make()
-      const spy = vi.spyOn(store, 'acquire').mockRejectedValue(new StoreUnavailableError('no such table', { retryable: false }))
+      const spy = vi
+        .spyOn(store, 'acquire')
+        .mockRejectedValue(new StoreUnavailableError('no such table', { retryable: false }))
       await expect(guard.acquire('x', { waitMs: 10_000 })).rejects.toThrow(/no such table/)
       expect(spy).toHaveBeenCalledTimes(1)
     })
@@ -260,7 +270,7 @@ describe('HybridConsistencyGuard', () => {
       expect(refresh).toHaveBeenCalledTimes(1)
     })
 
-    it('ends and hands back a lease whose validity ran out even if its timer never fired (workerd drops a cancelled request\'s timers)', async () => {
+    it("ends and hands back a lease whose validity ran out even if its timer never fired (workerd drops a cancelled request's timers)", async () => {
       let t = 0
       const guard = make({ clock: { now: () => Date.now(), monotonic: () => t } })
       const lock = held(await guard.acquire('x'))
@@ -401,25 +411,39 @@ describe('HybridConsistencyGuard', () => {
   describe('withLock', () => {
     it('runs the function under the lease with its signal, then releases', async () => {
       const guard = make()
-      const out = await guard.withLock('x', async (lock, signal) => {
-        expect((await store.get('x'))?.held).toBe(true)
-        expect(signal).toBe(lock.signal)
-        return lock.fencingToken * 10
-      }, { awaitRelease: true })
+      const out = await guard.withLock(
+        'x',
+        async (lock, signal) => {
+          expect((await store.get('x'))?.held).toBe(true)
+          expect(signal).toBe(lock.signal)
+          return lock.fencingToken * 10
+        },
+        { awaitRelease: true },
+      )
       expect(out).toBe(10)
       expect((await store.get('x'))?.held).toBe(false)
     })
 
     it('releases when the function throws', async () => {
       const guard = make()
-      await expect(guard.withLock('x', () => { throw new Error('boom') }, { awaitRelease: true })).rejects.toThrow('boom')
+      await expect(
+        guard.withLock(
+          'x',
+          () => {
+            throw new Error('boom')
+          },
+          { awaitRelease: true },
+        ),
+      ).rejects.toThrow('boom')
       expect((await store.get('x'))?.held).toBe(false)
     })
 
     it('rejects with LockContendedError carrying the holder and retryAfterMs', async () => {
       make({ nodeId: 'node-b' })
       held(await guards[0]!.acquire('x'))
-      const error = await make().withLock('x', () => 1).catch((e) => e)
+      const error = await make()
+        .withLock('x', () => 1)
+        .catch((e) => e)
       expect(error).toBeInstanceOf(LockContendedError)
       expect(error).toMatchObject({ doId: 'x', holder: { nodeId: 'node-b' }, retryAfterMs: 30_000 })
     })
@@ -465,7 +489,9 @@ describe('HybridConsistencyGuard', () => {
       held(await guard.acquire('b'))
       const real = store.release.bind(store)
       let answerLate!: (released: boolean) => void
-      vi.spyOn(store, 'release').mockImplementation(async (r) => (r.doId === 'a' ? real(r) : new Promise<boolean>((res) => (answerLate = res))))
+      vi.spyOn(store, 'release').mockImplementation(async (r) =>
+        r.doId === 'a' ? real(r) : new Promise<boolean>((res) => (answerLate = res)),
+      )
       const done = guard.shutdown({ timeoutMs: 1_000 })
       let result: unknown
       void done.then((r) => (result = r))
@@ -543,7 +569,11 @@ describe('HybridConsistencyGuard', () => {
       ['a heartbeat equal to the ttl', { ttlMs: 1_000, heartbeatMs: 1_000 }, 'heartbeatMs'],
       ['a heartbeat above the ttl', { ttlMs: 1_000, heartbeatMs: 5_000 }, 'heartbeatMs'],
       ['a drift as long as the ttl', { ttlMs: 1_000, driftMs: 1_000 }, 'driftMs'],
-      ['a heartbeat after local validity ends (ttl - drift)', { ttlMs: 1_000, driftMs: 100, heartbeatMs: 900 }, 'heartbeatMs'],
+      [
+        'a heartbeat after local validity ends (ttl - drift)',
+        { ttlMs: 1_000, driftMs: 100, heartbeatMs: 900 },
+        'heartbeatMs',
+      ],
       ['a store that is not a LockStore', { store: {} as never }, 'store'],
       ['a ring without getNode', { ring: {} as never }, 'ring'],
       ['a backoff with zero delay', { retry: { initialDelayMs: 0 } }, 'retry.initialDelayMs'],
@@ -551,7 +581,13 @@ describe('HybridConsistencyGuard', () => {
     ]
     for (const [what, options, argument] of cases) {
       it(`rejects ${what}, naming ${argument}`, () => {
-        const error = (() => { try { make(options) } catch (e) { return e } })()
+        const error = (() => {
+          try {
+            make(options)
+          } catch (e) {
+            return e
+          }
+        })()
         expect(error).toBeInstanceOf(InvalidArgumentError)
         expect((error as InvalidArgumentError).argument).toBe(argument)
       })

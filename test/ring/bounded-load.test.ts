@@ -71,8 +71,24 @@ describe('ConsistentHashRing.getNodeBounded', () => {
     const weighted = new ConsistentHashRing({ nodes: [{ id: 'big', weight: 3 }, 'small'] })
     const key = [...Array(100).keys()].map((i) => `k${i}`).find((k) => weighted.getNode(k) === 'small')!
     // total 8, c = 1: small's capacity is ceil(9 / 4) = 3, big's ceil(27 / 4) = 7.
-    expect(weighted.getNodeBounded(key, { loads: new Map([['small', 2], ['big', 6]]), c: 1 })).toBe('small')
-    expect(weighted.getNodeBounded(key, { loads: new Map([['small', 3], ['big', 5]]), c: 1 })).toBe('big')
+    expect(
+      weighted.getNodeBounded(key, {
+        loads: new Map([
+          ['small', 2],
+          ['big', 6],
+        ]),
+        c: 1,
+      }),
+    ).toBe('small')
+    expect(
+      weighted.getNodeBounded(key, {
+        loads: new Map([
+          ['small', 3],
+          ['big', 5],
+        ]),
+        c: 1,
+      }),
+    ).toBe('big')
   })
 
   it('rejects a bad load factor or bad loads', () => {
@@ -141,7 +157,12 @@ describe('BoundedLoadBalancer', () => {
     expect(() => balancer.release(node, 0)).toThrow(InvalidArgumentError)
     balancer.reset()
     expect(balancer.totalLoad).toBe(0)
-    expect(balancer.loads).toEqual(new Map([['a', 0], ['b', 0]]))
+    expect(balancer.loads).toEqual(
+      new Map([
+        ['a', 0],
+        ['b', 0],
+      ]),
+    )
   })
 
   it('drops the load of nodes that leave the ring and lets new nodes take load', () => {

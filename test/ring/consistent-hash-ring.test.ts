@@ -267,7 +267,12 @@ describe('ConsistentHashRing', () => {
 
   describe('weights', () => {
     it('gives nodes keys in proportion to their weights', () => {
-      const ring = new ConsistentHashRing({ nodes: [{ id: 'small', weight: 1 }, { id: 'big', weight: 3 }] })
+      const ring = new ConsistentHashRing({
+        nodes: [
+          { id: 'small', weight: 1 },
+          { id: 'big', weight: 3 },
+        ],
+      })
       const counts = new Map<string, number>()
       for (const owner of owners(ring, keys(100_000))) counts.set(owner, (counts.get(owner) ?? 0) + 1)
       expect((counts.get('big') ?? 0) / 100_000).toBeGreaterThan(0.72)

@@ -37,21 +37,24 @@ describe('ConsistentHashRing on 1,000,000 keys with the default virtual nodes', 
     expect(maxOverMean(owners, count)).toBeLessThanOrEqual(bound)
   })
 
-  it.each([10, 100])('moves at most 1.15 x 1/(N+1) of the keys, all onto the new node, when one joins %i nodes', (count) => {
-    const ids = [...nodeIds(count, 'worker-'), 'newcomer']
-    const ring = new ConsistentHashRing({ nodes: ids.slice(0, count) })
-    const before = assign(ring, ids)
-    const after = assign(ring.addNode('newcomer'), ids)
-    let moved = 0
-    for (let i = 0; i < before.length; i++) {
-      if (before[i] !== after[i]) {
-        moved++
-        if (after[i] !== count) expect.fail(`key ${keys[i]} moved between two old nodes`)
+  it.each([10, 100])(
+    'moves at most 1.15 x 1/(N+1) of the keys, all onto the new node, when one joins %i nodes',
+    (count) => {
+      const ids = [...nodeIds(count, 'worker-'), 'newcomer']
+      const ring = new ConsistentHashRing({ nodes: ids.slice(0, count) })
+      const before = assign(ring, ids)
+      const after = assign(ring.addNode('newcomer'), ids)
+      let moved = 0
+      for (let i = 0; i < before.length; i++) {
+        if (before[i] !== after[i]) {
+          moved++
+          if (after[i] !== count) expect.fail(`key ${keys[i]} moved between two old nodes`)
+        }
       }
-    }
-    expect(moved / KEY_COUNT).toBeLessThanOrEqual((1.15 * 1) / (count + 1))
-    expect(moved / KEY_COUNT).toBeGreaterThan(0.85 / (count + 1))
-  })
+      expect(moved / KEY_COUNT).toBeLessThanOrEqual((1.15 * 1) / (count + 1))
+      expect(moved / KEY_COUNT).toBeGreaterThan(0.85 / (count + 1))
+    },
+  )
 
   it.each([10, 100])('moves only the keys of a node that leaves %i nodes, at most 1.15 x 1/N of them', (count) => {
     const ids = nodeIds(count, 'worker-')

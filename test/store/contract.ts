@@ -3,12 +3,7 @@
  * `file:`, D1 in workerd). Each `it` is a clause of the contract in design.md.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import {
-  InvalidArgumentError,
-  type LockRecord,
-  type LockStore,
-  type StoreAcquireResult,
-} from '../../src/index.js'
+import { InvalidArgumentError, type LockRecord, type LockStore, type StoreAcquireResult } from '../../src/index.js'
 
 export interface StoreHarness {
   store: LockStore
@@ -75,7 +70,11 @@ export function describeLockStoreContract(
         const second = await store.acquire({ doId: 'x', nodeId: 'node-b', ttlMs: 10_000 })
         expect(second.acquired).toBe(false)
         if (second.acquired) return
-        expect(second.holder).toMatchObject({ nodeId: 'node-a', fencingToken: first.fencingToken, expiresAt: first.expiresAt })
+        expect(second.holder).toMatchObject({
+          nodeId: 'node-a',
+          fencingToken: first.fencingToken,
+          expiresAt: first.expiresAt,
+        })
         expect(second.holder.expiresAt - second.storeNow).toBeGreaterThan(0)
         expect(second.holder.expiresAt - second.storeNow).toBeLessThanOrEqual(10_000)
       })
@@ -220,7 +219,8 @@ export function describeLockStoreContract(
 
       it('orders list by code point, as SQLite orders UTF-8 text, also past U+FFFF', async () => {
         // In UTF-16 code units the emoji (a surrogate pair, 0xD83D...) sorts before U+FF5E; by code point after.
-        for (const doId of ['\u{1F600}-emoji', '\uFF5E-fullwidth-tilde', 'a']) won(await store.acquire({ doId, nodeId: 'n', ttlMs: 10_000 }))
+        for (const doId of ['\u{1F600}-emoji', '\uFF5E-fullwidth-tilde', 'a'])
+          won(await store.acquire({ doId, nodeId: 'n', ttlMs: 10_000 }))
         expect((await store.list()).map((l) => l.doId)).toEqual(['a', '\uFF5E-fullwidth-tilde', '\u{1F600}-emoji'])
         expect((await store.list({ limit: 2 })).map((l) => l.doId)).toEqual(['a', '\uFF5E-fullwidth-tilde'])
       })
@@ -264,8 +264,16 @@ export function describeLockStoreContract(
         ['empty doId', () => store.acquire({ doId: '', nodeId: 'n', ttlMs: 1 }), 'doId'],
         ['overlong doId', () => store.acquire({ doId: 'x'.repeat(1025), nodeId: 'n', ttlMs: 1 }), 'doId'],
         ['non-string doId', () => store.acquire({ doId: 42 as never, nodeId: 'n', ttlMs: 1 }), 'doId'],
-        ['doId with a NUL (drivers read it back cut short)', () => store.acquire({ doId: 'a\0b', nodeId: 'n', ttlMs: 1 }), 'doId'],
-        ['doId with a lone high surrogate (stored as U+FFFD)', () => store.acquire({ doId: 'x\uD800', nodeId: 'n', ttlMs: 1 }), 'doId'],
+        [
+          'doId with a NUL (drivers read it back cut short)',
+          () => store.acquire({ doId: 'a\0b', nodeId: 'n', ttlMs: 1 }),
+          'doId',
+        ],
+        [
+          'doId with a lone high surrogate (stored as U+FFFD)',
+          () => store.acquire({ doId: 'x\uD800', nodeId: 'n', ttlMs: 1 }),
+          'doId',
+        ],
         ['doId with a lone low surrogate', () => store.get('\uDC00x'), 'doId'],
         ['nodeId with a NUL', () => store.acquire({ doId: 'x', nodeId: 'n\0', ttlMs: 1 }), 'nodeId'],
         ['empty nodeId', () => store.acquire({ doId: 'x', nodeId: '', ttlMs: 1 }), 'nodeId'],
@@ -274,12 +282,28 @@ export function describeLockStoreContract(
         ['NaN ttl', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: Number.NaN }), 'ttlMs'],
         ['infinite ttl', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: Infinity }), 'ttlMs'],
         ['fractional ttl', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: 1.5 }), 'ttlMs'],
-        ['cyclic metadata', () => { const m: Record<string, unknown> = {}; m.self = m; return store.acquire({ doId: 'x', nodeId: 'n', ttlMs: 1, metadata: m }) }, 'metadata'],
+        [
+          'cyclic metadata',
+          () => {
+            const m: Record<string, unknown> = {}
+            m.self = m
+            return store.acquire({ doId: 'x', nodeId: 'n', ttlMs: 1, metadata: m })
+          },
+          'metadata',
+        ],
         ['bigint metadata', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: 1, metadata: { n: 1n } }), 'metadata'],
         ['function metadata', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: 1, metadata: () => 1 }), 'metadata'],
         ['zero token on release', () => store.release({ doId: 'x', nodeId: 'n', fencingToken: 0 }), 'fencingToken'],
-        ['fractional token on refresh', () => store.refresh({ doId: 'x', nodeId: 'n', fencingToken: 1.5, ttlMs: 10 }), 'fencingToken'],
-        ['NaN ttl on refresh', () => store.refresh({ doId: 'x', nodeId: 'n', fencingToken: 1, ttlMs: Number.NaN }), 'ttlMs'],
+        [
+          'fractional token on refresh',
+          () => store.refresh({ doId: 'x', nodeId: 'n', fencingToken: 1.5, ttlMs: 10 }),
+          'fencingToken',
+        ],
+        [
+          'NaN ttl on refresh',
+          () => store.refresh({ doId: 'x', nodeId: 'n', fencingToken: 1, ttlMs: Number.NaN }),
+          'ttlMs',
+        ],
         ['null lock on release', () => store.release(null as never), 'lock'],
         ['non-string id on get', () => store.get(undefined as never), 'doId'],
         ['empty id on forceRelease', () => store.forceRelease(''), 'doId'],
@@ -309,24 +333,27 @@ export function describeLockStoreContract(
     })
 
     // Not registered at all for an in-process store: there is no round trip to count.
-    if (!options.inProcess) describe('one round trip per operation (invariant 6)', () => {
-      it('sends exactly one request for each of acquire (won and lost), refresh, release, get, list, forceRelease', async () => {
-        expect(h.requests, 'the harness must count requests').toBeTypeOf('function')
-        const count = async (op: () => Promise<unknown>) => {
-          const before = h.requests!()
-          await op()
-          return h.requests!() - before
-        }
-        let lock: LockRecord | undefined
-        expect(await count(async () => (lock = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))))).toBe(1)
-        expect(await count(() => store.acquire({ doId: 'x', nodeId: 'b', ttlMs: 10_000 }))).toBe(1)
-        expect(await count(() => store.refresh({ ...lock!, ttlMs: 10_000 }))).toBe(1)
-        expect(await count(() => store.get('x'))).toBe(1)
-        expect(await count(() => store.list())).toBe(1)
-        expect(await count(() => store.release(lock!))).toBe(1)
-        expect(await count(() => store.forceRelease('x'))).toBe(1)
-        expect(await count(() => store.ensureSchema())).toBe(1)
+    if (!options.inProcess)
+      describe('one round trip per operation (invariant 6)', () => {
+        it('sends exactly one request for each of acquire (won and lost), refresh, release, get, list, forceRelease', async () => {
+          expect(h.requests, 'the harness must count requests').toBeTypeOf('function')
+          const count = async (op: () => Promise<unknown>) => {
+            const before = h.requests!()
+            await op()
+            return h.requests!() - before
+          }
+          let lock: LockRecord | undefined
+          expect(
+            await count(async () => (lock = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })))),
+          ).toBe(1)
+          expect(await count(() => store.acquire({ doId: 'x', nodeId: 'b', ttlMs: 10_000 }))).toBe(1)
+          expect(await count(() => store.refresh({ ...lock!, ttlMs: 10_000 }))).toBe(1)
+          expect(await count(() => store.get('x'))).toBe(1)
+          expect(await count(() => store.list())).toBe(1)
+          expect(await count(() => store.release(lock!))).toBe(1)
+          expect(await count(() => store.forceRelease('x'))).toBe(1)
+          expect(await count(() => store.ensureSchema())).toBe(1)
+        })
       })
-    })
   })
 }

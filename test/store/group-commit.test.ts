@@ -25,7 +25,11 @@ const freshFile = () => `file:${join(dir, `locks-${fileNo++}.db`)}`
 
 describeLockStoreContract('LibSQLLockStore with group commit on :memory:', async () => {
   const counted = countingClient(createClient({ url: ':memory:' }))
-  return { store: new LibSQLLockStore(counted.client, { groupCommit: true }), requests: counted.requests, close: () => counted.client.close() }
+  return {
+    store: new LibSQLLockStore(counted.client, { groupCommit: true }),
+    requests: counted.requests,
+    close: () => counted.client.close(),
+  }
 })
 
 describeLockStoreContract('LibSQLLockStore with group commit on a file: database (WAL)', async () => {
@@ -33,7 +37,11 @@ describeLockStoreContract('LibSQLLockStore with group commit on a file: database
   await raw.execute('PRAGMA journal_mode=WAL')
   await raw.execute('PRAGMA busy_timeout=5000')
   const counted = countingClient(raw)
-  return { store: new LibSQLLockStore(counted.client, { groupCommit: true }), requests: counted.requests, close: () => raw.close() }
+  return {
+    store: new LibSQLLockStore(counted.client, { groupCommit: true }),
+    requests: counted.requests,
+    close: () => raw.close(),
+  }
 })
 
 // --- the decorator alone, over a scripted driver ------------------------------------------------
@@ -61,7 +69,8 @@ function echoDriver(options: { fail?: (call: Call) => unknown; delayMs?: number;
   return { driver, calls }
 }
 
-const op = (name: string, n = 1): SqlStatement[] => Array.from({ length: n }, (_, i) => ({ sql: `${name}#${i}`, args: [name] }))
+const op = (name: string, n = 1): SqlStatement[] =>
+  Array.from({ length: n }, (_, i) => ({ sql: `${name}#${i}`, args: [name] }))
 const rowsOf = (results: SqlResult[]) => results.map((r) => r.rows[0])
 const combinable = (statements: readonly SqlStatement[]) => statements.every((s) => !s.sql.startsWith('solo'))
 
@@ -73,7 +82,10 @@ describe('groupCommitDriver', () => {
     expect(calls).toHaveLength(1)
     expect(calls[0]!.method).toBe('batch')
     expect(calls[0]!.statements.map((s) => s.sql)).toEqual(['a#0', 'a#1', 'b#0', 'c#0', 'c#1', 'c#2'])
-    expect(rowsOf(a)).toEqual([{ sql: 'a#0', args: ['a'] }, { sql: 'a#1', args: ['a'] }])
+    expect(rowsOf(a)).toEqual([
+      { sql: 'a#0', args: ['a'] },
+      { sql: 'a#1', args: ['a'] },
+    ])
     expect(b.rows[0]).toEqual({ sql: 'b#0', args: ['b'] })
     expect(rowsOf(c).map((r) => r?.sql)).toEqual(['c#0', 'c#1', 'c#2'])
   })
@@ -92,7 +104,12 @@ describe('groupCommitDriver', () => {
   it('never combines what canCombine refuses, nor empty batches', async () => {
     const { driver, calls } = echoDriver()
     const gc = groupCommitDriver(driver, { canCombine: combinable })
-    const [solo, a, b, empty] = await Promise.all([gc.batch(op('solo', 2)), gc.batch(op('a')), gc.execute(op('b')[0]!), gc.batch([])])
+    const [solo, a, b, empty] = await Promise.all([
+      gc.batch(op('solo', 2)),
+      gc.batch(op('a')),
+      gc.execute(op('b')[0]!),
+      gc.batch([]),
+    ])
     expect(rowsOf(solo).map((r) => r?.sql)).toEqual(['solo#0', 'solo#1'])
     expect(a[0]!.rows[0]).toMatchObject({ sql: 'a#0' })
     expect(b.rows[0]).toMatchObject({ sql: 'b#0' })
@@ -123,7 +140,9 @@ describe('groupCommitDriver', () => {
     let answerHung!: () => void
     const calls: string[][] = []
     const driver: SqlDriver = {
-      execute: async () => { throw new Error('not used') },
+      execute: async () => {
+        throw new Error('not used')
+      },
       batch: async (statements) => {
         calls.push(statements.map((s) => s.sql))
         if (calls.length === 1) await new Promise<void>((r) => (answerHung = r)) // a request that hangs
@@ -211,8 +230,12 @@ describe('groupCommitDriver', () => {
       expect(() => groupCommitDriver(driver, { canCombine: () => true, maxOperations })).toThrow(/maxOperations/)
       expect(() => groupCommitDriver(driver, { canCombine: () => true, stallMs: maxOperations })).toThrow(/stallMs/)
     }
-    expect(() => new LibSQLLockStore(createClient({ url: ':memory:' }), { groupCommit: 'yes' as never })).toThrow(/groupCommit/)
-    expect(() => new LibSQLLockStore(createClient({ url: ':memory:' }), { groupCommit: { maxOperations: 0 } })).toThrow(/maxOperations/)
+    expect(() => new LibSQLLockStore(createClient({ url: ':memory:' }), { groupCommit: 'yes' as never })).toThrow(
+      /groupCommit/,
+    )
+    expect(() => new LibSQLLockStore(createClient({ url: ':memory:' }), { groupCommit: { maxOperations: 0 } })).toThrow(
+      /maxOperations/,
+    )
   })
 })
 
@@ -238,7 +261,9 @@ describe('LibSQLLockStore with groupCommit', () => {
     const store = new LibSQLLockStore(counted.client, { groupCommit: true })
     await store.ensureSchema()
     counted.reset()
-    const results = await Promise.all(Array.from({ length: 50 }, (_, i) => store.acquire({ doId: 'x', nodeId: `n${i}`, ttlMs: 10_000 })))
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => store.acquire({ doId: 'x', nodeId: `n${i}`, ttlMs: 10_000 })),
+    )
     expect(counted.requests()).toBe(1)
     const winners = results.filter((r) => r.acquired)
     expect(winners).toHaveLength(1)
@@ -358,8 +383,13 @@ describe('LibSQLLockStore with groupCommit', () => {
     // what would happen if one did: nobody gets an answer, and nobody's write is kept.
     const client = open()
     const raw: SqlDriver = {
-      execute: async (s) => (await client.batch([{ sql: s.sql, args: s.args ?? [] }], 'write'))[0] as unknown as SqlResult,
-      batch: async (ss) => (await client.batch(ss.map((s) => ({ sql: s.sql, args: s.args ?? [] })), 'write')) as unknown as SqlResult[],
+      execute: async (s) =>
+        (await client.batch([{ sql: s.sql, args: s.args ?? [] }], 'write'))[0] as unknown as SqlResult,
+      batch: async (ss) =>
+        (await client.batch(
+          ss.map((s) => ({ sql: s.sql, args: s.args ?? [] })),
+          'write',
+        )) as unknown as SqlResult[],
     }
     const store = new SqlLockStore(raw)
     await store.ensureSchema()
@@ -384,7 +414,10 @@ describe('LibSQLLockStore with groupCommit', () => {
     await setup.execute('PRAGMA journal_mode=WAL')
     const connections = [open(url), open(url)]
     for (const c of connections) await c.execute('PRAGMA busy_timeout = 5000')
-    const [s1, s2] = connections.map((c) => new LibSQLLockStore(c, { groupCommit: true })) as [LibSQLLockStore, LibSQLLockStore]
+    const [s1, s2] = connections.map((c) => new LibSQLLockStore(c, { groupCommit: true })) as [
+      LibSQLLockStore,
+      LibSQLLockStore,
+    ]
     await s1.ensureSchema()
     const tokens = new Map<string, number[]>()
     const worker = async (store: LibSQLLockStore, node: string) => {

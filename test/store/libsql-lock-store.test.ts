@@ -58,12 +58,15 @@ function asRemote<C extends Client>(client: C): C & { calls: Array<'execute' | '
   }) as C & { calls: Array<'execute' | 'batch'> }
 }
 
-describeLockStoreContract('LibSQLLockStore on its remote path (protocol "http", a file: database behind it)', async () => {
-  const raw = createClient({ url: freshFile() })
-  await raw.execute('PRAGMA journal_mode=WAL')
-  const counted = countingClient(asRemote(raw))
-  return { store: new LibSQLLockStore(counted.client), requests: counted.requests, close: () => raw.close() }
-})
+describeLockStoreContract(
+  'LibSQLLockStore on its remote path (protocol "http", a file: database behind it)',
+  async () => {
+    const raw = createClient({ url: freshFile() })
+    await raw.execute('PRAGMA journal_mode=WAL')
+    const counted = countingClient(asRemote(raw))
+    return { store: new LibSQLLockStore(counted.client), requests: counted.requests, close: () => raw.close() }
+  },
+)
 
 describe('LibSQLLockStore on its remote path', () => {
   it('sends refresh, release, get, list and forceRelease as one plain execute each, and acquire as one batch', async () => {
@@ -90,8 +93,12 @@ describe('LibSQLLockStore on its remote path', () => {
     let swaps = 0
     const store = new LibSQLLockStore({
       protocol: 'http',
-      execute: async () => { throw Object.assign(new Error('SQLITE_BUSY: database is locked'), { code: 'SQLITE_BUSY' }) },
-      batch: async () => { throw Object.assign(new Error('SQLITE_BUSY: database is locked'), { code: 'SQLITE_BUSY' }) },
+      execute: async () => {
+        throw Object.assign(new Error('SQLITE_BUSY: database is locked'), { code: 'SQLITE_BUSY' })
+      },
+      batch: async () => {
+        throw Object.assign(new Error('SQLITE_BUSY: database is locked'), { code: 'SQLITE_BUSY' })
+      },
       transaction: async () => {
         swaps++
         return { close() {} }
@@ -151,7 +158,14 @@ describe('LibSQLLockStore', () => {
     const client = open()
     await new LibSQLLockStore(client).ensureSchema()
     const cols = await client.execute('PRAGMA table_info(do_locks)')
-    expect(cols.rows.map((r) => r.name)).toEqual(['do_id', 'node_id', 'acquired_at', 'expires_at', 'fencing_token', 'metadata'])
+    expect(cols.rows.map((r) => r.name)).toEqual([
+      'do_id',
+      'node_id',
+      'acquired_at',
+      'expires_at',
+      'fencing_token',
+      'metadata',
+    ])
   })
 
   it('judges expiry by the database clock, not by the callers wildly different clocks', async () => {
@@ -223,7 +237,9 @@ describe('LibSQLLockStore', () => {
         await client.execute("INSERT INTO do_locks VALUES ('x', 'ghost', 0, 0, 9007199254740991, NULL)")
         const error = await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }).catch((e: unknown) => e)
         expect(error).toBeInstanceOf(CorruptLockRowError)
-        const row = await client.execute("SELECT node_id, CAST(fencing_token AS TEXT) AS t FROM do_locks WHERE do_id = 'x'")
+        const row = await client.execute(
+          "SELECT node_id, CAST(fencing_token AS TEXT) AS t FROM do_locks WHERE do_id = 'x'",
+        )
         expect(row.rows[0]).toMatchObject({ node_id: 'ghost', t: '9007199254740991' })
         // One below: the successor is exactly MAX_SAFE_INTEGER, and is handed out.
         await client.execute("UPDATE do_locks SET fencing_token = 9007199254740990 WHERE do_id = 'x'")
@@ -240,7 +256,9 @@ describe('LibSQLLockStore', () => {
       const error = await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }).catch((e: unknown) => e)
       expect(error).toBeInstanceOf(CorruptLockRowError)
       expect(error).toMatchObject({ column: 'fencing_token', message: expect.stringMatching(/negative/) })
-      expect((await client.execute("SELECT node_id, fencing_token FROM do_locks WHERE do_id = 'x'")).rows[0]).toMatchObject({ node_id: 'ghost', fencing_token: -5 })
+      expect(
+        (await client.execute("SELECT node_id, fencing_token FROM do_locks WHERE do_id = 'x'")).rows[0],
+      ).toMatchObject({ node_id: 'ghost', fencing_token: -5 })
     })
 
     it('reports metadata that is not JSON as a corrupt row', async () => {
@@ -313,7 +331,9 @@ describe('LibSQLLockStore', () => {
       const tx = await other.transaction('write')
       await tx.execute("INSERT INTO do_locks VALUES ('other', 'n', 0, 0, 1, NULL)")
       await expect(store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })).rejects.toMatchObject({ retryable: true })
-      await expect(store.release({ doId: 'x', nodeId: 'a', fencingToken: 1 })).rejects.toMatchObject({ retryable: true })
+      await expect(store.release({ doId: 'x', nodeId: 'a', fencingToken: 1 })).rejects.toMatchObject({
+        retryable: true,
+      })
       await tx.rollback()
       const r = await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })
       expect(r.acquired).toBe(true)
@@ -379,10 +399,18 @@ describe('LibSQLLockStore', () => {
       const duplicate = await store
         .fencedWrite(lock.lock, [{ sql: "INSERT INTO sessions VALUES ('s1')" }])
         .catch((e: unknown) => e)
-      expect(duplicate).toMatchObject({ retryable: false, message: expect.stringMatching(/UNIQUE constraint failed: sessions\.socket/) })
-      const missing = await new LibSQLLockStore(client, { table: 'network_timeout_locks' }).get('x').catch((e: unknown) => e)
+      expect(duplicate).toMatchObject({
+        retryable: false,
+        message: expect.stringMatching(/UNIQUE constraint failed: sessions\.socket/),
+      })
+      const missing = await new LibSQLLockStore(client, { table: 'network_timeout_locks' })
+        .get('x')
+        .catch((e: unknown) => e)
       expect(missing).toBeInstanceOf(StoreUnavailableError)
-      expect(missing).toMatchObject({ retryable: false, message: expect.stringMatching(/no such table: network_timeout_locks/) })
+      expect(missing).toMatchObject({
+        retryable: false,
+        message: expect.stringMatching(/no such table: network_timeout_locks/),
+      })
     })
 
     it('rejects a fenced statement argument the driver cannot bind, naming it, before any request', async () => {
@@ -392,12 +420,17 @@ describe('LibSQLLockStore', () => {
       const won = (await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })) as { acquired: true; lock: Lock }
       counted.reset()
       const error = await store
-        .fencedWrite(won.lock, [{ sql: 'SELECT 1' }, { sql: 'SELECT ?1, ?2', args: ['ok', { not: 'bindable' } as never] }])
+        .fencedWrite(won.lock, [
+          { sql: 'SELECT 1' },
+          { sql: 'SELECT ?1, ?2', args: ['ok', { not: 'bindable' } as never] },
+        ])
         .catch((e: unknown) => e)
       expect(error).toBeInstanceOf(InvalidArgumentError)
       expect((error as InvalidArgumentError).argument).toBe('statements[1].args[1]')
       for (const bad of [Number.NaN, Infinity]) {
-        await expect(store.fencedWrite(won.lock, [{ sql: 'SELECT ?1', args: [bad] }])).rejects.toMatchObject({ argument: 'statements[0].args[0]' })
+        await expect(store.fencedWrite(won.lock, [{ sql: 'SELECT ?1', args: [bad] }])).rejects.toMatchObject({
+          argument: 'statements[0].args[0]',
+        })
       }
       expect(counted.requests()).toBe(0)
     })
@@ -410,7 +443,10 @@ describe('LibSQLLockStore', () => {
         async execute(statement: { sql: string }) {
           log.push(statement.sql)
           await new Promise((r) => setTimeout(r, 5))
-          return { rows: [{ timeout: 5000, synchronous: 2, foreign_keys: 0, cache_size: -2000, temp_store: 0 }], rowsAffected: 0 }
+          return {
+            rows: [{ timeout: 5000, synchronous: 2, foreign_keys: 0, cache_size: -2000, temp_store: 0 }],
+            rowsAffected: 0,
+          }
         },
         async batch(statements: unknown[]) {
           log.push('batch')
@@ -424,7 +460,9 @@ describe('LibSQLLockStore', () => {
       }
       const store = new LibSQLLockStore(client)
       const ref = { doId: 'x', nodeId: 'a', fencingToken: 1 }
-      const together = [store.release(ref), store.release(ref), store.release(ref)].map((p) => p.catch((e: unknown) => e))
+      const together = [store.release(ref), store.release(ref), store.release(ref)].map((p) =>
+        p.catch((e: unknown) => e),
+      )
       await new Promise((r) => setTimeout(r, 1)) // the swap has begun
       const later = store.release(ref)
       for (const outcome of await Promise.all(together)) expect(outcome).toMatchObject({ retryable: true })
@@ -438,11 +476,17 @@ describe('LibSQLLockStore', () => {
     it('treats transport failures that carry no SQLite code as retryable', async () => {
       const failing = (message: string) =>
         new LibSQLLockStore({
-          execute: async () => { throw new TypeError(message) },
-          batch: async () => { throw new TypeError(message) },
+          execute: async () => {
+            throw new TypeError(message)
+          },
+          batch: async () => {
+            throw new TypeError(message)
+          },
         })
       for (const message of ['fetch failed', 'read ECONNRESET', 'socket hang up', 'The operation timed out']) {
-        await expect(failing(message).acquire({ doId: 'x', nodeId: 'a', ttlMs: 1_000 })).rejects.toMatchObject({ retryable: true })
+        await expect(failing(message).acquire({ doId: 'x', nodeId: 'a', ttlMs: 1_000 })).rejects.toMatchObject({
+          retryable: true,
+        })
       }
       await expect(failing('The client is closed').get('x')).rejects.toMatchObject({ retryable: false })
     })

@@ -39,7 +39,9 @@ describe('LibSQLLockStore across processes', () => {
   })
 
   /** Creates a fresh database, runs the children together, and returns what they and the database say. */
-  async function hammerDatabase(options: Pick<HammerConfig, 'durationMs' | 'thinkMs' | 'lock'> & { stallsAt?: number[] }) {
+  async function hammerDatabase(
+    options: Pick<HammerConfig, 'durationMs' | 'thinkMs' | 'lock'> & { stallsAt?: number[] },
+  ) {
     const url = `file:${join(dir, `run-${runs++}.db`)}`
     const setup = createClient({ url })
     await setup.execute('PRAGMA journal_mode=WAL')
@@ -50,14 +52,30 @@ describe('LibSQLLockStore across processes', () => {
 
     const children = Array.from({ length: CHILDREN }, (_, i) => {
       const { durationMs, thinkMs, lock } = options
-      const config: HammerConfig = { url, name: `node-${i}`, ids: IDS, ttlMs: 10_000, busyTimeoutMs: busyTimeoutMs(i), durationMs, thinkMs, lock }
-      return group.spawn(hammer!.file, { name: config.name, args: configArg(config), timeoutMs: options.durationMs + 20_000 })
+      const config: HammerConfig = {
+        url,
+        name: `node-${i}`,
+        ids: IDS,
+        ttlMs: 10_000,
+        busyTimeoutMs: busyTimeoutMs(i),
+        durationMs,
+        thinkMs,
+        lock,
+      }
+      return group.spawn(hammer!.file, {
+        name: config.name,
+        args: configArg(config),
+        timeoutMs: options.durationMs + 20_000,
+      })
     })
     // Start the clock only once every child has loaded libSQL and opened the file, so the runs overlap.
     await Promise.all(children.map((c) => c.waitFor('ready', 15_000)))
     const started = performance.now()
     group.broadcast({ type: 'go' })
-    await Promise.all([group.waitForAll({ timeoutMs: options.durationMs + 15_000 }), stallWrites(url, options.stallsAt ?? [])])
+    await Promise.all([
+      group.waitForAll({ timeoutMs: options.durationMs + 15_000 }),
+      stallWrites(url, options.stallsAt ?? []),
+    ])
     const wallMs = Math.round(performance.now() - started)
     const results = await Promise.all(children.map((c) => c.waitFor<HammerResult>('result', 0)))
 
@@ -83,7 +101,12 @@ describe('LibSQLLockStore across processes', () => {
   }
 
   it('never lets two processes hold one id at once and loses no increment', async () => {
-    const { results, history, wallMs } = await hammerDatabase({ durationMs: 3_000, thinkMs: 1, lock: 'store', stallsAt: [1_000, 2_000] })
+    const { results, history, wallMs } = await hammerDatabase({
+      durationMs: 3_000,
+      thinkMs: 1,
+      lock: 'store',
+      stallsAt: [1_000, 2_000],
+    })
     const verdict = checkLeaseHistory(history)
     const total = sum(results.map((r) => r.stats))
     console.info(
@@ -144,7 +167,9 @@ describe('LibSQLLockStore across processes', () => {
 
     // An increment applied although its holder was told it failed is as wrong as a lost one.
     const unacknowledged: LeaseHistory = { ...consistent, counters: { 'room-0': 4 } }
-    expect(checkLeaseHistory(unacknowledged).violations.join('\n')).toMatch(/counter is 4 but only 3 increments were acknowledged/)
+    expect(checkLeaseHistory(unacknowledged).violations.join('\n')).toMatch(
+      /counter is 4 but only 3 increments were acknowledged/,
+    )
   })
 
   it('catches a lock that lets a second process in, with the same processes and check', async () => {

@@ -1,7 +1,9 @@
 import type { LibSQLClientLike } from '../../src/index.js'
 
 /** Wraps a libSQL client and counts requests (execute/batch calls): design.md invariant 6. */
-export function countingClient<C extends LibSQLClientLike>(client: C): { client: C; requests: () => number; reset: () => void } {
+export function countingClient<C extends LibSQLClientLike>(
+  client: C,
+): { client: C; requests: () => number; reset: () => void } {
   let count = 0
   const wrapped = new Proxy(client, {
     get(target, prop, receiver) {

@@ -180,7 +180,10 @@ export class ChildHandle {
         if (found) return done(() => resolve(found as T))
         if (this.#exit) return done(() => reject(new Error(`${this.describe()} exited before sending "${type}"`)))
       }
-      const timer = setTimeout(() => done(() => reject(new Error(`${this.describe()} sent no "${type}" within ${timeoutMs} ms`))), timeoutMs)
+      const timer = setTimeout(
+        () => done(() => reject(new Error(`${this.describe()} sent no "${type}" within ${timeoutMs} ms`))),
+        timeoutMs,
+      )
       const done = (settle: () => void) => {
         clearTimeout(timer)
         this.#waiters.delete(check)
@@ -240,11 +243,15 @@ export class ProcessGroup {
   /** Runs `node <nodeArgs> file <args>` with piped stdio. */
   spawn(file: string, options: SpawnOptions = {}): ChildHandle {
     const name = options.name ?? `${basename(file)}#${++this.#spawned}`
-    const child = spawn(process.execPath, [...(options.nodeArgs ?? ['--enable-source-maps']), file, ...(options.args ?? [])], {
-      cwd: options.cwd ?? REPO_ROOT,
-      env: { ...process.env, ...options.env },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    })
+    const child = spawn(
+      process.execPath,
+      [...(options.nodeArgs ?? ['--enable-source-maps']), file, ...(options.args ?? [])],
+      {
+        cwd: options.cwd ?? REPO_ROOT,
+        env: { ...process.env, ...options.env },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    )
     const handle = new ChildHandle(child, name, options.timeoutMs ?? 60_000)
     this.#children.push(handle)
     return handle
@@ -263,7 +270,10 @@ export class ProcessGroup {
    * Waits for every child to exit. Rejects, describing the children concerned, if one outlives
    * `timeoutMs` or (unless `requireSuccess` is false, e.g. when the test kills children) exits non-zero.
    */
-  async waitForAll({ timeoutMs = 30_000, requireSuccess = true }: { timeoutMs?: number; requireSuccess?: boolean } = {}): Promise<void> {
+  async waitForAll({
+    timeoutMs = 30_000,
+    requireSuccess = true,
+  }: { timeoutMs?: number; requireSuccess?: boolean } = {}): Promise<void> {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
@@ -277,7 +287,8 @@ export class ProcessGroup {
       clearTimeout(timer)
     }
     const failed = this.#children.filter((c) => c.exit!.code !== 0)
-    if (requireSuccess && failed.length) throw new Error(`children failed:\n${failed.map((c) => c.describe()).join('\n')}`)
+    if (requireSuccess && failed.length)
+      throw new Error(`children failed:\n${failed.map((c) => c.describe()).join('\n')}`)
   }
 
   /** SIGKILLs every child still running (each by its own pid) and waits until they are gone. */
@@ -360,7 +371,8 @@ function parseMessage(line: string): Message | undefined {
   if (!line.startsWith('{')) return undefined
   try {
     const value: unknown = JSON.parse(line)
-    if (value !== null && typeof value === 'object' && typeof (value as Message).type === 'string') return value as Message
+    if (value !== null && typeof value === 'object' && typeof (value as Message).type === 'string')
+      return value as Message
   } catch {
     // Not protocol: a stray line.
   }

@@ -41,7 +41,9 @@ import { countingD1 } from './support/counting-d1.js'
 import { dropLockTable, freshTable, untilStoreClock } from './support/tables.js'
 
 // Compile-time check: the real binding types fit the structural type D1LockStore accepts.
-export type BindingFits = [CloudflareD1Database, D1DatabaseSession] extends [D1DatabaseLike, D1DatabaseLike] ? true : never
+export type BindingFits = [CloudflareD1Database, D1DatabaseSession] extends [D1DatabaseLike, D1DatabaseLike]
+  ? true
+  : never
 const bindingFits: BindingFits = true
 void bindingFits
 
@@ -130,7 +132,14 @@ describe('D1LockStore (workerd)', () => {
     const store = open()
     await store.ensureSchema()
     const { results } = await env.DB.prepare(`PRAGMA table_info("${store.sql.table}")`).all<{ name: string }>()
-    expect(results.map((r) => r.name)).toEqual(['do_id', 'node_id', 'acquired_at', 'expires_at', 'fencing_token', 'metadata'])
+    expect(results.map((r) => r.name)).toEqual([
+      'do_id',
+      'node_id',
+      'acquired_at',
+      'expires_at',
+      'fencing_token',
+      'metadata',
+    ])
   })
 
   it("judges expiry by D1's clock, not by the Worker's (faked, wildly wrong) clock", async () => {
@@ -164,7 +173,9 @@ describe('D1LockStore (workerd)', () => {
       await store.ensureSchema()
       state = freshTable('state')
       scratch.push(state)
-      await env.DB.prepare(`CREATE TABLE "${state}" (k TEXT PRIMARY KEY, v TEXT NOT NULL, token INTEGER NOT NULL)`).run()
+      await env.DB.prepare(
+        `CREATE TABLE "${state}" (k TEXT PRIMARY KEY, v TEXT NOT NULL, token INTEGER NOT NULL)`,
+      ).run()
       return { store, counted }
     }
     const rows = async () => (await env.DB.prepare(`SELECT k, v, token FROM "${state}" ORDER BY k`).all()).results
@@ -178,7 +189,10 @@ describe('D1LockStore (workerd)', () => {
       const { store, counted } = await setup()
       const lock = won(await store.acquire({ doId: 'room', nodeId: 'a', ttlMs: 10_000 }))
       counted.reset()
-      const results = await store.fencedWrite(lock, [put('a', 'one', lock.fencingToken), put('b', 'two', lock.fencingToken)])
+      const results = await store.fencedWrite(lock, [
+        put('a', 'one', lock.fencingToken),
+        put('b', 'two', lock.fencingToken),
+      ])
       expect(counted.requests()).toBe(1)
       expect(results).toHaveLength(2)
       expect(results[0]).toMatchObject({ rows: [{ k: 'a', v: 'one', token: 1 }], rowsAffected: 1 })
@@ -211,15 +225,17 @@ describe('D1LockStore (workerd)', () => {
       const { store } = await setup()
       const short = won(await store.acquire({ doId: 'room', nodeId: 'a', ttlMs: 40 }))
       await untilStoreClock(env.DB, short.expiresAt)
-      await expect(store.fencedWrite(short, [put('a', 'late', short.fencingToken)])).rejects.toBeInstanceOf(StaleFencingTokenError)
+      await expect(store.fencedWrite(short, [put('a', 'late', short.fencingToken)])).rejects.toBeInstanceOf(
+        StaleFencingTokenError,
+      )
       const released = won(await store.acquire({ doId: 'room', nodeId: 'a', ttlMs: 10_000 }))
       expect(await store.release(released)).toBe(true)
       await expect(store.fencedWrite(released, [put('a', 'late', released.fencingToken)])).rejects.toBeInstanceOf(
         StaleFencingTokenError,
       )
-      await expect(store.fencedWrite({ doId: 'never-locked', fencingToken: 1 }, [put('a', 'x', 1)])).rejects.toBeInstanceOf(
-        StaleFencingTokenError,
-      )
+      await expect(
+        store.fencedWrite({ doId: 'never-locked', fencingToken: 1 }, [put('a', 'x', 1)]),
+      ).rejects.toBeInstanceOf(StaleFencingTokenError)
       expect(await rows()).toEqual([])
     })
 
@@ -227,7 +243,10 @@ describe('D1LockStore (workerd)', () => {
       const { store } = await setup()
       const lock = won(await store.acquire({ doId: 'room', nodeId: 'a', ttlMs: 10_000 }))
       const error = await store
-        .fencedWrite(lock, [put('a', 'one', 1), { sql: `INSERT INTO "${state}" (k, v, token) VALUES (?1, NULL, 1)`, args: ['b'] }])
+        .fencedWrite(lock, [
+          put('a', 'one', 1),
+          { sql: `INSERT INTO "${state}" (k, v, token) VALUES (?1, NULL, 1)`, args: ['b'] },
+        ])
         .catch((e: unknown) => e)
       expect(error).toBeInstanceOf(StoreUnavailableError)
       expect(error).not.toBeInstanceOf(StaleFencingTokenError)

@@ -5,7 +5,13 @@
  * (vitest-pool-workers guarantees it), so they share `tagged()`/`open()` with the objects.
  */
 import { Room } from '../../examples/worker/src/index.js'
-import { LockLostError, StaleFencingTokenError, type AcquireOptions, type Lock, type StatelessDOPhase } from '../../src/index.js'
+import {
+  LockLostError,
+  StaleFencingTokenError,
+  type AcquireOptions,
+  type Lock,
+  type StatelessDOPhase,
+} from '../../src/index.js'
 
 export { default, Room } from '../../examples/worker/src/index.js'
 
@@ -70,7 +76,12 @@ export class TestRoom extends Room {
     const tag = params.get('tag')
     if (tag === null) return super.handleRequest(request, lock, signal)
     const outcome = deferred<{ error: unknown; aborted: boolean; reason: unknown }>()
-    slot(entered, tag).resolve({ doId: lock.doId, token: lock.fencingToken, node: lock.nodeId, outcome: outcome.promise })
+    slot(entered, tag).resolve({
+      doId: lock.doId,
+      token: lock.fencingToken,
+      node: lock.nodeId,
+      outcome: outcome.promise,
+    })
     try {
       if (params.has('gate')) await slot(gates, tag).promise
       const response = await super.handleRequest(request, lock, signal)

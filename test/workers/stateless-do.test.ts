@@ -36,7 +36,9 @@ interface Locked {
 }
 
 async function state(room: string) {
-  const row = await env.DB.prepare('SELECT count, token FROM rooms WHERE name = ?').bind(room).first<{ count: number; token: number }>()
+  const row = await env.DB.prepare('SELECT count, token FROM rooms WHERE name = ?')
+    .bind(room)
+    .first<{ count: number; token: number }>()
   const { results: log } = await env.DB.prepare('SELECT count, token, node FROM room_log WHERE room = ? ORDER BY count')
     .bind(room)
     .all<{ count: number; token: number; node: string }>()
@@ -107,9 +109,17 @@ describe('StatelessDO in workerd (examples/worker)', () => {
 
     // The same object, the example's own Room object for that name, and the plain-Worker route: all
     // lock the room's name, so all are turned away while the first request holds it.
-    await expectLocked(await testRoom(room).fetch(`https://example.test/rooms/${room}`, { method: 'POST' }), room, holder.node)
+    await expectLocked(
+      await testRoom(room).fetch(`https://example.test/rooms/${room}`, { method: 'POST' }),
+      room,
+      holder.node,
+    )
     await expectLocked(await SELF.fetch(`https://example.test/rooms/${room}`, { method: 'POST' }), room, holder.node)
-    await expectLocked(await SELF.fetch(`https://example.test/worker/rooms/${room}`, { method: 'POST' }), room, holder.node)
+    await expectLocked(
+      await SELF.fetch(`https://example.test/worker/rooms/${room}`, { method: 'POST' }),
+      room,
+      holder.node,
+    )
 
     open(t)
     const served = await first
@@ -125,7 +135,11 @@ describe('StatelessDO in workerd (examples/worker)', () => {
     const room = freshRoom()
     const other = await store.acquire({ doId: room, nodeId: 'other-node', ttlMs: 30_000 })
     expect(other.acquired).toBe(true)
-    const body = await expectLocked(await SELF.fetch(`https://example.test/rooms/${room}`, { method: 'POST' }), room, 'other-node')
+    const body = await expectLocked(
+      await SELF.fetch(`https://example.test/rooms/${room}`, { method: 'POST' }),
+      room,
+      'other-node',
+    )
     expect(body.retryAfterMs).toBeGreaterThan(20_000)
     expect((await state(room)).row).toBeNull()
     if (other.acquired) expect(await store.release(other.lock)).toBe(true)
@@ -138,7 +152,10 @@ describe('StatelessDO in workerd (examples/worker)', () => {
     const a = await tagged(t1)
     const second = testRoom(room).fetch(`https://example.test/rooms/${room}?tag=${t2}&wait=10000`, { method: 'POST' })
     // The second request is not let in while the first holds the lease...
-    const early = await Promise.race([tagged(t2).then(() => 'entered'), new Promise((r) => setTimeout(r, 200, 'waiting'))])
+    const early = await Promise.race([
+      tagged(t2).then(() => 'entered'),
+      new Promise((r) => setTimeout(r, 200, 'waiting')),
+    ])
     expect(early).toBe('waiting')
     open(t1) // ...and is served once the first released it.
     const [ra, rb] = await Promise.all([first, second])
@@ -157,7 +174,9 @@ describe('StatelessDO in workerd (examples/worker)', () => {
     const room = freshRoom()
     const t = tag()
     // A 3 s lease (heartbeat every second), and a handler that holds it for up to a minute before writing.
-    const pending = testRoom(room).fetch(`https://example.test/rooms/${room}?tag=${t}&ttl=3000&hold=60000`, { method: 'POST' })
+    const pending = testRoom(room).fetch(`https://example.test/rooms/${room}?tag=${t}&ttl=3000&hold=60000`, {
+      method: 'POST',
+    })
     const held = await tagged(t)
     expect(await store.forceRelease(room)).toBe(true) // an operator evicts the holder; its next heartbeat notices
 

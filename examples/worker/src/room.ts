@@ -104,7 +104,8 @@ export class Room extends StatelessDO<Env> {
         .all()
       return Response.json({ room: lock.doId, count: room?.count ?? 0, log })
     }
-    if (request.method !== 'POST') return new Response('use GET or POST\n', { status: 405, headers: { Allow: 'GET, POST' } })
+    if (request.method !== 'POST')
+      return new Response('use GET or POST\n', { status: 405, headers: { Allow: 'GET, POST' } })
 
     await sleep(queryMs(request, 'hold', 60_000), signal)
     // One D1 batch, one transaction: applied only if this lease (doId + token) is still current.
@@ -120,7 +121,12 @@ export class Room extends StatelessDO<Env> {
         args: [lock.doId, lock.nodeId],
       },
     ])
-    return Response.json({ room: lock.doId, count: updated?.rows[0]?.count, token: lock.fencingToken, node: lock.nodeId })
+    return Response.json({
+      room: lock.doId,
+      count: updated?.rows[0]?.count,
+      token: lock.fencingToken,
+      node: lock.nodeId,
+    })
   }
 }
 

@@ -13,7 +13,10 @@ export function freshTable(prefix = 't'): string {
 
 /** Drops a lock table and everything ensureSchema created for it (index, fence view and its trigger). */
 export async function dropLockTable(db: D1Database, sql: LockTableSql): Promise<void> {
-  await db.batch([db.prepare(`DROP VIEW IF EXISTS "${sql.fenceView}"`), db.prepare(`DROP TABLE IF EXISTS "${sql.table}"`)])
+  await db.batch([
+    db.prepare(`DROP VIEW IF EXISTS "${sql.fenceView}"`),
+    db.prepare(`DROP TABLE IF EXISTS "${sql.table}"`),
+  ])
 }
 
 /**
