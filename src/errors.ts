@@ -19,7 +19,7 @@ export class LockError extends Error {
   }
 }
 
-/** An argument was rejected before any I/O. `argument` names it (design.md invariant 8). */
+/** An argument was rejected before any I/O. `argument` names it (docs/design.md invariant 8). */
 export class InvalidArgumentError extends LockError {
   readonly argument: string
 

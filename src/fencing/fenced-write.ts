@@ -10,14 +10,14 @@ export interface FencedWriteStore {
 export interface FenceLock {
   doId: string
   fencingToken: number
-  /** When present and aborted, the write is refused before any I/O (design.md invariant 7). */
+  /** When present and aborted, the write is refused before any I/O (docs/design.md invariant 7). */
   signal?: AbortSignal
 }
 
 /**
  * Runs `statements` in ONE request and ONE transaction with a check that `lock` still holds an
  * unexpired lease with its token. A stale holder (paused, partitioned, expired) gets
- * `StaleFencingTokenError` and nothing it sent is written (design.md invariant 5). A lock whose
+ * `StaleFencingTokenError` and nothing it sent is written (docs/design.md invariant 5). A lock whose
  * signal already fired gets `LockLostError` without touching the store.
  *
  * @example

@@ -1,6 +1,6 @@
 /**
  * The storage seam. A `LockStore` keeps one lease row per DO id and decides every question about
- * expiry with ITS OWN clock (design.md invariant 4): callers pass durations, never timestamps.
+ * expiry with ITS OWN clock (docs/design.md invariant 4): callers pass durations, never timestamps.
  *
  * Contract (checked by `test/store/contract.ts` against every implementation):
  * - every method is exactly one request to the store (invariant 6);

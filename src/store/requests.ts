@@ -1,4 +1,4 @@
-/** Argument checks shared by every LockStore, run before any I/O (design.md invariant 8). */
+/** Argument checks shared by every LockStore, run before any I/O (docs/design.md invariant 8). */
 import { InvalidArgumentError } from '../errors.js'
 import { assertDoId, assertNodeId, assertPositiveMs, assertToken, serializeMetadata } from '../validate.js'
 import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, type AcquireRequest, type ListFilter, type LockRef } from './lock-store.js'

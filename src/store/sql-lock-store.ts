@@ -143,7 +143,7 @@ export class SqlLockStore implements LockStore {
   /**
    * Runs `statements` in one transaction, in one request, after a check that `lock` still holds an
    * unexpired lease with its token. If it does not, nothing is written and
-   * {@link StaleFencingTokenError} is thrown (design.md invariant 5). A guard `Lock` whose signal
+   * {@link StaleFencingTokenError} is thrown (docs/design.md invariant 5). A guard `Lock` whose signal
    * already fired is refused with `LockLostError` before any I/O (invariant 7).
    */
   async fencedWrite(lock: FenceLock, statements: SqlStatement[]): Promise<SqlResult[]> {

@@ -3,7 +3,7 @@
  * which differ only in how they send a statement.
  *
  * All expiry decisions use {@link STORE_NOW}, evaluated inside the statement, so nodes with skewed clocks
- * still agree (design.md invariant 4). SQLite keeps 'now' fixed within one statement step.
+ * still agree (docs/design.md invariant 4). SQLite keeps 'now' fixed within one statement step.
  */
 import { InvalidArgumentError } from '../errors.js'
 

@@ -1,6 +1,6 @@
 /**
  * The clock a chaos node hands to the library through its Clock seam: wall time shifted by an offset
- * (minutes, to show that expiry is never judged by a node's wall clock, design.md invariant 4) and a
+ * (minutes, to show that expiry is never judged by a node's wall clock, docs/design.md invariant 4) and a
  * monotonic clock running at a chosen rate. A rate below 1 makes the node believe less time has passed
  * than really has, so it overestimates how long its lease stays valid: only fencing can then stop its
  * writes.

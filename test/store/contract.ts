@@ -1,6 +1,6 @@
 /**
  * The LockStore contract: one suite, run unchanged against every store (memory, libSQL `:memory:` and
- * `file:`, D1 in workerd). Each `it` is a clause of the contract in design.md.
+ * `file:`, D1 in workerd). Each `it` is a clause of the contract in docs/design.md.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { InvalidArgumentError, type LockRecord, type LockStore, type StoreAcquireResult } from '../../src/index.js'

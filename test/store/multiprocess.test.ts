@@ -1,5 +1,5 @@
 /**
- * Mutual exclusion between real OS processes sharing one SQLite file (design.md invariants 1 and 2).
+ * Mutual exclusion between real OS processes sharing one SQLite file (docs/design.md invariants 1 and 2).
  * In-process tests cannot show this: one Node process has one event loop and, with the local libSQL
  * client, one connection per client, so SQLite's file locking and WAL are never really contended.
  */

@@ -1,6 +1,6 @@
 import type { LibSQLClientLike } from '../../src/index.js'
 
-/** Wraps a libSQL client and counts requests (execute/batch calls): design.md invariant 6. */
+/** Wraps a libSQL client and counts requests (execute/batch calls): docs/design.md invariant 6. */
 export function countingClient<C extends LibSQLClientLike>(
   client: C,
 ): { client: C; requests: () => number; reset: () => void } {

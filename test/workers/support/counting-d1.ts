@@ -1,7 +1,7 @@
 import type { D1Database, D1PreparedStatement } from 'cloudflare:test'
 
 /**
- * Wraps a D1 binding and counts requests to D1 (design.md invariant 6): every `batch`, `exec` and
+ * Wraps a D1 binding and counts requests to D1 (docs/design.md invariant 6): every `batch`, `exec` and
  * `dump` on the database, and every `first`/`all`/`run`/`raw` on a statement prepared through it.
  * `prepare` and `bind` are local and not counted. Statements handed back to `batch` are unwrapped, so
  * the real binding sees its own objects.
