@@ -1,17 +1,21 @@
-import { InvalidArgumentError, LockLostError } from '../errors.js'
+/**
+ * The caller-facing side of fenced writes. The check itself is enforced inside the database: the
+ * `INSTEAD OF` trigger on the fence view in `src/store/sql.ts`, which the SQL stores insert into in the
+ * same batch (one transaction) as the caller's statements (docs/design.md invariant 5). This module
+ * only refuses, before any I/O, a lock whose signal already fired (invariant 7).
+ *
+ * @module
+ */
+import { InvalidArgumentError } from '../errors.js'
+import { throwIfLeaseEnded, type FenceLock } from '../store/lease-signal.js'
 import type { SqlResult, SqlStatement } from '../store/sql-lock-store.js'
+
+export type { FenceLock }
 
 /** A store that can run statements in the same transaction as a token check (libSQL, D1). */
 export interface FencedWriteStore {
+  /** Runs `statements` behind a check that `lock` still holds its lease, in one transaction. */
   fencedWrite(lock: { doId: string; fencingToken: number }, statements: SqlStatement[]): Promise<SqlResult[]>
-}
-
-/** The lock fields a fenced write needs; a guard `Lock` has them all. */
-export interface FenceLock {
-  doId: string
-  fencingToken: number
-  /** When present and aborted, the write is refused before any I/O (docs/design.md invariant 7). */
-  signal?: AbortSignal
 }
 
 /**
@@ -38,14 +42,4 @@ export async function fencedWrite(
   if (lock === null || typeof lock !== 'object') throw new InvalidArgumentError('lock', 'expected a lock')
   throwIfLeaseEnded(lock)
   return store.fencedWrite(lock, statements)
-}
-
-/** Refuses a lock whose signal fired (invariant 7), with the signal's `LockLostError` when it has one. */
-export function throwIfLeaseEnded(lock: FenceLock): void {
-  const signal = lock.signal
-  if (!(signal instanceof AbortSignal) || !signal.aborted) return
-  const reason: unknown = signal.reason
-  throw reason instanceof LockLostError
-    ? reason
-    : new LockLostError(lock.doId, lock.fencingToken, 'lease signal fired', { cause: reason })
 }

@@ -5,7 +5,7 @@ import {
   StaleFencingTokenError,
   StoreUnavailableError,
 } from '../errors.js'
-import { throwIfLeaseEnded, type FenceLock } from '../fencing/fenced-write.js'
+import { throwIfLeaseEnded, type FenceLock } from './lease-signal.js'
 import { assertDoId, assertToken, describe } from '../validate.js'
 import { checkAcquire, checkListFilter, checkRef, checkRefresh } from './requests.js'
 import {
