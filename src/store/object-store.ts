@@ -1,0 +1,85 @@
+/**
+ * The storage seam of the object layer: an object's key-value rows, kept in the SAME database as its
+ * lease, so that a write and the check of the lease that makes it share one transaction
+ * (docs/design.md invariant 10).
+ *
+ * An `ObjectStore` knows nothing of value types: it moves encoded values (the serializer's output,
+ * `src/storage/`) and judges the lease with the store's own clock. The Durable Object storage API that
+ * users program against (`get`/`put`/`list`/`transaction`, the cache, read-your-writes) is built on it
+ * in `src/storage/`.
+ *
+ * Contract (checked by `test/storage/object-store-contract.ts` against every implementation):
+ * - every method is exactly one request to the database;
+ * - `flush` is one transaction holding the lease check (same do_id, node_id and fencing_token,
+ *   unexpired at store time), the writes in order, and the extension of the lease: all or nothing; a
+ *   stale holder's flush changes nothing and rejects with `StaleFencingTokenError`;
+ * - reads (`get`, `list`) check the same lease in the same request and reject with
+ *   `StaleFencingTokenError` when it no longer holds, so a holder that lost its lease never serves
+ *   state another node may have changed;
+ * - keys are compared as SQLite's BINARY collation compares UTF-8 text (code point order).
+ */
+export interface ObjectStore {
+  /** Creates the storage table (and anything else it needs) if missing. Idempotent. */
+  ensureSchema(): Promise<void>
+
+  /** The committed values of `keys` (at most {@link MAX_KEYS_PER_REQUEST}); keys not stored are absent. */
+  get(lease: ObjectLease, keys: readonly string[]): Promise<Map<string, EncodedValue>>
+
+  /** Committed entries of the object in key order (reversed with `range.reverse`), within `range`. */
+  list(lease: ObjectLease, range: ObjectListRange): Promise<Array<[string, EncodedValue]>>
+
+  /**
+   * Applies `writes` under the lease in ONE transaction that also extends the lease to store now +
+   * `lease.ttlMs`. Resolves the new `expiresAt` (store clock); rejects with `StaleFencingTokenError`
+   * (nothing written) when the lease no longer holds.
+   */
+  flush(lease: ObjectLease, writes: ObjectWrites): Promise<FlushResult>
+}
+
+/** The lease an object-store call is made under: who holds it, and for how long a flush extends it. */
+export interface ObjectLease {
+  /** The object. */
+  doId: string
+  /** The holder, as in `do_locks.node_id`. */
+  nodeId: string
+  /** The holder's token; every call checks that the lease still carries it, unexpired. */
+  fencingToken: number
+  /** How long a flush extends the lease from store now, ms. */
+  ttlMs: number
+}
+
+/** A value as the serializer encoded it; the store keeps it verbatim. */
+export type EncodedValue = string
+
+/** The writes of one flush. */
+export interface ObjectWrites {
+  /** Delete every key of the object first (`deleteAll()`), then apply `entries`. */
+  deleteAll?: boolean
+  /** Key -> new encoded value, or `null` to delete the key. Applied in iteration order. */
+  entries: ReadonlyMap<string, EncodedValue | null>
+}
+
+/** What a committed flush reports. */
+export interface FlushResult {
+  /** The lease's new expiry, store clock, ms since the epoch. */
+  expiresAt: number
+}
+
+/** Bounds of a `list`, as Durable Object storage's `list()` takes them (validated by `src/storage/`). */
+export interface ObjectListRange {
+  /** First key included (inclusive). */
+  start?: string
+  /** Exclusive lower bound (how it combines with `start` follows Durable Objects; `src/storage/` checks it). */
+  startAfter?: string
+  /** Keys before this one (exclusive upper bound). */
+  end?: string
+  /** Only keys that begin with this string. */
+  prefix?: string
+  /** Descending key order. */
+  reverse?: boolean
+  /** At most this many entries. */
+  limit?: number
+}
+
+/** The most keys one `get` request carries (Durable Object storage's limit per call). */
+export const MAX_KEYS_PER_REQUEST = 128
