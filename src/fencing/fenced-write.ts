@@ -14,13 +14,19 @@ export type { FenceLock }
 
 /** A store that can run statements in the same transaction as a token check (libSQL, D1). */
 export interface FencedWriteStore {
-  /** Runs `statements` behind a check that `lock` still holds its lease, in one transaction. */
-  fencedWrite(lock: { doId: string; fencingToken: number }, statements: SqlStatement[]): Promise<SqlResult[]>
+  /**
+   * Runs `statements` behind a check that `lock` (its node and token) still holds its lease, unexpired,
+   * in one transaction.
+   */
+  fencedWrite(
+    lock: { doId: string; nodeId: string; fencingToken: number },
+    statements: SqlStatement[],
+  ): Promise<SqlResult[]>
 }
 
 /**
- * Runs `statements` in ONE request and ONE transaction with a check that `lock` still holds an
- * unexpired lease with its token. A stale holder (paused, partitioned, expired) gets
+ * Runs `statements` in ONE request and ONE transaction with a check that `lock.nodeId` still holds an
+ * unexpired lease with `lock.fencingToken` (docs/design.md invariant 3). A stale holder (paused, partitioned, expired) gets
  * `StaleFencingTokenError` and nothing it sent is written (docs/design.md invariant 5). A lock whose
  * signal already fired gets `LockLostError` without touching the store.
  *

@@ -9,6 +9,8 @@ import { LockLostError } from '../errors.js'
 export interface FenceLock {
   /** The object the lease is for. */
   doId: string
+  /** The node holding the lease; the write commits only if the lease is still this node's (invariant 3). */
+  nodeId: string
   /** The lease's token; the write commits only while the store still holds it, unexpired. */
   fencingToken: number
   /** When present and aborted, the write is refused before any I/O (docs/design.md invariant 7). */

@@ -6,7 +6,7 @@ import {
   StoreUnavailableError,
 } from '../errors.js'
 import { throwIfLeaseEnded, type FenceLock } from './lease-signal.js'
-import { assertDoId, assertToken, describe } from '../validate.js'
+import { assertDoId, assertNodeId, assertToken, describe } from '../validate.js'
 import { checkAcquire, checkListFilter, checkRef, checkRefresh } from './requests.js'
 import {
   type AcquireRequest,
@@ -141,18 +141,19 @@ export class SqlLockStore implements LockStore {
   }
 
   /**
-   * Runs `statements` in one transaction, in one request, after a check that `lock` still holds an
-   * unexpired lease with its token. If it does not, nothing is written and
+   * Runs `statements` in one transaction, in one request, after a check that `lock.nodeId` still holds
+   * an unexpired lease with `lock.fencingToken` (docs/design.md invariant 3). If it does not, nothing is written and
    * {@link StaleFencingTokenError} is thrown (docs/design.md invariant 5). A guard `Lock` whose signal
    * already fired is refused with `LockLostError` before any I/O (invariant 7).
    */
   async fencedWrite(lock: FenceLock, statements: SqlStatement[]): Promise<SqlResult[]> {
     assertDoId(lock?.doId, 'lock.doId')
+    assertNodeId(lock.nodeId, 'lock.nodeId')
     assertToken(lock.fencingToken, 'lock.fencingToken')
     if (!Array.isArray(statements)) throw new InvalidArgumentError('statements', 'expected an array of statements')
     statements.forEach(checkStatement)
     throwIfLeaseEnded(lock)
-    const fence = { sql: this.sql.fence, args: [lock.doId, lock.fencingToken] }
+    const fence = { sql: this.sql.fence, args: [lock.doId, lock.nodeId, lock.fencingToken] }
     try {
       const results = await this.#batch([fence, ...statements])
       return results.slice(1)

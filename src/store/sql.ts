@@ -37,17 +37,34 @@ const MAX_TAKEN_TOKEN = Number.MAX_SAFE_INTEGER - 1
 
 export interface LockTableSql {
   readonly table: string
-  /** The fence view: inserting (do_id, fencing_token) aborts the transaction unless that token holds an unexpired lease. */
+  /**
+   * The fence view: inserting `(do_id, node_id, fencing_token)` aborts the transaction unless that node
+   * holds an unexpired lease with that token (docs/design.md invariants 3 and 5). Versioned: `_fence`
+   * (token only) was the name of an earlier, weaker fence, which {@link LockTableSql.schema} drops.
+   */
   readonly fenceView: string
+  /** The `INSTEAD OF INSERT` trigger on {@link LockTableSql.fenceView} that makes the check. */
+  readonly fenceTrigger: string
   readonly schema: readonly string[]
   readonly acquire: string
   readonly holder: string
+  /**
+   * Extends a lease to store-now + ttl if that node still holds it with that token, unexpired; `RETURNING`
+   * the row (no row: not extended). Args `?1 doId, ?2 nodeId, ?3 fencingToken, ?4 ttlMs`. Cannot raise,
+   * so it may close a fenced batch (`[fence, ...writes, refresh]`) to extend the lease in the same
+   * transaction as the writes.
+   */
   readonly refresh: string
   readonly release: string
   readonly get: string
   readonly list: string
   readonly listByNode: string
   readonly forceRelease: string
+  /**
+   * The fence check, to put first in a batch of writes: aborts the whole transaction with
+   * {@link STALE_TOKEN_MESSAGE} unless the node holds the lease with that token, unexpired on the store
+   * clock. Args `?1 doId, ?2 nodeId, ?3 fencingToken`. Returns no rows.
+   */
   readonly fence: string
 }
 
@@ -55,10 +72,12 @@ export interface LockTableSql {
 export function lockTableSql(table: string): LockTableSql {
   assertTableName(table)
   const t = `"${table}"`
-  const fenceView = `${table}_fence`
+  const fenceView = `${table}_fence_v2`
+  const fenceTrigger = `${fenceView}_check`
   return {
     table,
     fenceView,
+    fenceTrigger,
     schema: [
       `CREATE TABLE IF NOT EXISTS ${t} (
         do_id TEXT PRIMARY KEY,
@@ -70,15 +89,21 @@ export function lockTableSql(table: string): LockTableSql {
       )`,
       // list() and cleanup scan by expiry; without this they read the whole table.
       `CREATE INDEX IF NOT EXISTS "${table}_expires_at" ON ${t} (expires_at)`,
-      `CREATE VIEW IF NOT EXISTS "${fenceView}" AS SELECT do_id, fencing_token FROM ${t}`,
+      // Upgrade: earlier versions' fence checked the token only; dropping the view drops its trigger.
+      // Same batch (one transaction) as the CREATEs below, so no fenced write ever finds neither. A new
+      // name rather than DROP + CREATE of one name: a second ensureSchema must not drop triggers that
+      // others attached to the current view (the chaos suite's witness).
+      `DROP VIEW IF EXISTS "${table}_fence"`,
+      `CREATE VIEW IF NOT EXISTS "${fenceView}" AS SELECT do_id, node_id, fencing_token FROM ${t}`,
       // RAISE only works in triggers; an INSTEAD OF trigger on a view gives fenced writes a check that
-      // aborts the whole batch, in the same transaction as the caller's statements (invariant 5).
-      `CREATE TRIGGER IF NOT EXISTS "${fenceView}_check" INSTEAD OF INSERT ON "${fenceView}"
+      // aborts the whole batch, in the same transaction as the caller's statements (invariant 5). Same
+      // node AND same token, unexpired: the holder as refresh and release know it (invariant 3).
+      `CREATE TRIGGER IF NOT EXISTS "${fenceTrigger}" INSTEAD OF INSERT ON "${fenceView}"
        BEGIN
          SELECT RAISE(ABORT, '${STALE_TOKEN_MESSAGE}')
          WHERE NOT EXISTS (
            SELECT 1 FROM ${t}
-           WHERE do_id = NEW.do_id AND fencing_token = NEW.fencing_token
+           WHERE do_id = NEW.do_id AND node_id = NEW.node_id AND fencing_token = NEW.fencing_token
              AND typeof(expires_at) = 'integer' AND expires_at > ${STORE_NOW}
          );
        END`,
@@ -122,6 +147,6 @@ export function lockTableSql(table: string): LockTableSql {
       ORDER BY do_id LIMIT ?1`,
     // A corrupt (non-integer) expires_at compares greater than any number in SQLite, so it is freed too.
     forceRelease: `UPDATE ${t} SET expires_at = 0 WHERE do_id = ?1 AND expires_at > ${STORE_NOW}`,
-    fence: `INSERT INTO "${fenceView}" (do_id, fencing_token) VALUES (?1, ?2)`,
+    fence: `INSERT INTO "${fenceView}" (do_id, node_id, fencing_token) VALUES (?1, ?2, ?3)`,
   }
 }

@@ -17,6 +17,7 @@ import { TRUE_CLOCK, type ClockSetting } from './clock.js'
 import { readHistories, type Operation } from './history.js'
 import {
   APP_SCHEMA,
+  LOCK_SQL,
   type ClockMessage,
   type NodeConfig,
   type Workload,
@@ -112,7 +113,7 @@ export interface RunOptions {
   log?: (line: string) => void
 }
 
-const FENCE_TRIGGER = 'do_locks_fence_check'
+const FENCE_TRIGGER = LOCK_SQL.fenceTrigger
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)))
 
@@ -128,7 +129,9 @@ async function createDatabase(url: string, ids: string[], plantBug: boolean): Pr
       // Dropping the trigger alone would make every fenced write fail (a view cannot take inserts);
       // a trigger that checks nothing is the quiet bug: every token passes.
       await setup.execute(`DROP TRIGGER "${FENCE_TRIGGER}"`)
-      await setup.execute(`CREATE TRIGGER "${FENCE_TRIGGER}" INSTEAD OF INSERT ON do_locks_fence BEGIN SELECT 1; END`)
+      await setup.execute(
+        `CREATE TRIGGER "${FENCE_TRIGGER}" INSTEAD OF INSERT ON "${LOCK_SQL.fenceView}" BEGIN SELECT 1; END`,
+      )
     }
   } finally {
     setup.close()

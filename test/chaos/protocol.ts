@@ -2,8 +2,11 @@
  * What the chaos harness and its node processes share: the application tables, a node's configuration
  * and the JSON-lines messages between them (see test/support/processes.ts for the transport).
  */
-import { STORE_NOW } from '../../src/store/sql.js'
+import { DEFAULT_TABLE, STORE_NOW, lockTableSql } from '../../src/store/sql.js'
 import type { ClockSetting } from './clock.js'
+
+/** The library's statements for the table the chaos nodes share (the default one). */
+export const LOCK_SQL = lockTableSql(DEFAULT_TABLE)
 
 /**
  * The "application state" the nodes protect with leases. `chaos_log.id` is AUTOINCREMENT, and SQLite
@@ -39,7 +42,7 @@ export const APP_SCHEMA = [
     lock_expires,
     at INTEGER NOT NULL
   )`,
-  `CREATE TRIGGER chaos_fence_witness INSTEAD OF INSERT ON do_locks_fence BEGIN
+  `CREATE TRIGGER chaos_fence_witness INSTEAD OF INSERT ON "${LOCK_SQL.fenceView}" BEGIN
     INSERT INTO chaos_fence_seen (do_id, token, lock_token, lock_expires, at)
     VALUES (NEW.do_id, NEW.fencing_token,
       (SELECT fencing_token FROM do_locks WHERE do_id = NEW.do_id), (SELECT expires_at FROM do_locks WHERE do_id = NEW.do_id), ${STORE_NOW});

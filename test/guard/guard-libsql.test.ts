@@ -82,13 +82,17 @@ describe('HybridConsistencyGuard on libSQL', () => {
     const b = await node('node-b')
     // node-a "pauses": no heartbeat, its lease runs out, node-b takes over.
     const stale = held(await a.guard.acquire('room-1', { heartbeat: false }))
-    await fencedWrite(a.store, { doId: stale.doId, fencingToken: stale.fencingToken }, bump(stale))
+    await fencedWrite(
+      a.store,
+      { doId: stale.doId, nodeId: stale.nodeId, fencingToken: stale.fencingToken },
+      bump(stale),
+    )
     await sleep(350)
     const current = held(await b.guard.acquire('room-1'))
     expect(current.fencingToken).toBe(stale.fencingToken + 1)
-    // The zombie ignores its signal and writes anyway with its token alone: the store refuses.
+    // The zombie ignores its signal and writes anyway with its node and token alone: the store refuses.
     const error = await a.store
-      .fencedWrite({ doId: stale.doId, fencingToken: stale.fencingToken }, [
+      .fencedWrite({ doId: stale.doId, nodeId: stale.nodeId, fencingToken: stale.fencingToken }, [
         ...bump(stale),
         { sql: "INSERT INTO rooms VALUES ('zombie', 1, NULL)" },
       ])

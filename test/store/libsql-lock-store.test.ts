@@ -13,7 +13,9 @@ import {
   recoverLibSQLConnection,
 } from '../../src/index.js'
 import { countingClient } from '../support/counting-client.js'
+import { STORE_NOW } from '../../src/store/sql.js'
 import { describeLockStoreContract } from './contract.js'
+import { describeFenceContract, type FenceHarness } from './fence-contract.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'stateless-do-store-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -67,6 +69,36 @@ describeLockStoreContract(
     return { store: new LibSQLLockStore(counted.client), requests: counted.requests, close: () => raw.close() }
   },
 )
+
+/** A fence harness over `client` (raw statements bypass `store`'s client wrapper, if any). */
+function fenceHarness(raw: Client, store: LibSQLLockStore): FenceHarness {
+  return {
+    store,
+    raw: async (sql) => (await raw.execute(sql)).rows.map((r) => ({ ...r })),
+    until: async (ms) => {
+      while (Number((await raw.execute(`SELECT ${STORE_NOW} AS now`)).rows[0]!.now) <= ms) {
+        await new Promise((r) => setTimeout(r, 10))
+      }
+    },
+    close: () => raw.close(),
+  }
+}
+
+describeFenceContract('LibSQLLockStore on :memory:', async () => {
+  const raw = createClient({ url: ':memory:' })
+  return fenceHarness(raw, new LibSQLLockStore(raw))
+})
+
+describeFenceContract('LibSQLLockStore on a file: database (WAL)', async () => {
+  const raw = createClient({ url: freshFile() })
+  await raw.execute('PRAGMA journal_mode=WAL')
+  return fenceHarness(raw, new LibSQLLockStore(raw))
+})
+
+describeFenceContract('LibSQLLockStore on its remote path', async () => {
+  const raw = createClient({ url: freshFile() })
+  return fenceHarness(raw, new LibSQLLockStore(asRemote(raw)))
+})
 
 describe('LibSQLLockStore on its remote path', () => {
   it('sends refresh, release, get, list and forceRelease as one plain execute each, and acquire as one batch', async () => {

@@ -37,6 +37,7 @@ import {
   type StoreAcquireResult,
 } from '../../src/index.js'
 import { describeLockStoreContract } from '../store/contract.js'
+import { describeFenceContract } from '../store/fence-contract.js'
 import { countingD1 } from './support/counting-d1.js'
 import { dropLockTable, freshTable, untilStoreClock } from './support/tables.js'
 
@@ -73,6 +74,16 @@ describeLockStoreContract(
   // the contract's waits for a lease to expire get generous slack.
   { slowMs: 250 },
 )
+
+describeFenceContract('D1LockStore (workerd)', async () => {
+  const store = new D1LockStore(env.DB, { table: freshTable('fence') })
+  return {
+    store,
+    raw: async (sql) => (await env.DB.prepare(sql).all<Record<string, unknown>>()).results,
+    until: async (ms) => void (await untilStoreClock(env.DB, ms + 1)),
+    close: () => dropLockTable(env.DB, store.sql),
+  }
+})
 
 describe('D1LockStore (workerd)', () => {
   // Every store made through `open` gets a fresh table, dropped after the test.
@@ -115,16 +126,16 @@ describe('D1LockStore (workerd)', () => {
     expect(await schemaObjects(prefix)).toEqual(
       [
         { type: 'table', name: `${prefix}_main` },
-        { type: 'view', name: `${prefix}_main_fence` },
-        { type: 'trigger', name: `${prefix}_main_fence_check` },
+        { type: 'view', name: `${prefix}_main_fence_v2` },
+        { type: 'trigger', name: `${prefix}_main_fence_v2_check` },
         { type: 'index', name: `${prefix}_main_expires_at` },
         { type: 'table', name: `${prefix}_tenant` },
-        { type: 'view', name: `${prefix}_tenant_fence` },
-        { type: 'trigger', name: `${prefix}_tenant_fence_check` },
+        { type: 'view', name: `${prefix}_tenant_fence_v2` },
+        { type: 'trigger', name: `${prefix}_tenant_fence_v2_check` },
         { type: 'index', name: `${prefix}_tenant_expires_at` },
       ].sort((a, b) => (a.name < b.name ? -1 : 1)),
     )
-    const fenced = await tenant.fencedWrite({ doId: 'x', fencingToken: 1 }, [{ sql: 'SELECT 1 AS ok' }])
+    const fenced = await tenant.fencedWrite({ doId: 'x', nodeId: 'a', fencingToken: 1 }, [{ sql: 'SELECT 1 AS ok' }])
     expect(fenced[0]?.rows).toEqual([{ ok: 1 }])
   })
 
@@ -234,7 +245,7 @@ describe('D1LockStore (workerd)', () => {
         StaleFencingTokenError,
       )
       await expect(
-        store.fencedWrite({ doId: 'never-locked', fencingToken: 1 }, [put('a', 'x', 1)]),
+        store.fencedWrite({ doId: 'never-locked', nodeId: 'a', fencingToken: 1 }, [put('a', 'x', 1)]),
       ).rejects.toBeInstanceOf(StaleFencingTokenError)
       expect(await rows()).toEqual([])
     })
@@ -258,7 +269,7 @@ describe('D1LockStore (workerd)', () => {
     it("surfaces the trigger's message through D1's error wrapping (D1_ERROR: ...: SQLITE_CONSTRAINT)", async () => {
       const { store } = await setup()
       const raw = await env.DB.batch([
-        env.DB.prepare(store.sql.fence).bind('room', 1),
+        env.DB.prepare(store.sql.fence).bind('room', 'a', 1),
         env.DB.prepare(`INSERT INTO "${state}" VALUES ('a', 'x', 1)`),
       ]).catch((e: unknown) => e)
       expect(raw).toBeInstanceOf(Error)
