@@ -17,7 +17,12 @@ export const DEFAULT_TABLE = 'do_locks'
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,55}$/
 
-/** Table names are spliced into SQL, so only plain identifiers pass (and none SQLite reserves). */
+/**
+ * Table names are spliced into SQL, so only plain identifiers pass, and none whose derived names
+ * (`<table>_expires_at`, `<table>_fence_v2`, ...) SQLite reserves: `sqlite` itself and `sqlite_*`, in
+ * any case. Words that mean something inside SQL (`new`, `excluded`, `main`, `select`, ...) are fine:
+ * every statement quotes the name and reaches columns only through the alias {@link ROW}.
+ */
 export function assertTableName(table: unknown): asserts table is string {
   if (typeof table !== 'string' || !IDENTIFIER.test(table)) {
     throw new InvalidArgumentError(
@@ -25,10 +30,21 @@ export function assertTableName(table: unknown): asserts table is string {
       `must match ${IDENTIFIER.source} (letters, digits, underscore; not starting with a digit)`,
     )
   }
-  if (table.toLowerCase().startsWith('sqlite_')) {
-    throw new InvalidArgumentError('table', 'names starting with "sqlite_" are reserved by SQLite')
+  if (`${table}_`.toLowerCase().startsWith('sqlite_')) {
+    throw new InvalidArgumentError(
+      'table',
+      `"${table}" cannot be used: SQLite reserves names starting with "sqlite_", and the index and fence view are named "${table}_..."`,
+    )
   }
 }
+
+/**
+ * The alias every statement gives the lock table, and the only way any column is reached (RETURNING
+ * excepted: it cannot take an alias, and there unqualified names can only mean the target table). An
+ * alias hides the table's own name, so a table called `new` cannot turn the fence trigger's
+ * `NEW.do_id` into its own column, nor one called `excluded` the upsert's proposed row.
+ */
+const ROW = 'lk'
 
 const COLUMNS = 'do_id, node_id, acquired_at, expires_at, fencing_token, metadata'
 
@@ -72,6 +88,10 @@ export interface LockTableSql {
 export function lockTableSql(table: string): LockTableSql {
   assertTableName(table)
   const t = `"${table}"`
+  const from = `${t} AS ${ROW}`
+  const selected = COLUMNS.split(', ')
+    .map((c) => `${ROW}.${c} AS ${c}`)
+    .join(', ')
   const fenceView = `${table}_fence_v2`
   const fenceTrigger = `${fenceView}_check`
   return {
@@ -94,7 +114,7 @@ export function lockTableSql(table: string): LockTableSql {
       // name rather than DROP + CREATE of one name: a second ensureSchema must not drop triggers that
       // others attached to the current view (the chaos suite's witness).
       `DROP VIEW IF EXISTS "${table}_fence"`,
-      `CREATE VIEW IF NOT EXISTS "${fenceView}" AS SELECT do_id, node_id, fencing_token FROM ${t}`,
+      `CREATE VIEW IF NOT EXISTS "${fenceView}" AS SELECT ${ROW}.do_id AS do_id, ${ROW}.node_id AS node_id, ${ROW}.fencing_token AS fencing_token FROM ${from}`,
       // RAISE only works in triggers; an INSTEAD OF trigger on a view gives fenced writes a check that
       // aborts the whole batch, in the same transaction as the caller's statements (invariant 5). Same
       // node AND same token, unexpired: the holder as refresh and release know it (invariant 3).
@@ -102,9 +122,9 @@ export function lockTableSql(table: string): LockTableSql {
        BEGIN
          SELECT RAISE(ABORT, '${STALE_TOKEN_MESSAGE}')
          WHERE NOT EXISTS (
-           SELECT 1 FROM ${t}
-           WHERE do_id = NEW.do_id AND node_id = NEW.node_id AND fencing_token = NEW.fencing_token
-             AND typeof(expires_at) = 'integer' AND expires_at > ${STORE_NOW}
+           SELECT 1 FROM ${from}
+           WHERE ${ROW}.do_id = NEW.do_id AND ${ROW}.node_id = NEW.node_id AND ${ROW}.fencing_token = NEW.fencing_token
+             AND typeof(${ROW}.expires_at) = 'integer' AND ${ROW}.expires_at > ${STORE_NOW}
          );
        END`,
     ],
@@ -113,40 +133,42 @@ export function lockTableSql(table: string): LockTableSql {
     // not, because taking it could reissue an old token, and neither does a negative one nor one whose
     // successor would not be a safe JavaScript integer (the new token could not be handed out exactly).
     // Such rows are then reported corrupt (SqlLockStore.acquire) instead of being taken and committed.
-    acquire: `INSERT INTO ${t} (${COLUMNS})
+    // The proposed values are the parameters again, not `excluded.*`, and STORE_NOW is fixed within the
+    // statement, so VALUES and SET agree.
+    acquire: `INSERT INTO ${from} (${COLUMNS})
       VALUES (?1, ?2, ${STORE_NOW}, ${STORE_NOW} + ?3, 1, ?4)
       ON CONFLICT (do_id) DO UPDATE SET
-        node_id = excluded.node_id,
-        acquired_at = excluded.acquired_at,
-        expires_at = excluded.expires_at,
-        fencing_token = ${t}.fencing_token + 1,
-        metadata = excluded.metadata
-      WHERE (typeof(${t}.expires_at) <> 'integer' OR ${t}.expires_at <= excluded.acquired_at)
-        AND typeof(${t}.fencing_token) = 'integer' AND ${t}.fencing_token BETWEEN 0 AND ${MAX_TAKEN_TOKEN}
+        node_id = ?2,
+        acquired_at = ${STORE_NOW},
+        expires_at = ${STORE_NOW} + ?3,
+        fencing_token = ${ROW}.fencing_token + 1,
+        metadata = ?4
+      WHERE (typeof(${ROW}.expires_at) <> 'integer' OR ${ROW}.expires_at <= ${STORE_NOW})
+        AND typeof(${ROW}.fencing_token) = 'integer' AND ${ROW}.fencing_token BETWEEN 0 AND ${MAX_TAKEN_TOKEN}
       RETURNING ${COLUMNS}, ${STORE_NOW} AS store_now`,
     // Sent in the same batch as `acquire`, so a lost race still learns the holder in one round trip.
-    holder: `SELECT ${COLUMNS}, ${STORE_NOW} AS store_now FROM ${t} WHERE do_id = ?1`,
+    holder: `SELECT ${selected}, ${STORE_NOW} AS store_now FROM ${from} WHERE ${ROW}.do_id = ?1`,
     // A row someone corrupted under the holder is not extended: the RETURNING row could not be parsed,
     // and an extension the caller never hears of would keep contenders out for another TTL.
-    refresh: `UPDATE ${t} SET expires_at = ${STORE_NOW} + ?4
-      WHERE do_id = ?1 AND node_id = ?2 AND fencing_token = ?3
-        AND typeof(expires_at) = 'integer' AND expires_at > ${STORE_NOW}
-        AND typeof(acquired_at) = 'integer'
-        AND (metadata IS NULL OR (typeof(metadata) = 'text' AND json_valid(metadata)))
+    refresh: `UPDATE ${from} SET expires_at = ${STORE_NOW} + ?4
+      WHERE ${ROW}.do_id = ?1 AND ${ROW}.node_id = ?2 AND ${ROW}.fencing_token = ?3
+        AND typeof(${ROW}.expires_at) = 'integer' AND ${ROW}.expires_at > ${STORE_NOW}
+        AND typeof(${ROW}.acquired_at) = 'integer'
+        AND (${ROW}.metadata IS NULL OR (typeof(${ROW}.metadata) = 'text' AND json_valid(${ROW}.metadata)))
       RETURNING ${COLUMNS}, ${STORE_NOW} AS store_now`,
     // Never DELETE: the row carries the token forward (invariant 2). 0 = released.
-    release: `UPDATE ${t} SET expires_at = 0
-      WHERE do_id = ?1 AND node_id = ?2 AND fencing_token = ?3
-        AND typeof(expires_at) = 'integer' AND expires_at > ${STORE_NOW}`,
-    get: `SELECT ${COLUMNS}, ${STORE_NOW} AS store_now FROM ${t} WHERE do_id = ?1`,
-    list: `SELECT ${COLUMNS}, ${STORE_NOW} AS store_now FROM ${t}
-      WHERE typeof(expires_at) = 'integer' AND expires_at > ${STORE_NOW}
-      ORDER BY do_id LIMIT ?1`,
-    listByNode: `SELECT ${COLUMNS}, ${STORE_NOW} AS store_now FROM ${t}
-      WHERE typeof(expires_at) = 'integer' AND expires_at > ${STORE_NOW} AND node_id = ?2
-      ORDER BY do_id LIMIT ?1`,
+    release: `UPDATE ${from} SET expires_at = 0
+      WHERE ${ROW}.do_id = ?1 AND ${ROW}.node_id = ?2 AND ${ROW}.fencing_token = ?3
+        AND typeof(${ROW}.expires_at) = 'integer' AND ${ROW}.expires_at > ${STORE_NOW}`,
+    get: `SELECT ${selected}, ${STORE_NOW} AS store_now FROM ${from} WHERE ${ROW}.do_id = ?1`,
+    list: `SELECT ${selected}, ${STORE_NOW} AS store_now FROM ${from}
+      WHERE typeof(${ROW}.expires_at) = 'integer' AND ${ROW}.expires_at > ${STORE_NOW}
+      ORDER BY ${ROW}.do_id LIMIT ?1`,
+    listByNode: `SELECT ${selected}, ${STORE_NOW} AS store_now FROM ${from}
+      WHERE typeof(${ROW}.expires_at) = 'integer' AND ${ROW}.expires_at > ${STORE_NOW} AND ${ROW}.node_id = ?2
+      ORDER BY ${ROW}.do_id LIMIT ?1`,
     // A corrupt (non-integer) expires_at compares greater than any number in SQLite, so it is freed too.
-    forceRelease: `UPDATE ${t} SET expires_at = 0 WHERE do_id = ?1 AND expires_at > ${STORE_NOW}`,
+    forceRelease: `UPDATE ${from} SET expires_at = 0 WHERE ${ROW}.do_id = ?1 AND ${ROW}.expires_at > ${STORE_NOW}`,
     fence: `INSERT INTO "${fenceView}" (do_id, node_id, fencing_token) VALUES (?1, ?2, ?3)`,
   }
 }

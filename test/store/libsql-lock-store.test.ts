@@ -13,9 +13,9 @@ import {
   recoverLibSQLConnection,
 } from '../../src/index.js'
 import { countingClient } from '../support/counting-client.js'
-import { STORE_NOW } from '../../src/store/sql.js'
 import { describeLockStoreContract } from './contract.js'
-import { describeFenceContract, type FenceHarness } from './fence-contract.js'
+import { describeFenceContract } from './fence-contract.js'
+import { fenceHarness } from './libsql-harness.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'stateless-do-store-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -69,20 +69,6 @@ describeLockStoreContract(
     return { store: new LibSQLLockStore(counted.client), requests: counted.requests, close: () => raw.close() }
   },
 )
-
-/** A fence harness over `client` (raw statements bypass `store`'s client wrapper, if any). */
-function fenceHarness(raw: Client, store: LibSQLLockStore): FenceHarness {
-  return {
-    store,
-    raw: async (sql) => (await raw.execute(sql)).rows.map((r) => ({ ...r })),
-    until: async (ms) => {
-      while (Number((await raw.execute(`SELECT ${STORE_NOW} AS now`)).rows[0]!.now) <= ms) {
-        await new Promise((r) => setTimeout(r, 10))
-      }
-    },
-    close: () => raw.close(),
-  }
-}
 
 describeFenceContract('LibSQLLockStore on :memory:', async () => {
   const raw = createClient({ url: ':memory:' })

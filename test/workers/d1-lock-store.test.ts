@@ -85,6 +85,34 @@ describeFenceContract('D1LockStore (workerd)', async () => {
   }
 })
 
+// Table names that mean something inside SQL (test/store/table-names.test.ts runs all of them on libSQL).
+// Fixed names, not fresh ones: dropped before and after each test, and used by no other test file.
+for (const table of ['new', 'excluded', 'select']) {
+  const hostile = async () => {
+    const counted = countingD1(env.DB)
+    const store = new D1LockStore(counted.db, { table })
+    await dropLockTable(env.DB, store.sql)
+    return { store, counted }
+  }
+  describeLockStoreContract(
+    `D1LockStore (workerd), table "${table}"`,
+    async () => {
+      const { store, counted } = await hostile()
+      return { store, requests: counted.requests, close: () => dropLockTable(env.DB, store.sql) }
+    },
+    { slowMs: 250 },
+  )
+  describeFenceContract(`D1LockStore (workerd), table "${table}"`, async () => {
+    const { store } = await hostile()
+    return {
+      store,
+      raw: async (sql) => (await env.DB.prepare(sql).all<Record<string, unknown>>()).results,
+      until: async (ms) => void (await untilStoreClock(env.DB, ms + 1)),
+      close: () => dropLockTable(env.DB, store.sql),
+    }
+  })
+}
+
 describe('D1LockStore (workerd)', () => {
   // Every store made through `open` gets a fresh table, dropped after the test.
   const opened: D1LockStore[] = []
