@@ -42,10 +42,12 @@ export async function fencedWrite(
   lock: FenceLock,
   statements: SqlStatement[],
 ): Promise<SqlResult[]> {
-  if (store === null || typeof store !== 'object' || typeof store.fencedWrite !== 'function') {
+  const write = store !== null && typeof store === 'object' ? store.fencedWrite : undefined
+  if (typeof write !== 'function') {
     throw new InvalidArgumentError('store', 'expected a store with fencedWrite (LibSQLLockStore or D1LockStore)')
   }
   if (lock === null || typeof lock !== 'object') throw new InvalidArgumentError('lock', 'expected a lock')
+  // An early refusal only: the store reads and checks the lock again, once, for what it sends.
   throwIfLeaseEnded(lock)
-  return store.fencedWrite(lock, statements)
+  return write.call(store, lock, statements)
 }

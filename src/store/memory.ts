@@ -44,8 +44,7 @@ export class MemoryLockStore implements LockStore {
   async ensureSchema(): Promise<void> {}
 
   async acquire(request: AcquireRequest): Promise<StoreAcquireResult> {
-    const metadata = checkAcquire(request)
-    const { doId, nodeId, ttlMs } = request
+    const { doId, nodeId, ttlMs, metadata } = checkAcquire(request)
     const now = this.#now()
     const row = this.#rows.get(doId)
     if (row && row.expiresAt > now) return { acquired: false, holder: toRecord(doId, row), storeNow: now }
@@ -61,17 +60,16 @@ export class MemoryLockStore implements LockStore {
   }
 
   async refresh(request: RefreshRequest): Promise<LockRecord | null> {
-    checkRefresh(request)
+    const ref = checkRefresh(request)
     const now = this.#now()
-    const row = this.#held(request, now)
+    const row = this.#held(ref, now)
     if (!row) return null
-    row.expiresAt = now + request.ttlMs
-    return toRecord(request.doId, row)
+    row.expiresAt = now + ref.ttlMs
+    return toRecord(ref.doId, row)
   }
 
   async release(request: LockRef): Promise<boolean> {
-    checkRef(request)
-    const row = this.#held(request, this.#now())
+    const row = this.#held(checkRef(request), this.#now())
     if (!row) return false
     row.expiresAt = 0
     return true
@@ -86,11 +84,11 @@ export class MemoryLockStore implements LockStore {
   }
 
   async list(filter: ListFilter = {}): Promise<LockInfo[]> {
-    const limit = checkListFilter(filter)
+    const { nodeId, limit } = checkListFilter(filter)
     const now = this.#now()
     const held: LockInfo[] = []
     for (const [doId, row] of this.#rows) {
-      if (row.expiresAt > now && (filter.nodeId === undefined || row.nodeId === filter.nodeId)) {
+      if (row.expiresAt > now && (nodeId === undefined || row.nodeId === nodeId)) {
         held.push({ ...toRecord(doId, row), held: true, storeNow: now })
       }
     }

@@ -1,36 +1,73 @@
-/** Argument checks shared by every LockStore, run before any I/O (docs/design.md invariant 8). */
+/**
+ * Argument checks shared by every LockStore, run before any I/O (docs/design.md invariant 8).
+ *
+ * Each check reads every field of the caller's object exactly once and returns the values it
+ * validated; the store then uses only that copy. Reading a field again (a getter, a Proxy) could answer
+ * something that never passed validation.
+ */
 import { InvalidArgumentError } from '../errors.js'
 import { assertDoId, assertNodeId, assertPositiveMs, assertToken, serializeMetadata } from '../validate.js'
-import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, type AcquireRequest, type ListFilter, type LockRef } from './lock-store.js'
+import {
+  DEFAULT_LIST_LIMIT,
+  MAX_LIST_LIMIT,
+  type AcquireRequest,
+  type ListFilter,
+  type LockRef,
+  type RefreshRequest,
+} from './lock-store.js'
 
-/** Validates an acquire request; returns the metadata serialized to JSON (or null). */
-export function checkAcquire(request: AcquireRequest): string | null {
+/** An acquire request as validated: metadata already serialized to JSON (or null). */
+export interface CheckedAcquire {
+  readonly doId: string
+  readonly nodeId: string
+  readonly ttlMs: number
+  readonly metadata: string | null
+}
+
+/** Validates an acquire request; returns the values it validated. */
+export function checkAcquire(request: AcquireRequest): CheckedAcquire {
   if (request === null || typeof request !== 'object') throw new InvalidArgumentError('request', 'expected an object')
-  assertDoId(request.doId)
-  assertNodeId(request.nodeId)
-  assertPositiveMs('ttlMs', request.ttlMs)
-  return serializeMetadata(request.metadata)
+  const { doId, nodeId, ttlMs, metadata } = request
+  assertDoId(doId)
+  assertNodeId(nodeId)
+  assertPositiveMs('ttlMs', ttlMs)
+  return { doId, nodeId, ttlMs, metadata: serializeMetadata(metadata) }
 }
 
-export function checkRef(ref: LockRef): void {
+/** Validates a lease reference (release); returns the values it validated. */
+export function checkRef(ref: LockRef): LockRef {
   if (ref === null || typeof ref !== 'object') throw new InvalidArgumentError('lock', 'expected a lock object')
-  assertDoId(ref.doId)
-  assertNodeId(ref.nodeId)
-  assertToken(ref.fencingToken)
+  const { doId, nodeId, fencingToken } = ref
+  assertDoId(doId)
+  assertNodeId(nodeId)
+  assertToken(fencingToken)
+  return { doId, nodeId, fencingToken }
 }
 
-export function checkRefresh(ref: LockRef & { ttlMs: number }): void {
-  checkRef(ref)
-  assertPositiveMs('ttlMs', ref.ttlMs)
+/** Validates a refresh request; returns the values it validated. */
+export function checkRefresh(request: RefreshRequest): RefreshRequest {
+  if (request === null || typeof request !== 'object') throw new InvalidArgumentError('lock', 'expected a lock object')
+  const { doId, nodeId, fencingToken, ttlMs } = request
+  assertDoId(doId)
+  assertNodeId(nodeId)
+  assertToken(fencingToken)
+  assertPositiveMs('ttlMs', ttlMs)
+  return { doId, nodeId, fencingToken, ttlMs }
 }
 
-/** Validates a list filter; returns the effective limit. */
-export function checkListFilter(filter: ListFilter): number {
+/** A list filter as validated: the effective limit, and the node (if any). */
+export interface CheckedListFilter {
+  readonly nodeId: string | undefined
+  readonly limit: number
+}
+
+/** Validates a list filter; returns the node (if any) and the effective limit. */
+export function checkListFilter(filter: ListFilter): CheckedListFilter {
   if (filter === null || typeof filter !== 'object') throw new InvalidArgumentError('filter', 'expected an object')
-  if (filter.nodeId !== undefined) assertNodeId(filter.nodeId, 'filter.nodeId')
-  const limit = filter.limit ?? DEFAULT_LIST_LIMIT
+  const { nodeId, limit = DEFAULT_LIST_LIMIT } = filter
+  if (nodeId !== undefined) assertNodeId(nodeId, 'filter.nodeId')
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_LIST_LIMIT) {
     throw new InvalidArgumentError('filter.limit', `must be a whole number from 1 to ${MAX_LIST_LIMIT}`)
   }
-  return limit
+  return { nodeId, limit }
 }

@@ -76,8 +76,7 @@ export class SqlLockStore implements LockStore {
   }
 
   async acquire(request: AcquireRequest): Promise<StoreAcquireResult> {
-    const metadata = checkAcquire(request)
-    const { doId, nodeId, ttlMs } = request
+    const { doId, nodeId, ttlMs, metadata } = checkAcquire(request)
     const [taken, current] = await this.#batch([
       { sql: this.sql.acquire, args: [doId, nodeId, ttlMs, metadata] },
       { sql: this.sql.holder, args: [doId] },
@@ -103,16 +102,14 @@ export class SqlLockStore implements LockStore {
   }
 
   async refresh(request: RefreshRequest): Promise<LockRecord | null> {
-    checkRefresh(request)
-    const { doId, nodeId, fencingToken, ttlMs } = request
+    const { doId, nodeId, fencingToken, ttlMs } = checkRefresh(request)
     const result = await this.#execute({ sql: this.sql.refresh, args: [doId, nodeId, fencingToken, ttlMs] })
     const row = result.rows[0]
     return row ? parseRecord(row, doId) : null
   }
 
   async release(request: LockRef): Promise<boolean> {
-    checkRef(request)
-    const { doId, nodeId, fencingToken } = request
+    const { doId, nodeId, fencingToken } = checkRef(request)
     const result = await this.#execute({ sql: this.sql.release, args: [doId, nodeId, fencingToken] })
     return result.rowsAffected > 0
   }
@@ -125,11 +122,9 @@ export class SqlLockStore implements LockStore {
   }
 
   async list(filter: ListFilter = {}): Promise<LockInfo[]> {
-    const limit = checkListFilter(filter)
+    const { nodeId, limit } = checkListFilter(filter)
     const statement =
-      filter.nodeId === undefined
-        ? { sql: this.sql.list, args: [limit] }
-        : { sql: this.sql.listByNode, args: [limit, filter.nodeId] }
+      nodeId === undefined ? { sql: this.sql.list, args: [limit] } : { sql: this.sql.listByNode, args: [limit, nodeId] }
     const result = await this.#execute(statement)
     return result.rows.map((row) => parseInfo(row, String(row.do_id)))
   }
@@ -147,19 +142,17 @@ export class SqlLockStore implements LockStore {
    * already fired is refused with `LockLostError` before any I/O (invariant 7).
    */
   async fencedWrite(lock: FenceLock, statements: SqlStatement[]): Promise<SqlResult[]> {
-    assertDoId(lock?.doId, 'lock.doId')
-    assertNodeId(lock.nodeId, 'lock.nodeId')
-    assertToken(lock.fencingToken, 'lock.fencingToken')
-    if (!Array.isArray(statements)) throw new InvalidArgumentError('statements', 'expected an array of statements')
-    statements.forEach(checkStatement)
-    throwIfLeaseEnded(lock)
-    const fence = { sql: this.sql.fence, args: [lock.doId, lock.nodeId, lock.fencingToken] }
+    const checked = checkFenceLock(lock)
+    const copies = checkStatements(statements)
+    throwIfLeaseEnded(checked)
+    const { doId, nodeId, fencingToken } = checked
+    const fence = { sql: this.sql.fence, args: [doId, nodeId, fencingToken] }
     try {
-      const results = await this.#batch([fence, ...statements])
+      const results = await this.#batch([fence, ...copies])
       return results.slice(1)
     } catch (error) {
       if (error instanceof StoreUnavailableError && mentionsStaleToken(error.cause)) {
-        throw new StaleFencingTokenError(lock.doId, lock.fencingToken)
+        throw new StaleFencingTokenError(doId, fencingToken)
       }
       throw error
     }
@@ -182,30 +175,69 @@ export class SqlLockStore implements LockStore {
   }
 }
 
-function checkStatement(statement: SqlStatement, i: number): void {
-  if (typeof statement?.sql !== 'string' || statement.sql.trim() === '') {
-    throw new InvalidArgumentError(`statements[${i}].sql`, 'expected a non-empty SQL string')
+/** Reads each field of `lock` once and validates that copy (the store uses nothing else). */
+function checkFenceLock(lock: FenceLock): FenceLock {
+  if (lock === null || typeof lock !== 'object') throw new InvalidArgumentError('lock', 'expected a lock')
+  const { doId, nodeId, fencingToken, signal } = lock
+  assertDoId(doId, 'lock.doId')
+  assertNodeId(nodeId, 'lock.nodeId')
+  assertToken(fencingToken, 'lock.fencingToken')
+  return signal === undefined ? { doId, nodeId, fencingToken } : { doId, nodeId, fencingToken, signal }
+}
+
+/**
+ * Copies the caller's statements, reading each element and field once, and validates the copy: what
+ * is sent is exactly what passed. A hole (`[a, , b]`) is refused by name, not skipped as `forEach`
+ * would (a hole in `args` would be bound as NULL).
+ */
+function checkStatements(statements: unknown): SqlStatement[] {
+  if (!Array.isArray(statements)) throw new InvalidArgumentError('statements', 'expected an array of statements')
+  return copyArray(statements, 'statements', checkStatement)
+}
+
+function copyArray<T>(array: unknown[], name: string, check: (value: unknown, argument: string) => T): T[] {
+  const length = array.length
+  const copy: T[] = []
+  for (let i = 0; i < length; i++) {
+    if (!(i in array)) throw new InvalidArgumentError(`${name}[${i}]`, 'is a hole in the array (expected a value)')
+    copy.push(check(array[i], `${name}[${i}]`))
   }
-  const { args } = statement
-  if (args === undefined) return
-  if (!Array.isArray(args)) throw new InvalidArgumentError(`statements[${i}].args`, 'expected an array of values')
-  args.forEach((value: unknown, j) => {
-    if (typeof value === 'number' && !Number.isFinite(value)) {
-      // Drivers would bind it as NULL (D1) or a float SQLite cannot store: never what was meant.
-      throw new InvalidArgumentError(`statements[${i}].args[${j}]`, `expected a finite number, got ${value}`)
-    }
-    const ok =
-      value === null ||
-      ['string', 'number', 'bigint', 'boolean'].includes(typeof value) ||
-      value instanceof Uint8Array ||
-      value instanceof ArrayBuffer
-    if (!ok) {
-      throw new InvalidArgumentError(
-        `statements[${i}].args[${j}]`,
-        `expected a string, number, bigint, boolean, null, Uint8Array or ArrayBuffer, got ${describe(value)}`,
-      )
-    }
-  })
+  return copy
+}
+
+function checkStatement(statement: unknown, argument: string): SqlStatement {
+  if (statement === null || typeof statement !== 'object') {
+    throw new InvalidArgumentError(argument, `expected a statement { sql, args? }, got ${describe(statement)}`)
+  }
+  const { sql, args } = statement as SqlStatement
+  if (typeof sql !== 'string' || sql.trim() === '') {
+    throw new InvalidArgumentError(`${argument}.sql`, 'expected a non-empty SQL string')
+  }
+  if (args === undefined) return { sql }
+  if (!Array.isArray(args)) throw new InvalidArgumentError(`${argument}.args`, 'expected an array of values')
+  return { sql, args: copyArray(args, `${argument}.args`, checkValue) }
+}
+
+function checkValue(value: unknown, argument: string): SqlValue {
+  if (typeof value === 'number' && !Number.isFinite(value)) {
+    // Drivers would bind it as NULL (D1) or a float SQLite cannot store: never what was meant.
+    throw new InvalidArgumentError(argument, `expected a finite number, got ${value}`)
+  }
+  if (
+    value === null ||
+    typeof value === 'string' ||
+    typeof value === 'number' ||
+    typeof value === 'bigint' ||
+    typeof value === 'boolean' ||
+    value instanceof Uint8Array ||
+    value instanceof ArrayBuffer
+  ) {
+    return value
+  }
+  throw new InvalidArgumentError(
+    argument,
+    `expected a string, number, bigint, boolean, null, Uint8Array or ArrayBuffer, got ${describe(value)}`,
+  )
 }
 
 /** SQLite result codes (libSQL puts them in `code`, D1 at the end of its message). */

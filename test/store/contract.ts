@@ -332,6 +332,47 @@ export function describeLockStoreContract(
       }
     })
 
+    describe('each request field is read once (invariant 8)', () => {
+      /** A copy of `base` whose `key` answers `first` on the first read and `later` on every other. */
+      const shifty = <T extends object>(base: T, key: keyof T, first: unknown, later: unknown): T => {
+        let reads = 0
+        return Object.defineProperty({ ...base }, key, { enumerable: true, get: () => (reads++ === 0 ? first : later) })
+      }
+
+      it('acquire uses the ttlMs, doId and nodeId it validated, not what a getter answers later', async () => {
+        for (const later of [8e15, -5]) {
+          const lock = won(
+            await store.acquire(shifty({ doId: `t${later}`, nodeId: 'a', ttlMs: 0 }, 'ttlMs', 1000, later)),
+          )
+          expect(lock.expiresAt - lock.acquiredAt).toBe(1000)
+        }
+        const long = won(
+          await store.acquire(shifty({ doId: '', nodeId: 'a', ttlMs: 1000 }, 'doId', 'x', 'y'.repeat(2_000_000))),
+        )
+        expect(long.doId).toBe('x')
+        expect(await store.get('x')).toMatchObject({ held: true, nodeId: 'a' })
+        const nul = won(await store.acquire(shifty({ doId: 'n', nodeId: '', ttlMs: 1000 }, 'nodeId', 'a', 'a\0b')))
+        expect(nul.nodeId).toBe('a')
+        expect(await store.get('n')).toMatchObject({ held: true, nodeId: 'a' })
+      })
+
+      it('refresh and release use the fields they validated', async () => {
+        const lock = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 1000 }))
+        const refreshed = await store.refresh(shifty({ ...lock, ttlMs: 0 }, 'ttlMs', 1000, 8e15))
+        expect(refreshed).not.toBeNull()
+        expect(refreshed!.expiresAt - (await store.get('x'))!.storeNow).toBeLessThanOrEqual(1000)
+        expect(await store.release(shifty(lock, 'fencingToken', lock.fencingToken, lock.fencingToken + 1))).toBe(true)
+        expect(await store.get('x')).toMatchObject({ held: false })
+      })
+
+      it('list uses the limit and node it validated', async () => {
+        won(await store.acquire({ doId: 'a', nodeId: 'n1', ttlMs: 10_000 }))
+        won(await store.acquire({ doId: 'b', nodeId: 'n1', ttlMs: 10_000 }))
+        expect((await store.list(shifty({ limit: 0 }, 'limit', 1, 100_000_000))).map((l) => l.doId)).toEqual(['a'])
+        expect((await store.list(shifty({ nodeId: '' }, 'nodeId', 'n1', 'n2'))).map((l) => l.doId)).toEqual(['a', 'b'])
+      })
+    })
+
     // Not registered at all for an in-process store: there is no round trip to count.
     if (!options.inProcess)
       describe('one round trip per operation (invariant 6)', () => {

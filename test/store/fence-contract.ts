@@ -4,7 +4,13 @@
  * mean something in SQL.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { StaleFencingTokenError, type LockRecord, type SqlLockStore, type StoreAcquireResult } from '../../src/index.js'
+import {
+  StaleFencingTokenError,
+  type LockRecord,
+  type SqlLockStore,
+  type SqlStatement,
+  type StoreAcquireResult,
+} from '../../src/index.js'
 
 export interface FenceHarness {
   store: SqlLockStore
@@ -97,6 +103,43 @@ export function describeFenceContract(name: string, create: () => Promise<FenceH
       const released = won(await store.acquire({ doId: 'room', nodeId: 'a', ttlMs: 10_000 }))
       expect(await store.release(released)).toBe(true)
       await expect(store.fencedWrite(released, [put('a', 'late')])).rejects.toBeInstanceOf(StaleFencingTokenError)
+      expect(await rows()).toEqual([])
+    })
+
+    it('sends the lock, statements and arguments it validated, each read once', async () => {
+      const lock = won(await store.acquire({ doId: 'room', nodeId: 'a', ttlMs: 10_000 }))
+      let reads = 0
+      const shiftyLock = Object.defineProperty({ ...lock }, 'nodeId', { get: () => (reads++ === 0 ? 'a' : 'a\0b') })
+      const statement = put('a', 'one')
+      let sqlReads = 0
+      const shiftyStatement = Object.defineProperty({ args: statement.args } as SqlStatement, 'sql', {
+        enumerable: true,
+        get: () => (sqlReads++ === 0 ? statement.sql : ''),
+      })
+      const args = ['b', 'two']
+      let argReads = 0
+      Object.defineProperty(args, 1, { get: () => (argReads++ === 0 ? 'two' : Number.NaN) })
+      await store.fencedWrite(shiftyLock, [shiftyStatement, { sql: statement.sql, args }])
+      expect(await rows()).toEqual([
+        { k: 'a', v: 'one' },
+        { k: 'b', v: 'two' },
+      ])
+    })
+
+    it('refuses a hole in the statements or in their arguments, naming it, and writes nothing', async () => {
+      const lock = won(await store.acquire({ doId: 'room', nodeId: 'a', ttlMs: 10_000 }))
+      // eslint-disable-next-line no-sparse-arrays
+      const holeInStatements = [put('a', 'one'), , put('b', 'two')] as never
+      await expect(store.fencedWrite(lock, holeInStatements)).rejects.toMatchObject({
+        name: 'InvalidArgumentError',
+        argument: 'statements[1]',
+      })
+      // eslint-disable-next-line no-sparse-arrays
+      const args = ['c', , 'x'] as never
+      await expect(store.fencedWrite(lock, [{ sql: put('c', '').sql, args }])).rejects.toMatchObject({
+        name: 'InvalidArgumentError',
+        argument: 'statements[0].args[1]',
+      })
       expect(await rows()).toEqual([])
     })
 
