@@ -1,0 +1,195 @@
+/**
+ * Every statement the library runs against the object storage table (`do_storage`), in one place, beside
+ * `do_locks`' in `src/store/sql.ts`. Shared by every SQL backend (libSQL local and remote, D1).
+ *
+ * Each read also judges the lease, inside the same statement, with the store's clock (docs/design.md
+ * invariants 4 and 10): a holder that lost its lease never reads state another node may have changed.
+ *
+ * Hostile names: every table is aliased (`s` storage, `l` locks, `j` json_each) and every column is
+ * qualified through its alias, so a table called `new`, `excluded`, `key` or `value` cannot change what
+ * a statement means. Table names are validated with the lock table's {@link assertTableName}.
+ *
+ * Keys compare with SQLite's BINARY collation: memcmp of UTF-8, i.e. code point order (ObjectStore's
+ * contract), which is also the order of the (do_id, key) primary key every statement walks.
+ */
+import { InvalidArgumentError } from '../errors.js'
+import { STORE_NOW, assertTableName, type LockTableSql } from './sql.js'
+
+/** The object storage table's name unless the store is told otherwise. */
+export const DEFAULT_OBJECT_TABLE = 'do_storage'
+
+/**
+ * The most bound parameters one statement carries: D1's limit per statement (SQLite's own default is
+ * 32766). Multi-row upserts are chunked to stay under it; reads bind a handful.
+ */
+export const MAX_BOUND_PARAMETERS = 100
+
+/** Rows per multi-row upsert: `?1` is the object, then a (key, value) pair per row. */
+export const MAX_ROWS_PER_PUT = Math.floor((MAX_BOUND_PARAMETERS - 1) / 2)
+
+/**
+ * The most UTF-8 bytes one JSON array argument (the keys of a delete) carries: half of D1's largest
+ * string (2,000,000 bytes), so a chunk never reaches it whatever the keys.
+ */
+export const MAX_JSON_ARGUMENT_BYTES = 1_000_000
+
+/** Which bounds a `list` statement binds; one statement text per shape (see {@link ObjectTableSql.list}). */
+export interface ListShape {
+  start: boolean
+  startAfter: boolean
+  end: boolean
+  /** `'range'`: `prefix <= key < successor`; `'from'`: `prefix <= key` (no successor exists). */
+  prefix: 'range' | 'from' | false
+  reverse: boolean
+  limit: boolean
+}
+
+export interface ObjectTableSql {
+  /** The storage table. */
+  readonly table: string
+  /** The lock table whose lease every statement checks. */
+  readonly lockTable: string
+  /** `CREATE ... IF NOT EXISTS`, idempotent; run them in one batch. */
+  readonly schema: readonly string[]
+  /**
+   * The committed values of some keys, if the lease holds. Args `?1 doId, ?2 nodeId, ?3 fencingToken,
+   * ?4 JSON array of keys` (one argument however many keys: D1 binds at most 100). Rows: none when the
+   * lease does not hold; else one per key found, or a single row with `key` NULL when none is.
+   */
+  readonly get: string
+  /**
+   * The committed entries of the object within bounds, if the lease holds; rows as {@link get}. Args
+   * `?1 doId, ?2 nodeId, ?3 fencingToken`, then one per bound present, in the order start, startAfter,
+   * end, prefix (two for `'range'`: the prefix and its successor), limit. Built once per shape.
+   */
+  list(shape: ListShape): string
+  /**
+   * Upserts `rows` rows (1..{@link MAX_ROWS_PER_PUT}) of one object. Args `?1 doId`, then key and value
+   * of each row. Never raises on an existing row.
+   */
+  put(rows: number): string
+  /** Deletes some keys of one object. Args `?1 doId, ?2 JSON array of keys`. */
+  readonly delete: string
+  /** Deletes every key of one object. Args `?1 doId`. */
+  readonly deleteAll: string
+  /**
+   * The fence that makes a flush all-or-nothing, lease extension included. Sent right after the lock
+   * table's `refresh` (args `?1 doId, ?2 nodeId, ?3 fencingToken`): it checks the lease through the lock
+   * table's fence view with the caller's token if that refresh extended the lease (`changes() > 0`) and
+   * with token -1, which no lease ever carries, if it did not, so the batch aborts with the fence's
+   * `STALE_TOKEN_MESSAGE` (nothing written, nothing extended). A fence before the writes and a refresh
+   * after them would instead commit the writes when the lease ran out between the two statements, or
+   * when refresh refuses a corrupt row, without the extension the caller is told about.
+   */
+  readonly extendedFence: string
+}
+
+/** Builds the statements for one storage table over one lock table (both validated names). */
+export function objectTableSql(table: string, lock: Pick<LockTableSql, 'table' | 'fenceView'>): ObjectTableSql {
+  assertTableName(table)
+  assertTableName(lock.table)
+  if (table.toLowerCase() === lock.table.toLowerCase()) {
+    throw new InvalidArgumentError('table', `must differ from the lock table ("${lock.table}")`)
+  }
+  // A table of that name hides the table-valued function get and delete use ("not a function").
+  for (const [argument, name] of [
+    ['table', table],
+    ['lockTable', lock.table],
+  ] as const) {
+    if (name.toLowerCase() === 'json_each') {
+      throw new InvalidArgumentError(argument, 'must not be "json_each": it would hide the JSON function of that name')
+    }
+  }
+  const t = `"${table}"`
+  const locks = `"${lock.table}"`
+  // The holder as the fence knows it (docs/design.md invariants 3 and 5): same node, same token, unexpired
+  // on the store clock. A non-integer expires_at (corruption) does not hold.
+  const leaseHeld = `l.do_id = ?1 AND l.node_id = ?2 AND l.fencing_token = ?3
+      AND typeof(l.expires_at) = 'integer' AND l.expires_at > ${STORE_NOW}`
+  // A LEFT JOIN from the lease row: no row at all = lease not held; a row with s.key NULL = held, nothing
+  // matched. One SELECT: a read transaction, never the write lock. The lease row is a primary-key lookup,
+  // so the storage rows come straight off the (do_id, key) index, in key order, with no sort.
+  const read = (matching: string, tail = '') =>
+    `SELECT s.key AS key, s.value AS value
+      FROM ${locks} AS l
+      LEFT JOIN ${t} AS s ON s.do_id = l.do_id AND ${matching}
+      WHERE ${leaseHeld}${tail}`
+
+  const lists = new Map<string, string>()
+  const puts: string[] = []
+  return {
+    table,
+    lockTable: lock.table,
+    schema: [
+      // TEXT values: the seam's EncodedValue is a string. WITHOUT ROWID: the primary key is the table, so
+      // a get is one b-tree lookup and a list one range scan, and there is no second index to keep.
+      `CREATE TABLE IF NOT EXISTS ${t} (
+        do_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (do_id, key)
+      ) WITHOUT ROWID`,
+    ],
+    get: read('s.key IN (SELECT j.value FROM json_each(?4) AS j)'),
+    list(shape) {
+      const id = JSON.stringify(shape)
+      let sql = lists.get(id)
+      if (sql === undefined) {
+        sql = listSql(read, shape)
+        lists.set(id, sql)
+      }
+      return sql
+    },
+    put(rows) {
+      if (!Number.isInteger(rows) || rows < 1 || rows > MAX_ROWS_PER_PUT) {
+        throw new RangeError(`put: rows must be 1..${MAX_ROWS_PER_PUT}, got ${rows}`)
+      }
+      let sql = puts[rows]
+      if (sql === undefined) {
+        const values = Array.from({ length: rows }, (_, i) => `(?1, ?${2 * i + 2}, ?${2 * i + 3})`).join(', ')
+        // `excluded` is the upsert's pseudo-table; aliasing the target keeps it unambiguous whatever
+        // the table is called.
+        sql = `INSERT INTO ${t} AS s (do_id, key, value) VALUES ${values}
+          ON CONFLICT (do_id, key) DO UPDATE SET value = excluded.value`
+        puts[rows] = sql
+      }
+      return sql
+    },
+    delete: `DELETE FROM ${t} AS s WHERE s.do_id = ?1 AND s.key IN (SELECT j.value FROM json_each(?2) AS j)`,
+    deleteAll: `DELETE FROM ${t} AS s WHERE s.do_id = ?1`,
+    extendedFence: `INSERT INTO "${lock.fenceView}" (do_id, node_id, fencing_token)
+      VALUES (?1, ?2, CASE WHEN changes() > 0 THEN ?3 ELSE -1 END)`,
+  }
+}
+
+function listSql(read: (matching: string, tail?: string) => string, shape: ListShape): string {
+  const conditions: string[] = []
+  let n = 3
+  if (shape.start) conditions.push(`s.key >= ?${++n}`)
+  if (shape.startAfter) conditions.push(`s.key > ?${++n}`)
+  if (shape.end) conditions.push(`s.key < ?${++n}`)
+  if (shape.prefix) conditions.push(`s.key >= ?${++n}`)
+  if (shape.prefix === 'range') conditions.push(`s.key < ?${++n}`)
+  const matching = conditions.length > 0 ? conditions.join(' AND ') : '1'
+  // CAST: D1 binds every JS number as REAL.
+  const limit = shape.limit ? ` LIMIT CAST(?${++n} AS INTEGER)` : ''
+  return read(matching, `\n      ORDER BY s.key ${shape.reverse ? 'DESC' : 'ASC'}${limit}`)
+}
+
+/**
+ * The least string greater than every string that starts with `prefix`, in code point order (SQLite's
+ * order for UTF-8 text), or `undefined` when there is none (empty, or only U+10FFFF). So `prefix <= key <
+ * successor` is exactly "key starts with prefix", as an index range. Expects well-formed Unicode.
+ */
+export function prefixSuccessor(prefix: string): string | undefined {
+  const points = Array.from(prefix)
+  while (points.length > 0) {
+    const last = points.pop()!.codePointAt(0)!
+    if (last < 0x10ffff) {
+      // No scalar value lies in U+D800..U+DFFF (surrogates): U+D7FF is followed by U+E000.
+      points.push(String.fromCodePoint(last === 0xd7ff ? 0xe000 : last + 1))
+      return points.join('')
+    }
+  }
+  return undefined
+}

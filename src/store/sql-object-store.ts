@@ -1,0 +1,327 @@
+import { CorruptLockRowError, InvalidArgumentError, StaleFencingTokenError, StoreUnavailableError } from '../errors.js'
+import { assertDoId, assertNodeId, assertPositiveMs, assertToken, describe } from '../validate.js'
+import {
+  MAX_KEYS_PER_REQUEST,
+  type EncodedValue,
+  type FlushResult,
+  type ObjectLease,
+  type ObjectListRange,
+  type ObjectStore,
+  type ObjectWrites,
+} from './object-store.js'
+import {
+  DEFAULT_OBJECT_TABLE,
+  MAX_JSON_ARGUMENT_BYTES,
+  MAX_ROWS_PER_PUT,
+  objectTableSql,
+  prefixSuccessor,
+  type ListShape,
+  type ObjectTableSql,
+} from './object-sql.js'
+import { DEFAULT_TABLE, assertTableName, lockTableSql, type LockTableSql } from './sql.js'
+import { mentionsStaleToken, toStoreError } from './sql-errors.js'
+import type { SqlDriver, SqlResult, SqlStatement, SqlValue } from './sql-lock-store.js'
+
+export interface SqlObjectStoreOptions {
+  /** Storage table name, validated as an SQL identifier. Default `do_storage`. */
+  table?: string
+  /** The lock table whose leases the calls are made under (the lock store's `table`). Default `do_locks`. */
+  lockTable?: string
+}
+
+/**
+ * An {@link ObjectStore} over any SQLite-dialect database reachable through a {@link SqlDriver}: the
+ * storage table (`do_storage`) beside the lock table in the same database, its statements in
+ * `src/store/object-sql.ts`.
+ *
+ * Each call is ONE request: `get` and `list` one SELECT that also judges the lease (no write lock);
+ * `flush` one `driver.batch` (one transaction) of lease extension, fence, and the writes, so a stale
+ * holder's flush writes nothing and extends nothing (docs/design.md invariant 10).
+ *
+ * Keys and values are strings without NUL (U+0000) and without lone surrogates: SQLite drivers read text
+ * back cut at a NUL, and store a lone surrogate as U+FFFD, so neither would come back as written. They are
+ * refused with an {@link InvalidArgumentError} before any I/O (docs/design.md invariant 8).
+ *
+ * @example
+ * ```ts
+ * const objects = new SqlObjectStore(driver, { lockTable: 'do_locks' })
+ * await objects.ensureSchema()
+ * const lease = { doId: lock.doId, nodeId: lock.nodeId, fencingToken: lock.fencingToken, ttlMs: 30_000 }
+ * const { expiresAt } = await objects.flush(lease, { entries: new Map([['n', '1']]) })
+ * ```
+ */
+export class SqlObjectStore implements ObjectStore {
+  /** The statements this store runs over its table (useful for audits, benchmarks and schema wiring). */
+  readonly sql: ObjectTableSql
+  /** The lock table's statements whose `refresh` every flush sends. */
+  readonly lockSql: LockTableSql
+  readonly #driver: SqlDriver
+
+  constructor(driver: SqlDriver, options: SqlObjectStoreOptions = {}) {
+    if (
+      driver === null ||
+      typeof driver !== 'object' ||
+      typeof driver.execute !== 'function' ||
+      typeof driver.batch !== 'function'
+    ) {
+      throw new InvalidArgumentError('driver', 'expected a SqlDriver with execute() and batch()')
+    }
+    if (options === null || typeof options !== 'object') {
+      throw new InvalidArgumentError('options', `expected an object, got ${describe(options)}`)
+    }
+    const { table = DEFAULT_OBJECT_TABLE, lockTable = DEFAULT_TABLE } = options
+    try {
+      assertTableName(lockTable)
+    } catch (error) {
+      // Named as this constructor's option, not as the lock store's `table`.
+      throw error instanceof InvalidArgumentError
+        ? new InvalidArgumentError('lockTable', error.message.replace(/^invalid table: /, ''))
+        : error
+    }
+    this.lockSql = lockTableSql(lockTable)
+    this.sql = objectTableSql(table, this.lockSql)
+    this.#driver = driver
+  }
+
+  async ensureSchema(): Promise<void> {
+    await this.#batch(this.sql.schema.map((sql) => ({ sql })))
+  }
+
+  async get(lease: ObjectLease, keys: readonly string[]): Promise<Map<string, EncodedValue>> {
+    const { doId, nodeId, fencingToken } = checkLease(lease)
+    if (!Array.isArray(keys))
+      throw new InvalidArgumentError('keys', `expected an array of strings, got ${describe(keys)}`)
+    if (keys.length > MAX_KEYS_PER_REQUEST) {
+      throw new InvalidArgumentError('keys', `at most ${MAX_KEYS_PER_REQUEST} keys per request, got ${keys.length}`)
+    }
+    const wanted = keys.map((key, i) => checkText(`keys[${i}]`, key))
+    const result = await this.#execute({
+      sql: this.sql.get,
+      args: [doId, nodeId, fencingToken, JSON.stringify(wanted)],
+    })
+    return new Map(rowsUnderLease(result, doId, fencingToken))
+  }
+
+  async list(lease: ObjectLease, range: ObjectListRange): Promise<Array<[string, EncodedValue]>> {
+    const { doId, nodeId, fencingToken } = checkLease(lease)
+    const { shape, bounds } = checkRange(range)
+    const args: SqlValue[] = [doId, nodeId, fencingToken, ...bounds]
+    const result = await this.#execute({ sql: this.sql.list(shape), args })
+    return rowsUnderLease(result, doId, fencingToken)
+  }
+
+  async flush(lease: ObjectLease, writes: ObjectWrites): Promise<FlushResult> {
+    const { doId, nodeId, fencingToken, ttlMs } = checkLease(lease)
+    const { deleteAll, puts, deletes } = checkWrites(writes)
+    // Extension first, then the fence that fails unless that extension happened (object-sql.ts,
+    // extendedFence): all or nothing, the extension included. An empty flush is a fenced heartbeat.
+    const statements: SqlStatement[] = [
+      { sql: this.lockSql.refresh, args: [doId, nodeId, fencingToken, ttlMs] },
+      { sql: this.sql.extendedFence, args: [doId, nodeId, fencingToken] },
+    ]
+    if (deleteAll) statements.push({ sql: this.sql.deleteAll, args: [doId] })
+    // Keys of one flush are distinct (a Map), so deletes before puts leaves what applying them in order
+    // would. After deleteAll, the deletes have nothing left to delete.
+    if (!deleteAll) {
+      for (const chunk of jsonChunks(deletes)) statements.push({ sql: this.sql.delete, args: [doId, chunk] })
+    }
+    for (let i = 0; i < puts.length; i += MAX_ROWS_PER_PUT) {
+      const rows = puts.slice(i, i + MAX_ROWS_PER_PUT)
+      statements.push({ sql: this.sql.put(rows.length), args: [doId, ...rows.flat()] })
+    }
+    let results: SqlResult[]
+    try {
+      results = await this.#batch(statements)
+    } catch (error) {
+      if (error instanceof StoreUnavailableError && mentionsStaleToken(error.cause)) {
+        throw new StaleFencingTokenError(doId, fencingToken)
+      }
+      throw error
+    }
+    const row = results[0]?.rows[0]
+    if (!row) {
+      // The fence aborts the batch whenever refresh extends nothing, so only a driver that dropped the
+      // RETURNING row gets here.
+      throw new StoreUnavailableError(`object store flush of "${doId}" returned no lease row`, { retryable: false })
+    }
+    return { expiresAt: toSafeInteger(row.expires_at, doId, 'expires_at') }
+  }
+
+  async #execute(statement: SqlStatement): Promise<SqlResult> {
+    try {
+      return await this.#driver.execute(statement)
+    } catch (error) {
+      throw toStoreError(error, 'object store')
+    }
+  }
+
+  async #batch(statements: SqlStatement[]): Promise<SqlResult[]> {
+    try {
+      return await this.#driver.batch(statements)
+    } catch (error) {
+      throw toStoreError(error, 'object store')
+    }
+  }
+}
+
+/** Reads each lease field once and validates it before any I/O (docs/design.md invariant 8). */
+function checkLease(lease: ObjectLease): ObjectLease {
+  if (lease === null || typeof lease !== 'object') {
+    throw new InvalidArgumentError('lease', `expected { doId, nodeId, fencingToken, ttlMs }, got ${describe(lease)}`)
+  }
+  const { doId, nodeId, fencingToken, ttlMs } = lease
+  assertDoId(doId, 'lease.doId')
+  assertNodeId(nodeId, 'lease.nodeId')
+  assertToken(fencingToken, 'lease.fencingToken')
+  assertPositiveMs('lease.ttlMs', ttlMs)
+  return { doId, nodeId, fencingToken, ttlMs }
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+const isWellFormed: (s: string) => boolean =
+  typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === 'function'
+    ? (s) => (s as unknown as { isWellFormed(): boolean }).isWellFormed()
+    : (s) => !LONE_SURROGATE.test(s)
+
+/** A key or value the database gives back exactly as written. */
+function checkText(argument: string, value: unknown): string {
+  if (typeof value !== 'string') throw new InvalidArgumentError(argument, `expected a string, got ${describe(value)}`)
+  const nul = value.indexOf('\0')
+  if (nul >= 0) {
+    throw new InvalidArgumentError(
+      argument,
+      `must not contain NUL (U+0000), found at index ${nul}: SQLite drivers read the text back cut there`,
+    )
+  }
+  if (!isWellFormed(value)) {
+    throw new InvalidArgumentError(
+      argument,
+      'must be well-formed Unicode (a lone surrogate is stored as U+FFFD, so it would not come back as written)',
+    )
+  }
+  return value
+}
+
+function checkRange(range: ObjectListRange): { shape: ListShape; bounds: SqlValue[] } {
+  if (range === null || typeof range !== 'object') {
+    throw new InvalidArgumentError(
+      'range',
+      `expected { start?, startAfter?, end?, prefix?, reverse?, limit? }, got ${describe(range)}`,
+    )
+  }
+  const { start, startAfter, end, prefix, reverse, limit } = range
+  const bounds: SqlValue[] = []
+  const bound = (name: string, value: unknown): boolean => {
+    if (value === undefined) return false
+    bounds.push(checkText(`range.${name}`, value))
+    return true
+  }
+  const shape: ListShape = {
+    start: bound('start', start),
+    startAfter: bound('startAfter', startAfter),
+    end: bound('end', end),
+    prefix: false,
+    reverse: false,
+    limit: false,
+  }
+  if (prefix !== undefined && checkText('range.prefix', prefix) !== '') {
+    const successor = prefixSuccessor(prefix)
+    bounds.push(prefix)
+    if (successor !== undefined) bounds.push(successor)
+    shape.prefix = successor === undefined ? 'from' : 'range'
+  }
+  if (reverse !== undefined && typeof reverse !== 'boolean') {
+    throw new InvalidArgumentError('range.reverse', `expected a boolean, got ${describe(reverse)}`)
+  }
+  shape.reverse = reverse === true
+  if (limit !== undefined) {
+    // 0 is refused rather than answered: a read with no row at all means "lease not held".
+    if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1) {
+      throw new InvalidArgumentError('range.limit', `expected a positive safe integer, got ${describe(limit)}`)
+    }
+    bounds.push(limit)
+    shape.limit = true
+  }
+  return { shape, bounds }
+}
+
+function checkWrites(writes: ObjectWrites): {
+  deleteAll: boolean
+  puts: Array<[string, string]>
+  deletes: string[]
+} {
+  if (writes === null || typeof writes !== 'object') {
+    throw new InvalidArgumentError('writes', `expected { deleteAll?, entries }, got ${describe(writes)}`)
+  }
+  const { deleteAll, entries } = writes
+  if (deleteAll !== undefined && typeof deleteAll !== 'boolean') {
+    throw new InvalidArgumentError('writes.deleteAll', `expected a boolean, got ${describe(deleteAll)}`)
+  }
+  if (!(entries instanceof Map)) {
+    throw new InvalidArgumentError(
+      'writes.entries',
+      `expected a Map of key -> string or null, got ${describe(entries)}`,
+    )
+  }
+  const puts: Array<[string, string]> = []
+  const deletes: string[] = []
+  let i = 0
+  for (const [key, value] of entries as ReadonlyMap<unknown, unknown>) {
+    const k = checkText(`writes.entries[${i}] key`, key)
+    if (value === null) deletes.push(k)
+    else puts.push([k, checkText(`writes.entries[${i}] value (key "${k}")`, value)])
+    i++
+  }
+  return { deleteAll: deleteAll === true, puts, deletes }
+}
+
+/** JSON arrays of `keys`, each small enough for one bound argument ({@link MAX_JSON_ARGUMENT_BYTES}). */
+function* jsonChunks(keys: readonly string[]): Generator<string> {
+  let chunk: string[] = []
+  let bytes = 2
+  for (const key of keys) {
+    const json = JSON.stringify(key)
+    // At most 3 UTF-8 bytes per UTF-16 code unit; the comma too.
+    const size = 3 * json.length + 1
+    if (chunk.length > 0 && bytes + size > MAX_JSON_ARGUMENT_BYTES) {
+      yield `[${chunk.join(',')}]`
+      chunk = []
+      bytes = 2
+    }
+    chunk.push(json)
+    bytes += size
+  }
+  if (chunk.length > 0) yield `[${chunk.join(',')}]`
+}
+
+/** The storage rows of a read, or StaleFencingTokenError when it came back without the lease row. */
+function rowsUnderLease(result: SqlResult, doId: string, fencingToken: number): Array<[string, EncodedValue]> {
+  if (result.rows.length === 0) throw new StaleFencingTokenError(doId, fencingToken)
+  const entries: Array<[string, EncodedValue]> = []
+  for (const row of result.rows) {
+    const { key, value } = row
+    if (key === null || key === undefined) continue // the lease row alone: held, nothing matched
+    if (typeof key !== 'string' || typeof value !== 'string') {
+      throw new StoreUnavailableError(
+        `object row of "${doId}" is corrupt: key is ${typeof key}, value is ${value === null ? 'null' : typeof value} (expected text)`,
+        { retryable: false },
+      )
+    }
+    entries.push([key, value])
+  }
+  return entries
+}
+
+/** Drivers may return integers as number, bigint or string (libSQL intMode); accept all, exactly. */
+function toSafeInteger(value: unknown, doId: string, column: string): number {
+  const n =
+    typeof value === 'bigint'
+      ? Number(value)
+      : typeof value === 'string' && /^-?\d+$/.test(value)
+        ? Number(value)
+        : value
+  if (typeof n !== 'number' || !Number.isSafeInteger(n)) {
+    throw new CorruptLockRowError(doId, column, `is not an integer (${typeof value})`)
+  }
+  return n
+}
