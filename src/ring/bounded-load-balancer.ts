@@ -1,13 +1,15 @@
 import { InvalidArgumentError } from '../errors.js'
+import { describe } from '../validate.js'
 import { boundedCapacity, DEFAULT_LOAD_FACTOR, validateLoadFactor } from './capacity.js'
 import type { ConsistentHashRing } from './consistent-hash-ring.js'
 
 /** Options for {@link BoundedLoadBalancer}. */
 export interface BoundedLoadBalancerOptions {
   /**
-   * Load factor c, a finite number >= 1 (default 1.25). No node is ever above
-   * `ceil(c * average load)` (weighted), where the average counts the request being placed.
-   * Smaller values balance harder and move more requests away from their owner under skew.
+   * Load factor c, a finite number >= 1. No node is ever above `ceil(c * average load)` (weighted),
+   * where the average counts the request being placed. Smaller values balance harder and move more
+   * requests away from their owner under skew.
+   * @default 1.25 ({@link DEFAULT_LOAD_FACTOR})
    */
   readonly c?: number
 }
@@ -39,13 +41,15 @@ export class BoundedLoadBalancer {
   /** Load factor, as validated by the constructor. */
   readonly c: number
 
-  private readonly loadById = new Map<string, number>()
-  private total = 0
-  private weightById = new Map<string, number>()
-  private totalWeight = 0
-  private syncedAt = -1
+  readonly #loadById = new Map<string, number>()
+  #total = 0
+  #weightById = new Map<string, number>()
+  #totalWeight = 0
+  #syncedAt = -1
 
   /**
+   * @param ring - the ring to place on; membership changes are picked up at the next call.
+   * @param options - see {@link BoundedLoadBalancerOptions}.
    * @throws {@link InvalidArgumentError} if `c` is not a finite number >= 1.
    */
   constructor(ring: ConsistentHashRing, options: BoundedLoadBalancerOptions = {}) {
@@ -55,22 +59,22 @@ export class BoundedLoadBalancer {
 
   /** Sum of the loads of the nodes on the ring. */
   get totalLoad(): number {
-    this.sync()
-    return this.total
+    this.#sync()
+    return this.#total
   }
 
   /** Load of every node on the ring (0 for nodes without requests), by node id. A fresh map. */
   get loads(): Map<string, number> {
-    this.sync()
+    this.#sync()
     const loads = new Map<string, number>()
-    for (const id of this.weightById.keys()) loads.set(id, this.loadById.get(id) ?? 0)
+    for (const id of this.#weightById.keys()) loads.set(id, this.#loadById.get(id) ?? 0)
     return loads
   }
 
   /** Current load of `nodeId`; 0 for a node without requests or not on the ring. */
   loadOf(nodeId: string): number {
-    this.sync()
-    return this.loadById.get(nodeId) ?? 0
+    this.#sync()
+    return this.#loadById.get(nodeId) ?? 0
   }
 
   /**
@@ -80,12 +84,12 @@ export class BoundedLoadBalancer {
    * @throws {@link EmptyRingError} if the ring has no nodes.
    */
   peek(key: string): string {
-    this.sync()
+    this.#sync()
     const c = this.c
-    const total = this.total
-    const totalWeight = this.totalWeight
-    const loads = this.loadById
-    const weights = this.weightById
+    const total = this.#total
+    const totalWeight = this.#totalWeight
+    const loads = this.#loadById
+    const weights = this.#weightById
     const node = this.ring.findNode(
       key,
       (id) => (loads.get(id) ?? 0) < boundedCapacity(c, total, weights.get(id) ?? 0, totalWeight),
@@ -103,8 +107,8 @@ export class BoundedLoadBalancer {
    */
   assign(key: string): string {
     const node = this.peek(key)
-    this.loadById.set(node, (this.loadById.get(node) ?? 0) + 1)
-    this.total++
+    this.#loadById.set(node, (this.#loadById.get(node) ?? 0) + 1)
+    this.#total++
     return node
   }
 
@@ -116,29 +120,29 @@ export class BoundedLoadBalancer {
    */
   release(nodeId: string, amount = 1): void {
     if (typeof amount !== 'number' || !Number.isFinite(amount) || amount <= 0) {
-      throw new InvalidArgumentError('amount', `must be a finite number > 0, got ${String(amount)}`)
+      throw new InvalidArgumentError('amount', `must be a finite number > 0, got ${describe(amount)}`)
     }
-    this.sync()
-    if (!this.weightById.has(nodeId)) return
-    const load = this.loadById.get(nodeId) ?? 0
+    this.#sync()
+    if (!this.#weightById.has(nodeId)) return
+    const load = this.#loadById.get(nodeId) ?? 0
     if (amount > load) {
       throw new InvalidArgumentError('amount', `${amount} exceeds the load of "${nodeId}" (${load})`)
     }
-    if (load === amount) this.loadById.delete(nodeId)
-    else this.loadById.set(nodeId, load - amount)
-    this.total -= amount
+    if (load === amount) this.#loadById.delete(nodeId)
+    else this.#loadById.set(nodeId, load - amount)
+    this.#total -= amount
   }
 
   /** Forgets every recorded load. */
   reset(): void {
-    this.loadById.clear()
-    this.total = 0
+    this.#loadById.clear()
+    this.#total = 0
   }
 
   /** Catches up with membership changes of the ring: new weights, loads of departed nodes dropped. */
-  private sync(): void {
+  #sync(): void {
     const version = this.ring.version
-    if (version === this.syncedAt) return
+    if (version === this.#syncedAt) return
     const weights = new Map<string, number>()
     let totalWeight = 0
     for (const id of this.ring.nodes) {
@@ -147,13 +151,13 @@ export class BoundedLoadBalancer {
       totalWeight += weight
     }
     let total = 0
-    for (const [id, load] of this.loadById) {
+    for (const [id, load] of this.#loadById) {
       if (weights.has(id)) total += load
-      else this.loadById.delete(id)
+      else this.#loadById.delete(id)
     }
-    this.weightById = weights
-    this.totalWeight = totalWeight
-    this.total = total
-    this.syncedAt = version
+    this.#weightById = weights
+    this.#totalWeight = totalWeight
+    this.#total = total
+    this.#syncedAt = version
   }
 }

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '../errors.js'
+import { describe } from '../validate.js'
 
 /** Load factor c used by bounded-load placement when none is given. */
 export const DEFAULT_LOAD_FACTOR = 1.25
@@ -24,7 +25,7 @@ export function boundedCapacity(c: number, totalLoad: number, weight: number, to
 /** Returns `c` if it is a valid load factor, else throws {@link InvalidArgumentError}. */
 export function validateLoadFactor(c: unknown): number {
   if (typeof c !== 'number' || !Number.isFinite(c) || c < 1) {
-    throw new InvalidArgumentError('c', `must be a finite number >= 1, got ${String(c)}`)
+    throw new InvalidArgumentError('c', `must be a finite number >= 1, got ${describe(c)}`)
   }
   return c
 }

@@ -1,4 +1,5 @@
 import { DuplicateNodeError, EmptyRingError, InvalidArgumentError, UnknownNodeError } from '../errors.js'
+import { assertNodeId, describe } from '../validate.js'
 import { boundedCapacity, DEFAULT_LOAD_FACTOR, validateLoadFactor } from './capacity.js'
 import { murmurHash3 } from './hash.js'
 
@@ -9,35 +10,46 @@ import { murmurHash3 } from './hash.js'
  * `sqrt((N - 1) / (N * vnodes))`. 1024 keeps the most loaded of 10 nodes within 10% of the mean
  * for more than 99% of random node-id sets (256 fails about 40% of them, 512 about 10%), and keeps
  * keys moved on a membership change within 15% of the ideal. The cost is about 8.5 bytes per
- * point (position, owner and lookup index): about 85 KB for 10 nodes and 850 KB for 100 nodes,
- * whose ring builds in about 10 ms. Lookups stay O(1) whatever the count.
+ * point (position, owner and lookup index), so about 8.5 KiB per node of weight 1. Lookups stay
+ * O(1) whatever the count.
  */
 export const DEFAULT_VNODES = 1024
 
 /** The largest accepted {@link ConsistentHashRingOptions.vnodes}. */
 export const MAX_VNODES = 65_536
 
-/** Points of one node cannot exceed this (weight x vnodes), which bounds memory per node. */
-const MAX_POINTS_PER_NODE = 1 << 22
+/** The most points one node may have (`weight x vnodes`, rounded), which bounds memory per node. */
+export const MAX_POINTS_PER_NODE = 1 << 22
 
-/** Owner ranks must fit the index arrays comfortably; far above any real cluster. */
-const MAX_NODES = 1 << 21
+/** The most nodes a ring holds: owner ranks must fit its index arrays; far above any real cluster. */
+export const MAX_RING_NODES = 1 << 21
 
-/** A node to place on the ring: an id, optionally with a weight (default 1). */
+/** The weight of a node added without one. */
+export const DEFAULT_NODE_WEIGHT = 1
+
+/** A node to place on the ring: an id, optionally with a weight. */
 export interface RingNode {
-  /** Non-empty node id, e.g. a host name or a Worker instance id. */
+  /**
+   * The node id, e.g. a host name or a Worker instance id: checked as the guard checks its own
+   * `nodeId` (1 to 256 UTF-16 code units, no NUL, no lone surrogate), so a guard's id is always a
+   * valid ring node.
+   */
   readonly id: string
-  /** Relative capacity; default 1. See {@link AddNodeOptions.weight}. */
+  /**
+   * Relative capacity. See {@link AddNodeOptions.weight}.
+   * @default 1 ({@link DEFAULT_NODE_WEIGHT})
+   */
   readonly weight?: number
 }
 
 /** Options for {@link ConsistentHashRing.addNode}. */
 export interface AddNodeOptions {
   /**
-   * Relative capacity, a finite number > 0 (default 1). The node gets
+   * Relative capacity, a finite number > 0. The node gets
    * `max(1, round(weight * vnodes))` virtual nodes, so a node of weight 2 receives about twice the
    * keys of a node of weight 1. Its points are a superset of those it would have with a smaller
    * weight, so changing a weight moves only the keys that must move.
+   * @default 1 ({@link DEFAULT_NODE_WEIGHT})
    */
   readonly weight?: number
 }
@@ -46,8 +58,9 @@ export interface AddNodeOptions {
 export interface ConsistentHashRingOptions {
   /**
    * Virtual nodes (points on the ring) per unit of weight, an integer in 1..{@link MAX_VNODES}.
-   * Default {@link DEFAULT_VNODES}. Fewer points build faster and use less memory but balance
-   * worse: the load of a node varies by about `1 / sqrt(vnodes)`.
+   * Fewer points build faster and use less memory but balance worse: the load of a node varies by
+   * about `1 / sqrt(vnodes)`.
+   * @default 1024 ({@link DEFAULT_VNODES})
    */
   readonly vnodes?: number
   /** Nodes to add right away, as ids or {@link RingNode}s; duplicates throw {@link DuplicateNodeError}. */
@@ -65,8 +78,9 @@ export interface BoundedLoadOptions {
   /** The load of every node now, before this key is placed. */
   readonly loads: LoadSource
   /**
-   * Load factor c, a finite number >= 1 (default 1.25): no node is given a key that would take
-   * it above `ceil(c * (totalLoad + 1) * weight / totalWeight)`.
+   * Load factor c, a finite number >= 1: no node is given a key that would take it above
+   * `ceil(c * (totalLoad + 1) * weight / totalWeight)`.
+   * @default 1.25 ({@link DEFAULT_LOAD_FACTOR})
    */
   readonly c?: number
 }
@@ -104,21 +118,21 @@ export class ConsistentHashRing {
   /** Virtual nodes per unit of weight, as validated by the constructor. */
   readonly vnodes: number
 
-  private readonly entries = new Map<string, NodeEntry>()
-  private mutations = 0
-  private builtAt = -1
+  readonly #entries = new Map<string, NodeEntry>()
+  #mutations = 0
+  #builtAt = -1
 
   // Built state: sorted points, the rank of each point's owner, and a bucket index over the top bits.
-  private ids: string[] = []
-  private weights: Float64Array = new Float64Array(0)
-  private totalWeight = 0
-  private points: Uint32Array = new Uint32Array(0)
-  private owners: Uint16Array | Uint32Array = new Uint16Array(0)
-  private index: Uint32Array = new Uint32Array(2)
-  private shift = 31
-  private stamps: Uint32Array = new Uint32Array(0)
-  private stamp = 0
-  private walking = false
+  #ids: string[] = []
+  #weights: Float64Array = new Float64Array(0)
+  #totalWeight = 0
+  #points: Uint32Array = new Uint32Array(0)
+  #owners: Uint16Array | Uint32Array = new Uint16Array(0)
+  #index: Uint32Array = new Uint32Array(2)
+  #shift = 31
+  #stamps: Uint32Array = new Uint32Array(0)
+  #stamp = 0
+  #walking = false
 
   /**
    * @param options - see {@link ConsistentHashRingOptions}.
@@ -128,20 +142,24 @@ export class ConsistentHashRing {
   constructor(options: ConsistentHashRingOptions = {}) {
     const vnodes = options.vnodes ?? DEFAULT_VNODES
     if (!Number.isInteger(vnodes) || vnodes < 1 || vnodes > MAX_VNODES) {
-      throw new InvalidArgumentError('vnodes', `must be an integer between 1 and ${MAX_VNODES}, got ${String(vnodes)}`)
+      throw new InvalidArgumentError(
+        'vnodes',
+        `must be an integer between 1 and ${MAX_VNODES}, got ${describe(vnodes)}`,
+      )
     }
     this.vnodes = vnodes
     if (options.nodes !== undefined) {
       for (const node of options.nodes) {
-        if (typeof node === 'string') this.addNode(node)
-        else this.addNode(node.id, { weight: node.weight })
+        // Anything but a RingNode object is taken as an id, so that a bad one is refused by name.
+        if (node !== null && typeof node === 'object') this.addNode(node.id, { weight: node.weight })
+        else this.addNode(node)
       }
     }
   }
 
   /** Number of nodes on the ring. */
   get size(): number {
-    return this.entries.size
+    return this.#entries.size
   }
 
   /**
@@ -149,7 +167,7 @@ export class ConsistentHashRing {
    * A fresh array each call.
    */
   get nodes(): string[] {
-    return [...this.entries.keys()].sort(compareIds)
+    return [...this.#entries.keys()].sort(compareIds)
   }
 
   /**
@@ -157,12 +175,12 @@ export class ConsistentHashRing {
    * (e.g. per-node capacities) and notice when it goes stale.
    */
   get version(): number {
-    return this.mutations
+    return this.#mutations
   }
 
   /** Whether `nodeId` is on the ring. */
   has(nodeId: string): boolean {
-    return this.entries.has(nodeId)
+    return this.#entries.has(nodeId)
   }
 
   /**
@@ -171,7 +189,7 @@ export class ConsistentHashRing {
    * @throws {@link UnknownNodeError} if the node is not on the ring.
    */
   weightOf(nodeId: string): number {
-    const entry = this.entries.get(nodeId)
+    const entry = this.#entries.get(nodeId)
     if (entry === undefined) throw new UnknownNodeError(nodeId)
     return entry.weight
   }
@@ -179,30 +197,29 @@ export class ConsistentHashRing {
   /**
    * Adds a node.
    *
-   * @param nodeId - a non-empty string, unique on this ring.
+   * @param nodeId - unique on this ring; 1 to 256 UTF-16 code units, no NUL, no lone surrogate (the
+   *   guard's rule for node ids).
    * @param options - see {@link AddNodeOptions}.
    * @returns this ring, for chaining.
-   * @throws {@link InvalidArgumentError} if `nodeId` is not a non-empty string or the weight is invalid.
+   * @throws {@link InvalidArgumentError} if `nodeId` or the weight is invalid.
    * @throws {@link DuplicateNodeError} if `nodeId` is already on the ring.
    */
   addNode(nodeId: string, options: AddNodeOptions = {}): this {
-    if (typeof nodeId !== 'string' || nodeId.length === 0) {
-      throw new InvalidArgumentError('nodeId', `must be a non-empty string, got ${describe(nodeId)}`)
-    }
-    const weight = options.weight ?? 1
+    assertNodeId(nodeId)
+    const weight = options.weight ?? DEFAULT_NODE_WEIGHT
     if (typeof weight !== 'number' || !Number.isFinite(weight) || weight <= 0) {
-      throw new InvalidArgumentError('weight', `must be a finite number > 0, got ${String(weight)}`)
+      throw new InvalidArgumentError('weight', `must be a finite number > 0, got ${describe(weight)}`)
     }
     const count = Math.max(1, Math.round(weight * this.vnodes))
     if (count > MAX_POINTS_PER_NODE) {
       throw new InvalidArgumentError('weight', `weight x vnodes must be at most ${MAX_POINTS_PER_NODE}, got ${count}`)
     }
-    if (this.entries.has(nodeId)) throw new DuplicateNodeError(nodeId)
-    if (this.entries.size >= MAX_NODES) {
-      throw new InvalidArgumentError('nodeId', `the ring holds at most ${MAX_NODES} nodes`)
+    if (this.#entries.has(nodeId)) throw new DuplicateNodeError(nodeId)
+    if (this.#entries.size >= MAX_RING_NODES) {
+      throw new InvalidArgumentError('nodeId', `the ring holds at most ${MAX_RING_NODES} nodes`)
     }
-    this.entries.set(nodeId, { id: nodeId, weight, vnodes: count })
-    this.mutations++
+    this.#entries.set(nodeId, { id: nodeId, weight, vnodes: count })
+    this.#mutations++
     return this
   }
 
@@ -213,8 +230,8 @@ export class ConsistentHashRing {
    * @throws {@link UnknownNodeError} if the node is not on the ring.
    */
   removeNode(nodeId: string): this {
-    if (!this.entries.delete(nodeId)) throw new UnknownNodeError(nodeId)
-    this.mutations++
+    if (!this.#entries.delete(nodeId)) throw new UnknownNodeError(nodeId)
+    this.#mutations++
     return this
   }
 
@@ -231,8 +248,8 @@ export class ConsistentHashRing {
    * ```
    */
   getNode(key: string): string {
-    const i = this.locate(key) // first: it may rebuild `owners` and `ids`
-    return this.ids[this.owners[i]!]!
+    const i = this.#locate(key) // first: it may rebuild `owners` and `ids`
+    return this.#ids[this.#owners[i]!]!
   }
 
   /**
@@ -251,12 +268,12 @@ export class ConsistentHashRing {
    */
   getNodes(key: string, n: number): string[] {
     if (!Number.isInteger(n) || n < 1) {
-      throw new InvalidArgumentError('n', `must be an integer >= 1, got ${String(n)}`)
+      throw new InvalidArgumentError('n', `must be an integer >= 1, got ${describe(n)}`)
     }
-    if (this.builtAt !== this.mutations) this.build()
+    if (this.#builtAt !== this.#mutations) this.#build()
     const result: string[] = []
-    const ids = this.ids
-    this.walk(key, (rank) => result.push(ids[rank]!) >= n)
+    const ids = this.#ids
+    this.#walk(key, (rank) => result.push(ids[rank]!) >= n)
     return result
   }
 
@@ -274,9 +291,9 @@ export class ConsistentHashRing {
    * ```
    */
   findNode(key: string, accept: (nodeId: string) => boolean): string | undefined {
-    if (this.builtAt !== this.mutations) this.build()
-    const ids = this.ids
-    const rank = this.walk(key, (r) => accept(ids[r]!))
+    if (this.#builtAt !== this.#mutations) this.#build()
+    const ids = this.#ids
+    const rank = this.#walk(key, (r) => accept(ids[r]!))
     return rank < 0 ? undefined : ids[rank]
   }
 
@@ -313,8 +330,8 @@ export class ConsistentHashRing {
     if (typeof source !== 'function' && !(source instanceof Map)) {
       throw new InvalidArgumentError('loads', 'must be a Map or a function of the node id')
     }
-    if (this.builtAt !== this.mutations) this.build()
-    const ids = this.ids
+    if (this.#builtAt !== this.#mutations) this.#build()
+    const ids = this.#ids
     if (ids.length === 0) throw new EmptyRingError()
     const loads = new Float64Array(ids.length)
     let total = 0
@@ -322,14 +339,14 @@ export class ConsistentHashRing {
       const id = ids[r]!
       const load = typeof source === 'function' ? source(id) : (source.get(id) ?? 0)
       if (typeof load !== 'number' || !Number.isFinite(load) || load < 0) {
-        throw new InvalidArgumentError('loads', `load of "${id}" must be a finite number >= 0, got ${String(load)}`)
+        throw new InvalidArgumentError('loads', `load of "${id}" must be a finite number >= 0, got ${describe(load)}`)
       }
       loads[r] = load
       total += load
     }
-    const weights = this.weights
-    const totalWeight = this.totalWeight
-    const rank = this.walk(key, (r) => loads[r]! < boundedCapacity(c, total, weights[r]!, totalWeight))
+    const weights = this.#weights
+    const totalWeight = this.#totalWeight
+    const rank = this.#walk(key, (r) => loads[r]! < boundedCapacity(c, total, weights[r]!, totalWeight))
     // Unreachable by the capacity argument above; kept so rounding can never leave a key unplaced.
     return rank < 0 ? this.getNode(key) : ids[rank]!
   }
@@ -338,30 +355,30 @@ export class ConsistentHashRing {
    * Walks the distinct owners of `key` in preference order, returning the rank of the first one
    * `accept` approves, or -1.
    */
-  private walk(key: string, accept: (rank: number) => boolean): number {
-    let i = this.locate(key)
+  #walk(key: string, accept: (rank: number) => boolean): number {
+    let i = this.#locate(key)
     // Locals: a callback may add or remove nodes, which rebuilds the fields under us.
-    const owners = this.owners
-    const nodeCount = this.ids.length
-    const count = this.points.length
+    const owners = this.#owners
+    const nodeCount = this.#ids.length
+    const count = this.#points.length
 
     // Stamps mark the owners already offered without clearing an array per call; a re-entrant
     // call (a callback that looks up the same ring) gets its own array.
-    const reentrant = this.walking
+    const reentrant = this.#walking
     let stamps: Uint32Array
     let stamp: number
     if (reentrant) {
       stamps = new Uint32Array(nodeCount)
       stamp = 1
     } else {
-      stamps = this.stamps
-      if (this.stamp >= 0xfffffffe) {
+      stamps = this.#stamps
+      if (this.#stamp >= 0xfffffffe) {
         stamps.fill(0)
-        this.stamp = 0
+        this.#stamp = 0
       }
-      stamp = ++this.stamp
+      stamp = ++this.#stamp
     }
-    this.walking = true
+    this.#walking = true
     try {
       let seen = 0
       for (let step = 0; step < count; step++) {
@@ -375,7 +392,7 @@ export class ConsistentHashRing {
       }
       return -1
     } finally {
-      this.walking = reentrant
+      this.#walking = reentrant
     }
   }
 
@@ -383,23 +400,23 @@ export class ConsistentHashRing {
    * Where `key` lands: the index in `points` of the first point at or after its hash, wrapping past the
    * last one; `owners` at that index owns the key. Validates the key and builds the ring if stale.
    */
-  private locate(key: string): number {
+  #locate(key: string): number {
     if (typeof key !== 'string' || key.length === 0) throw invalidKey(key)
-    if (this.builtAt !== this.mutations) this.build()
-    const points = this.points
+    if (this.#builtAt !== this.#mutations) this.#build()
+    const points = this.#points
     const count = points.length
     if (count === 0) throw new EmptyRingError()
     const h = murmurHash3(key)
-    const bucket = h >>> this.shift
-    let i = this.index[bucket]!
-    const end = this.index[bucket + 1]!
+    const bucket = h >>> this.#shift
+    let i = this.#index[bucket]!
+    const end = this.#index[bucket + 1]!
     while (i < end && points[i]! < h) i++
     return i === count ? 0 : i
   }
 
   /** Sorts every node's points into one array and indexes it by the top bits of the hash. */
-  private build(): void {
-    const entries = [...this.entries.values()].sort((a, b) => compareIds(a.id, b.id))
+  #build(): void {
+    const entries = [...this.#entries.values()].sort((a, b) => compareIds(a.id, b.id))
     const nodeCount = entries.length
     let count = 0
     let totalWeight = 0
@@ -440,16 +457,16 @@ export class ConsistentHashRing {
     }
     index[buckets] = count
 
-    this.ids = entries.map((entry) => entry.id)
-    this.weights = weights
-    this.totalWeight = totalWeight
-    this.points = points
-    this.owners = owners
-    this.index = index
-    this.shift = 32 - bits
-    this.stamps = new Uint32Array(nodeCount)
-    this.stamp = 0
-    this.builtAt = this.mutations
+    this.#ids = entries.map((entry) => entry.id)
+    this.#weights = weights
+    this.#totalWeight = totalWeight
+    this.#points = points
+    this.#owners = owners
+    this.#index = index
+    this.#shift = 32 - bits
+    this.#stamps = new Uint32Array(nodeCount)
+    this.#stamp = 0
+    this.#builtAt = this.#mutations
   }
 }
 
@@ -491,9 +508,4 @@ function compareIds(a: string, b: string): number {
 
 function invalidKey(key: unknown): InvalidArgumentError {
   return new InvalidArgumentError('key', `must be a non-empty string, got ${describe(key)}`)
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'string') return value.length === 0 ? 'an empty string' : JSON.stringify(value)
-  return value === null ? 'null' : typeof value
 }

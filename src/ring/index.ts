@@ -5,7 +5,10 @@
  */
 export {
   ConsistentHashRing,
+  DEFAULT_NODE_WEIGHT,
   DEFAULT_VNODES,
+  MAX_POINTS_PER_NODE,
+  MAX_RING_NODES,
   MAX_VNODES,
   type AddNodeOptions,
   type BoundedLoadOptions,

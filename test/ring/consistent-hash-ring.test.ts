@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { seededRandom } from '../support/random.js'
 import { DuplicateNodeError, EmptyRingError, InvalidArgumentError, UnknownNodeError } from '../../src/errors.js'
 import { ConsistentHashRing, DEFAULT_VNODES } from '../../src/ring/index.js'
+import { assertNodeId } from '../../src/validate.js'
 
 const keys = (count: number, prefix = 'do-'): string[] => Array.from({ length: count }, (_, i) => `${prefix}${i}`)
 
@@ -117,6 +118,22 @@ describe('ConsistentHashRing', () => {
       }
       // Validation comes before the emptiness check: a bad key is a caller bug even on an empty ring.
       expectInvalidArgument(() => new ConsistentHashRing().getNode(7 as unknown as string), 'key')
+    })
+
+    it('checks node ids exactly as the guard does: 1 to 256 UTF-16 units, no NUL, no lone surrogate', () => {
+      const ring = new ConsistentHashRing({ vnodes: 4 })
+      for (const bad of ['x'.repeat(257), 'node\0a', 'node-\uD800', '\uDC00-node', null, undefined]) {
+        expectInvalidArgument(() => ring.addNode(bad as string), 'nodeId')
+        expectInvalidArgument(() => new ConsistentHashRing({ nodes: [bad as string] }), 'nodeId')
+        expectInvalidArgument(() => new ConsistentHashRing({ nodes: [{ id: bad as string }] }), 'nodeId')
+        expectInvalidArgument(() => assertNodeId(bad), 'nodeId') // the guard's own check
+      }
+      expect(ring.size).toBe(0)
+      for (const good of ['x'.repeat(256), 'node-\uD83D\uDE00', crypto.randomUUID()]) {
+        assertNodeId(good)
+        ring.addNode(good)
+      }
+      expect(ring.size).toBe(3)
     })
 
     it('rejects bad node ids, weights, vnode counts and preference-list lengths', () => {
