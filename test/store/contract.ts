@@ -20,6 +20,12 @@ export interface ContractOptions {
    * not apply. Every other harness must count requests, or the clause fails.
    */
   inProcess?: boolean
+  /**
+   * Resolves once the store's clock has reached `storeMs`. Without it, the suite sleeps (ttl + slack):
+   * enough where the local timers and the store clock agree, not in workerd, whose timers were seen
+   * to fire early against D1's clock on a loaded machine.
+   */
+  until?: (storeMs: number) => Promise<void>
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
@@ -35,6 +41,9 @@ export function describeLockStoreContract(
   options: ContractOptions = {},
 ): void {
   const slow = options.slowMs ?? 0
+  /** Waits until `lock`'s lease has expired on the store clock. */
+  const outlive = (lock: LockRecord, sleepMs: number): Promise<void> =>
+    options.until ? options.until(lock.expiresAt) : sleep(sleepMs + slow)
 
   describe(`LockStore contract: ${name}`, () => {
     let h: StoreHarness
@@ -88,7 +97,7 @@ export function describeLockStoreContract(
 
       it('takes an expired lease and increments the token', async () => {
         const first = won(await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 30 }))
-        await sleep(60 + slow)
+        await outlive(first, 60)
         const second = won(await store.acquire({ doId: 'x', nodeId: 'node-b', ttlMs: 1000 }))
         expect(second.nodeId).toBe('node-b')
         expect(second.fencingToken).toBe(first.fencingToken + 1)
@@ -146,7 +155,7 @@ export function describeLockStoreContract(
 
       it('refuses a late release from a holder whose lease expired and was taken over', async () => {
         const old = won(await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 30 }))
-        await sleep(60 + slow)
+        await outlive(old, 60)
         const current = won(await store.acquire({ doId: 'x', nodeId: 'node-b', ttlMs: 10_000 }))
         expect(await store.release(old)).toBe(false)
         expect(await store.get('x')).toMatchObject({ held: true, nodeId: 'node-b', fencingToken: current.fencingToken })
@@ -154,7 +163,7 @@ export function describeLockStoreContract(
 
       it('refuses a late release from an expired holder even when nobody took over', async () => {
         const old = won(await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 30 }))
-        await sleep(60 + slow)
+        await outlive(old, 60)
         expect(await store.release(old)).toBe(false)
       })
 
@@ -168,7 +177,7 @@ export function describeLockStoreContract(
     describe('refresh', () => {
       it('extends the holder lease to the store clock now + ttl', async () => {
         const lock = won(await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 1000 }))
-        await sleep(30)
+        await (options.until ? options.until(lock.acquiredAt + 30) : sleep(30))
         const before = (await store.get('x'))!.storeNow
         expect(before).toBeGreaterThan(lock.acquiredAt) // the store's clock moved
         // The same ttl, bracketed by the store's clock: only "now + ttl" fits (not acquired_at + ttl,
@@ -187,7 +196,7 @@ export function describeLockStoreContract(
         const lock = won(await store.acquire({ doId: 'x', nodeId: 'node-a', ttlMs: 40 }))
         expect(await store.refresh({ ...lock, nodeId: 'node-b', ttlMs: 1000 })).toBeNull()
         expect(await store.refresh({ ...lock, fencingToken: 99, ttlMs: 1000 })).toBeNull()
-        await sleep(80 + slow)
+        await outlive(lock, 80)
         expect(await store.refresh({ ...lock, ttlMs: 1000 })).toBeNull()
         const next = won(await store.acquire({ doId: 'x', nodeId: 'node-b', ttlMs: 1000 }))
         expect(next.fencingToken).toBe(lock.fencingToken + 1)

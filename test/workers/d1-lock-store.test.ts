@@ -72,7 +72,7 @@ describeLockStoreContract(
   },
   // workerd's timers fire early against D1's clock when the machine is loaded (see untilStoreClock), so
   // the contract's waits for a lease to expire get generous slack.
-  { slowMs: 250 },
+  { slowMs: 250, until: (ms) => untilStoreClock(env.DB, ms).then(() => undefined) },
 )
 
 describeFenceContract('D1LockStore (workerd)', async () => {
@@ -100,7 +100,7 @@ for (const table of ['new', 'excluded', 'select']) {
       const { store, counted } = await hostile()
       return { store, requests: counted.requests, close: () => dropLockTable(env.DB, store.sql) }
     },
-    { slowMs: 250 },
+    { slowMs: 250, until: (ms) => untilStoreClock(env.DB, ms).then(() => undefined) },
   )
   describeFenceContract(`D1LockStore (workerd), table "${table}"`, async () => {
     const { store } = await hostile()
