@@ -1,14 +1,23 @@
 import { InvalidArgumentError } from '../errors.js'
 import type { RetryOptions } from './types.js'
 
+/** A {@link RetryOptions} with every field filled in and validated. */
 export interface Backoff {
+  /** First backoff cap, ms. */
   initialDelayMs: number
+  /** Largest backoff cap, ms. */
   maxDelayMs: number
+  /** Cap growth per attempt. */
   factor: number
 }
 
+/** The backoff used when `retry` is not given: caps 25 ms, 50 ms, 100 ms, ... up to 1 s. */
 export const DEFAULT_BACKOFF: Backoff = { initialDelayMs: 25, maxDelayMs: 1000, factor: 2 }
 
+/**
+ * `options` merged over {@link DEFAULT_BACKOFF} and validated; throws an `InvalidArgumentError` naming
+ * `${argument}.field`.
+ */
 export function resolveBackoff(options: RetryOptions | undefined, argument = 'retry'): Backoff {
   const b = { ...DEFAULT_BACKOFF, ...stripUndefined(options ?? {}) }
   for (const key of ['initialDelayMs', 'maxDelayMs'] as const) {

@@ -1,5 +1,5 @@
 export { HybridConsistencyGuard } from './hybrid-consistency-guard.js'
-export type { HybridConsistencyGuardOptions } from './hybrid-consistency-guard.js'
+export type { HybridConsistencyGuardOptions } from './options.js'
 export type {
   AcquireOptions,
   AffinityRing,
@@ -12,3 +12,11 @@ export type {
   RetryOptions,
 } from './types.js'
 export { DEFAULT_BACKOFF } from './backoff.js'
+export {
+  DEFAULT_DRIFT_FIXED_MS,
+  DEFAULT_DRIFT_RATIO,
+  DEFAULT_HEARTBEATS_PER_TTL,
+  DEFAULT_TTL_MS,
+  defaultDriftMs,
+  defaultHeartbeatMs,
+} from './lease-rules.js'

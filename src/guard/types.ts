@@ -12,7 +12,7 @@ import type { LockRecord } from '../store/lock-store.js'
  * ```
  */
 export interface Lock extends LockRecord {
-  /** Lease length requested, ms. */
+  /** Lease length requested, ms (the acquire's `ttlMs`, or the guard's). */
   readonly ttlMs: number
   /**
    * Local monotonic deadline (`clock.monotonic()` units): start of the acquire or last refresh + ttl -
@@ -21,21 +21,35 @@ export interface Lock extends LockRecord {
   readonly validUntil: number
   /** Fires when the lease is lost or released; its `reason` is a `LockLostError` or `ShutdownError`. */
   readonly signal: AbortSignal
+  /** Releases the lease (`guard.release(lock)`), for `await using lock = r.lock`. */
   [Symbol.asyncDispose](): Promise<void>
 }
 
 /** Who holds a contended lease. */
 export interface LockHolder {
+  /** The holding node's id (`do_locks.node_id`). */
   nodeId: string
+  /** The holder's fencing token. */
   fencingToken: number
-  /** Store clock. */
+  /** When the holder's lease runs out unless refreshed, ms since the epoch by the store's clock. */
   expiresAt: number
+  /** The metadata the holder stored with its lease, if any. */
   metadata?: unknown
 }
 
+/**
+ * What `acquire` resolves: the lease, or who holds it. Contention is a result, not an error (only
+ * `withLock` turns it into a `LockContendedError`).
+ */
 export type LockResult =
-  | { acquired: true; lock: Lock }
   | {
+      /** The lease was taken. */
+      acquired: true
+      /** The lease; release it (or `await using` it) when done. */
+      lock: Lock
+    }
+  | {
+      /** Someone else held the lease at the last attempt. */
       acquired: false
       /** The holder at the last attempt. */
       holder?: LockHolder
@@ -45,65 +59,177 @@ export type LockResult =
       attempts: number
     }
 
+/**
+ * Exponential backoff with full jitter: attempt `n` waits a uniform delay in
+ * `[0, min(maxDelayMs, initialDelayMs * factor ** n)]`.
+ */
 export interface RetryOptions {
-  /** First backoff cap, ms. Default 25. */
+  /**
+   * First backoff cap, ms.
+   * @default 25
+   */
   initialDelayMs?: number
-  /** Largest backoff cap, ms. Default 1000. */
+  /**
+   * Largest backoff cap, ms; at least `initialDelayMs`.
+   * @default 1000
+   */
   maxDelayMs?: number
-  /** Cap growth per attempt. Default 2. */
+  /**
+   * Cap growth per attempt; at least 1.
+   * @default 2
+   */
   factor?: number
 }
 
+/** Options of one `acquire` (and `withLock`). */
 export interface AcquireOptions {
   /**
-   * How long to keep trying while the lease is held elsewhere (or the store is busy), ms.
-   * 0 (default) tries once. Retries use exponential backoff with full jitter.
+   * How long to keep trying while the lease is held elsewhere (or the store is busy), ms. 0 tries
+   * once. Retries use exponential backoff with full jitter.
+   * @default 0
    */
   waitMs?: number
+  /**
+   * Backoff between attempts of this acquire.
+   * @default the guard's `retry`
+   */
   retry?: RetryOptions
-  /** Cancels waiting; the acquire then rejects with `signal.reason`. */
+  /**
+   * Cancels the acquire, also during a request in flight; it then rejects with `signal.reason` (a
+   * lease the store granted meanwhile is given back).
+   * @default undefined
+   */
   signal?: AbortSignal
-  /** Stored with the lease (JSON). */
+  /**
+   * Stored with the lease (JSON-serializable) and shown to contenders as `holder.metadata`.
+   * @default undefined
+   */
   metadata?: unknown
-  /** Override the guard's lease length for this lock. */
+  /**
+   * This lease's length, ms; its heartbeat and drift margin follow it (see the README's
+   * "Per-acquire ttlMs").
+   * @default the guard's `ttlMs`
+   */
   ttlMs?: number
-  /** Keep the lease alive with heartbeats until release (default true). */
+  /**
+   * Keep the lease alive with heartbeats until release; without them it ends at `validUntil`.
+   * @default true
+   */
   heartbeat?: boolean
 }
 
 /**
- * The coordination interface of the spike. `HybridConsistencyGuard` implements it over any
- * `LockStore` and an optional routing ring.
+ * Who serves a DO id: leases with fencing tokens, and a routing hint. `HybridConsistencyGuard`
+ * implements it over any `LockStore` and an optional routing ring; `StatelessDO` needs only this.
  */
 export interface ConsistencyGuard {
+  /** Takes the lease on `doId`, or reports who holds it (see `HybridConsistencyGuard.acquire`). */
   acquire(doId: string, options?: AcquireOptions): Promise<LockResult>
+  /** Gives the lease back; `true` if the store freed it. Never rejects on store trouble. */
   release(lock: Lock): Promise<boolean>
+  /** Extends the lease now; the same lock, or `null` if it was lost. */
   refresh(lock: Lock): Promise<Lock | null>
+  /** Whether nobody holds `doId` right now, per the store. */
   isAvailable(doId: string): Promise<boolean>
+  /** The node that should serve `doId`: a routing hint, no I/O. */
   getAffinityNode(doId: string): string
+  /** Whether `lock` is locally valid and the store agrees (advisory). */
   validateLock(lock: Lock): Promise<boolean>
 }
 
-/** What the guard reports to `onEvent`, for metrics and logs. Durations are ms of local monotonic time. */
+/**
+ * What the guard reports to `onEvent`, for metrics and logs. Every event names the `doId` and this
+ * guard's `nodeId`; durations are ms of local monotonic time, from the first request of the operation.
+ */
 export type GuardEvent =
-  | { type: 'acquire'; doId: string; nodeId: string; fencingToken: number; durationMs: number; attempts: number }
   | {
-      type: 'contended'
+      /** A lease was taken. */
+      type: 'acquire'
+      /** The object the lease is for. */
       doId: string
+      /** This guard's node. */
       nodeId: string
-      holder?: LockHolder
-      retryAfterMs: number
+      /** The new lease's token. */
+      fencingToken: number
+      /** From the call to the answer handed out, including waits between attempts. */
       durationMs: number
+      /** Attempts made, the winning one included. */
       attempts: number
     }
-  | { type: 'refresh'; doId: string; nodeId: string; fencingToken: number; durationMs: number }
-  | { type: 'lost'; doId: string; nodeId: string; fencingToken: number; reason: string }
-  | { type: 'release'; doId: string; nodeId: string; fencingToken: number; durationMs: number; released: boolean }
-  | { type: 'error'; doId?: string; nodeId: string; fencingToken?: number; operation: GuardOperation; error: unknown }
+  | {
+      /** An attempt found the lease held elsewhere. */
+      type: 'contended'
+      /** The object the lease is for. */
+      doId: string
+      /** This guard's node. */
+      nodeId: string
+      /** The holder, as the store reported it. */
+      holder?: LockHolder
+      /** How long until the holder's lease runs out, ms (at least 1). */
+      retryAfterMs: number
+      /** From the call to this attempt's answer. */
+      durationMs: number
+      /** Attempts made so far. */
+      attempts: number
+    }
+  | {
+      /** A lease was extended (heartbeat or manual refresh). */
+      type: 'refresh'
+      /** The object the lease is for. */
+      doId: string
+      /** This guard's node. */
+      nodeId: string
+      /** The lease's token. */
+      fencingToken: number
+      /** The refresh request's round trip. */
+      durationMs: number
+    }
+  | {
+      /** A lease stopped being trusted: the store said it is gone, or its local validity ran out. */
+      type: 'lost'
+      /** The object the lease is for. */
+      doId: string
+      /** This guard's node. */
+      nodeId: string
+      /** The lease's token. */
+      fencingToken: number
+      /** Why, in words (also in the signal's `LockLostError`). */
+      reason: string
+    }
+  | {
+      /** The store answered a release. */
+      type: 'release'
+      /** The object the lease is for. */
+      doId: string
+      /** This guard's node. */
+      nodeId: string
+      /** The lease's token. */
+      fencingToken: number
+      /** The release request's round trip. */
+      durationMs: number
+      /** Whether the store freed it (`false`: it had already expired or been taken over). */
+      released: boolean
+    }
+  | {
+      /** A store request failed. */
+      type: 'error'
+      /** The object concerned, when the operation had one. */
+      doId?: string
+      /** This guard's node. */
+      nodeId: string
+      /** The lease's token, when the operation concerned a held lease. */
+      fencingToken?: number
+      /** The operation that failed. */
+      operation: GuardOperation
+      /** What the store threw (usually a `StoreUnavailableError`). */
+      error: unknown
+    }
 
+/** The guard operation an `error` event comes from; `shutdown` is a release made by `shutdown()`. */
 export type GuardOperation = 'acquire' | 'refresh' | 'release' | 'shutdown'
 
 /** The part of a routing ring the guard needs (`ConsistentHashRing` has it). */
 export interface AffinityRing {
+  /** The node that should serve `key`. */
   getNode(key: string): string
 }

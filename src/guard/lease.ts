@@ -1,0 +1,242 @@
+/**
+ * One held lease: the {@link Lock} handed to the caller, its heartbeat and validity timers, its
+ * `AbortSignal`, and how it ends. The guard owns the set of leases; each lease owns its own timing
+ * (as etcd's `concurrency.Session` owns the keepalive beside the mutex that uses it).
+ */
+import type { Clock } from '../clock.js'
+import { LockLostError, ShutdownError, type LockError } from '../errors.js'
+import type { LockRecord, LockRef, LockStore } from '../store/lock-store.js'
+import { fullJitterDelay, type Backoff } from './backoff.js'
+import { validityEnd, type LeaseTimings } from './lease-rules.js'
+import type { GuardEvent, GuardOperation, Lock } from './types.js'
+
+/** What a lease needs from the guard that holds it. */
+export interface LeaseHost {
+  /** Where the lease lives. */
+  readonly store: LockStore
+  /** The guard's node, named in every refresh and release. */
+  readonly nodeId: string
+  /** Local monotonic time, for validity and heartbeat timing. */
+  readonly clock: Clock
+  /** Backoff between refresh retries. */
+  readonly backoff: Backoff
+  /** Randomness for the backoff's jitter. */
+  readonly random: () => number
+  /** Reports to `onEvent`; never throws. */
+  emit(event: GuardEvent): void
+  /** Keeps `shutdown()` waiting for `promise`. */
+  track<T>(promise: Promise<T>): Promise<T>
+  /** The lease ended (whichever way): stop listing it. Called once. */
+  forget(lease: Lease): void
+  /** The guard's `release`, for `lock[Symbol.asyncDispose]`. */
+  release(lock: Lock): Promise<boolean>
+}
+
+/**
+ * How a lease ends: `released` by its holder, `shutdown` of the guard (both give it back and wait for
+ * the store), `lost` when the store said it is gone, `ran-out` when its local validity ended before a
+ * refresh moved it (reported lost, and given back in the background: the store may still count it ours).
+ */
+export type LeaseEnd =
+  | { /** The holder released it. */ how: 'released' }
+  | { /** The guard shut down. */ how: 'shutdown' }
+  | {
+      /** The store said the lease is gone. */
+      how: 'lost'
+      /** Why, for the `LockLostError` and the `lost` event. */
+      reason: string
+    }
+  | { /** Its local validity ended before a refresh moved it. */ how: 'ran-out' }
+
+type MutableLock = { -readonly [K in keyof Lock]: Lock[K] }
+
+/** `Symbol.asyncDispose`, or the well-known stand-in runtimes without it use (`await using` polyfills). */
+export const asyncDispose: typeof Symbol.asyncDispose =
+  (Symbol as { asyncDispose?: typeof Symbol.asyncDispose }).asyncDispose ??
+  (Symbol.for('Symbol.asyncDispose') as typeof Symbol.asyncDispose)
+
+/** The reason given for a lease whose local validity ended before a refresh succeeded. */
+const RAN_OUT = 'validity ran out before a refresh succeeded'
+
+/** A held lease and its timers; created by the guard for each successful acquire. */
+export class Lease {
+  /** The lock handed to the caller; the lease keeps its `expiresAt` and `validUntil` current. */
+  readonly lock: Lock
+  /** Heartbeat period and drift margin of this lease. */
+  readonly timings: LeaseTimings
+  readonly #lock: MutableLock
+  readonly #host: LeaseHost
+  readonly #heartbeat: boolean
+  /** Created on first access to `lock.signal`: most callers never look, and aborting costs. */
+  #controller: AbortController | undefined
+  /** Why the lease ended, built only if someone reads the signal. */
+  #endReason: (() => LockError) | undefined
+  #heartbeatTimer: ReturnType<typeof setTimeout> | undefined
+  #validityTimer: ReturnType<typeof setTimeout> | undefined
+  /** The refresh in flight: heartbeats and manual refreshes join it, so they never overlap. */
+  #refreshing: Promise<boolean> | undefined
+  #ended = false
+
+  /**
+   * Adopts `record`, granted by an acquire sent at `sentAt` (local monotonic), and starts its timers.
+   * @param heartbeat - whether heartbeats keep it alive until it ends
+   */
+  constructor(host: LeaseHost, record: LockRecord, timings: LeaseTimings, sentAt: number, heartbeat: boolean) {
+    this.#host = host
+    this.timings = timings
+    this.#heartbeat = heartbeat
+    const lock = { ...record, ttlMs: timings.ttlMs, validUntil: validityEnd(sentAt, timings) } as MutableLock
+    lock[asyncDispose] = () => host.release(lock).then(() => undefined)
+    Object.defineProperty(lock, 'signal', { enumerable: true, get: () => this.#signal() })
+    this.#lock = lock
+    this.lock = lock
+    this.#armValidityTimer()
+    if (heartbeat) this.#scheduleHeartbeat(timings.heartbeatMs)
+  }
+
+  /** True once the lease ended, whichever way. */
+  get ended(): boolean {
+    return this.#ended
+  }
+
+  /** The lease's local validity deadline (`lock.validUntil`). */
+  get validUntil(): number {
+    return this.#lock.validUntil
+  }
+
+  /**
+   * Extends the lease now, counting the next heartbeat from it. `true` if extended; `false` if the store
+   * says the lease is gone (the lease has then ended); rejects when the store cannot answer.
+   */
+  refresh(): Promise<boolean> {
+    return this.#refresh(true)
+  }
+
+  /**
+   * Ends the lease, once: stops its timers, fires its signal, tells the guard, and for every way but
+   * `lost` gives it back to the store. Resolves whether the store freed it; never rejects.
+   */
+  end(end: LeaseEnd): Promise<boolean> {
+    if (this.#ended) return Promise.resolve(false)
+    this.#ended = true
+    clearTimeout(this.#heartbeatTimer)
+    clearTimeout(this.#validityTimer)
+    this.#host.forget(this)
+    const { doId, fencingToken } = this.#lock
+    const reason = end.how === 'lost' ? end.reason : end.how === 'ran-out' ? RAN_OUT : 'released'
+    this.#endReason =
+      end.how === 'shutdown' ? () => new ShutdownError() : () => new LockLostError(doId, fencingToken, reason)
+    if (this.#controller && !this.#controller.signal.aborted) this.#controller.abort(this.#endReason())
+    if (end.how === 'lost' || end.how === 'ran-out') {
+      this.#host.emit({ type: 'lost', doId, nodeId: this.#host.nodeId, fencingToken, reason })
+    }
+    switch (end.how) {
+      case 'lost':
+        return Promise.resolve(false)
+      case 'ran-out':
+        // We stopped trusting the lease, but the store may still count it ours (the refreshes failed,
+        // not necessarily the lease): hand it back so others need not wait for its expiry. A release
+        // never frees anyone else's lease (same node AND token, unexpired), so this is safe.
+        return this.#host.track(giveBack(this.#host, this.#lock, 'release'))
+      default:
+        return giveBack(this.#host, this.#lock, end.how === 'shutdown' ? 'shutdown' : 'release')
+    }
+  }
+
+  #signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController()
+      if (this.#endReason) this.#controller.abort(this.#endReason())
+    }
+    return this.#controller.signal
+  }
+
+  /** Ends the lease when its local validity runs out before a refresh moved it (invariant 7). */
+  #armValidityTimer(): void {
+    clearTimeout(this.#validityTimer)
+    const remaining = this.#lock.validUntil - this.#host.clock.monotonic()
+    this.#validityTimer = setTimeout(
+      () => {
+        if (this.#ended) return
+        if (this.#host.clock.monotonic() >= this.#lock.validUntil) void this.end({ how: 'ran-out' })
+        else this.#armValidityTimer()
+      },
+      Math.max(0, remaining),
+    )
+  }
+
+  #scheduleHeartbeat(delayMs: number, failures = 0): void {
+    clearTimeout(this.#heartbeatTimer)
+    this.#heartbeatTimer = setTimeout(() => void this.#beat(failures), Math.max(0, delayMs))
+  }
+
+  /** One heartbeat; on a store error it is tried again with backoff within the remaining validity. */
+  async #beat(failures: number): Promise<void> {
+    if (this.#ended) return
+    try {
+      if ((await this.#refresh(false)) && !this.#ended) this.#scheduleHeartbeat(this.timings.heartbeatMs)
+    } catch {
+      const remaining = this.#lock.validUntil - this.#host.clock.monotonic()
+      if (remaining <= 0 || this.#ended) return // the validity timer ends the lease
+      const { backoff, random } = this.#host
+      this.#scheduleHeartbeat(Math.min(fullJitterDelay(backoff, failures, random) + 1, remaining / 2), failures + 1)
+    }
+  }
+
+  /**
+   * Refreshes in the store: `true` if extended, `false` if the lease is gone (then it has ended);
+   * rejects on store failure. A manual refresh (`manual`) restarts a heartbeat loop that gave up.
+   */
+  #refresh(manual: boolean): Promise<boolean> {
+    if (this.#refreshing) return this.#refreshing
+    const promise = this.#sendRefresh(manual).finally(() => {
+      if (this.#refreshing === promise) this.#refreshing = undefined
+    })
+    this.#refreshing = promise
+    if (!manual) promise.catch(() => {})
+    return promise
+  }
+
+  async #sendRefresh(manual: boolean): Promise<boolean> {
+    const host = this.#host
+    const lock = this.#lock
+    const sentAt = host.clock.monotonic()
+    const ref = { doId: lock.doId, nodeId: host.nodeId, fencingToken: lock.fencingToken }
+    let record: LockRecord | null
+    try {
+      record = await host.store.refresh({ ...ref, ttlMs: this.timings.ttlMs })
+    } catch (error) {
+      host.emit({ type: 'error', ...ref, operation: 'refresh', error })
+      throw error
+    }
+    if (this.#ended) return false
+    if (!record) {
+      void this.end({ how: 'lost', reason: 'the store no longer has this lease (expired or taken over)' })
+      return false
+    }
+    lock.expiresAt = record.expiresAt
+    lock.validUntil = Math.max(lock.validUntil, validityEnd(sentAt, this.timings))
+    this.#armValidityTimer()
+    // A manual refresh may come after the heartbeat loop gave up on a failing store: restart it.
+    if (manual && this.#heartbeat) this.#scheduleHeartbeat(this.timings.heartbeatMs)
+    host.emit({ type: 'refresh', ...ref, durationMs: host.clock.monotonic() - sentAt })
+    return true
+  }
+}
+
+/**
+ * Gives a lease back to the store and reports how that went; never rejects (a lease the store could
+ * not free runs out by its TTL). Also used for leases granted but never handed out.
+ */
+export async function giveBack(host: LeaseHost, lease: LockRef, operation: GuardOperation): Promise<boolean> {
+  const ref = { doId: lease.doId, nodeId: host.nodeId, fencingToken: lease.fencingToken }
+  const sentAt = host.clock.monotonic()
+  try {
+    const released = await host.store.release(ref)
+    host.emit({ type: 'release', ...ref, durationMs: host.clock.monotonic() - sentAt, released })
+    return released
+  } catch (error) {
+    host.emit({ type: 'error', ...ref, operation, error })
+    return false
+  }
+}
