@@ -1,12 +1,12 @@
 import {
-  CorruptLockRowError,
   InvalidArgumentError,
+  LockContendedError,
+  LockError,
   LockLostError,
-  ShutdownError,
   StaleFencingTokenError,
-  StoreUnavailableError,
+  type LockErrorBody,
 } from '../errors.js'
-import type { AcquireOptions, ConsistencyGuard, Lock } from '../guard/types.js'
+import type { AcquireOptions, ConsistencyGuard, Lock, LockResult } from '../guard/types.js'
 
 /**
  * The parts of a Durable Object's `ctx` (DurableObjectState) or a Worker's `ExecutionContext` this
@@ -19,13 +19,17 @@ export interface StatelessDOContext {
   waitUntil?(promise: Promise<unknown>): void
 }
 
-/** Where in `fetch` an error was reported. */
+/**
+ * Where in {@link StatelessDO.fetch} an error was reported: the id (`doIdFor`, or the acquire
+ * refusing it), taking the lease, the handler, or giving the lease back.
+ */
 export type StatelessDOPhase = 'doId' | 'acquire' | 'handler' | 'release'
 
 /**
  * Base class for a Durable Object that any node may serve. Its `fetch` runs
- * acquire -> heartbeat -> {@link handleRequest} -> release, answering 503 with `Retry-After` when
- * another node holds the object and 503 when the lock store is unreachable.
+ * acquire -> heartbeat -> {@link handleRequest} -> release, and answers with JSON when it cannot
+ * serve (the README's "Answers from fetch" table): 503 with `Retry-After` when another request holds
+ * the object or the store cannot be reached, 500 when the server itself is at fault.
  *
  * Subclasses implement two methods: {@link createGuard} (which guard and store serve this class;
  * return a module-level guard to share it across instances of an isolate) and {@link handleRequest}.
@@ -34,23 +38,34 @@ export type StatelessDOPhase = 'doId' | 'acquire' | 'handler' | 'release'
  *
  * @example
  * ```ts
- * let guard: HybridConsistencyGuard | undefined // one per isolate, shared by its objects
+ * let store: D1LockStore | undefined // one per isolate, shared by its objects
+ * let guard: HybridConsistencyGuard | undefined
  * export class Counter extends StatelessDO<Env> {
  *   protected createGuard() {
- *     return (guard ??= new HybridConsistencyGuard({ store: new D1LockStore(this.env.DB), nodeId: crypto.randomUUID() }))
+ *     store ??= new D1LockStore(this.env.DB)
+ *     return (guard ??= new HybridConsistencyGuard({ store, nodeId: crypto.randomUUID() }))
  *   }
  *   protected async handleRequest(request: Request, lock: Lock) {
- *     await fencedWrite(new D1LockStore(this.env.DB), lock, [{ sql: 'UPDATE counters SET n = n + 1 WHERE id = ?', args: [lock.doId] }])
+ *     await fencedWrite(store!, lock, [{ sql: 'UPDATE counters SET n = n + 1 WHERE id = ?', args: [lock.doId] }])
  *     return new Response('ok')
  *   }
  * }
  * ```
  */
 export abstract class StatelessDO<Env = unknown> {
+  /** The runtime's context: the Durable Object's state, a Worker's `ExecutionContext`, or none. */
   protected readonly ctx: StatelessDOContext | undefined
+  /** The Worker's bindings, as the runtime passed them. */
   protected readonly env: Env
   #guard: ConsistencyGuard | undefined
 
+  /**
+   * Called by the runtime for a Durable Object (`ctx` is its state), or by your Worker per request
+   * (`new Room(ctx, env).fetch(request)` with the Worker's `ExecutionContext`). No I/O happens here.
+   *
+   * @param ctx - the Durable Object state or execution context (`waitUntil` keeps the release running).
+   * @param env - the Worker's bindings.
+   */
   constructor(ctx: StatelessDOContext | undefined, env: Env) {
     this.ctx = ctx
     this.env = env
@@ -59,14 +74,18 @@ export abstract class StatelessDO<Env = unknown> {
   /** Which guard coordinates this object. Called once per instance, on the first request. */
   protected abstract createGuard(): ConsistencyGuard
 
-  /** Serves one request while this node holds the lease; `signal` fires if the lease is lost. */
+  /**
+   * Serves one request while this node holds the lease. `signal` fires if the lease is lost (its
+   * `reason` is a `LockLostError`): pass it to anything long-running.
+   */
   protected abstract handleRequest(request: Request, lock: Lock, signal: AbortSignal): Promise<Response> | Response
 
   /**
    * The DO id to lock. Default: `ctx.id.toString()`, the hex id, which is the same however the object
    * was addressed (`idFromName`, `idFromString`); `ctx.id.name` is not used, because it is only there
    * for some of those (so one object could be locked under two keys). Override to lock by name, and
-   * for plain Workers (no `ctx.id`).
+   * for plain Workers (no `ctx.id`). An id that throws or is invalid (empty, too long, NUL, lone
+   * surrogates) is answered 400 `bad_request`.
    */
   protected doIdFor(_request: Request): string {
     const id = this.ctx?.id
@@ -74,22 +93,39 @@ export abstract class StatelessDO<Env = unknown> {
     return id.toString()
   }
 
-  /** Acquire options per request. Default: try once (a busy object answers 503 at once). */
+  /**
+   * Acquire options per request. Default: try once (a busy object answers 503 at once).
+   *
+   * @example
+   * ```ts
+   * protected override acquireOptions() { return { waitMs: 5_000 } } // serve concurrent requests in turn
+   * ```
+   */
   protected acquireOptions(_request: Request): AcquireOptions {
     return {}
   }
 
-  /** Failure report (store outage, failed release, lost lease). Default: `console.error`. */
+  /**
+   * Failure report (store outage, lost lease, failed release, bad id). Default: `console.error`.
+   * Not called for contention or a client that went away.
+   */
   protected onError(error: unknown, phase: StatelessDOPhase, doId: string | undefined): void {
     console.error(`[stateless-do] ${phase} failed${doId === undefined ? '' : ` for "${doId}"`}:`, error)
   }
 
-  /** The guard (created on first use). */
+  /** The guard (created by {@link createGuard} on first use). */
   protected get guard(): ConsistencyGuard {
     this.#guard ??= this.createGuard()
     return this.#guard
   }
 
+  /**
+   * Serves `request` under the object's lease: acquire, then {@link handleRequest} with heartbeats
+   * keeping the lease, then release (through `ctx.waitUntil`, off the response path, when there is
+   * one). Answers without running the handler when it cannot: see the README's "Answers from fetch".
+   * Errors a handler throws that are not {@link LockError}s propagate (the lease is released first).
+   * A client that goes away while the lease is being taken (`request.signal`) is answered 499.
+   */
   async fetch(request: Request): Promise<Response> {
     let doId: string
     try {
@@ -103,34 +139,10 @@ export abstract class StatelessDO<Env = unknown> {
     let lock: Lock
     try {
       const result = await guard.acquire(doId, { signal: request.signal, ...this.acquireOptions(request) })
-      if (!result.acquired) {
-        return json(
-          503,
-          { error: 'locked', doId, holder: result.holder?.nodeId ?? null, retryAfterMs: result.retryAfterMs },
-          { 'Retry-After': String(Math.max(1, Math.ceil(result.retryAfterMs / 1000))) },
-        )
-      }
+      if (!result.acquired) return lockedResponse(doId, result)
       lock = result.lock
     } catch (error) {
-      if (request.signal?.aborted && error === request.signal.reason) {
-        // The client went away while the lease was being taken (the guard gave back any lease it got).
-        // Nothing failed: no report, and an answer nobody will read.
-        return json(499, { error: 'client_closed_request', doId })
-      }
-      if (error instanceof StoreUnavailableError || error instanceof ShutdownError) {
-        this.onError(error, 'acquire', doId)
-        return json(503, { error: 'store_unavailable', doId }, { 'Retry-After': '1' })
-      }
-      if (error instanceof CorruptLockRowError) {
-        // Someone wrote garbage into do_locks: report it loudly, but answer like an outage.
-        this.onError(error, 'acquire', doId)
-        return json(503, { error: 'corrupt_lock_row', doId, column: error.column }, { 'Retry-After': '1' })
-      }
-      if (error instanceof InvalidArgumentError) {
-        this.onError(error, 'doId', doId)
-        return json(400, { error: 'bad_request', message: error.message })
-      }
-      throw error
+      return this.#answer(error, 'acquire', doId, request)
     }
 
     // The handler learned the lease was gone (lost signal, or a fenced write refused): reported as such,
@@ -140,55 +152,82 @@ export abstract class StatelessDO<Env = unknown> {
       return await this.handleRequest(request, lock, lock.signal)
     } catch (error) {
       lost = error instanceof LockLostError || error instanceof StaleFencingTokenError || lock.signal.aborted
-      // The lease went away under the handler; its fenced writes were refused, so nothing half-done
-      // is visible. Tell the client to retry (another node may serve it now).
-      if (lost) {
-        this.onError(error, 'handler', doId)
-        return json(503, { error: 'lease_lost', doId }, { 'Retry-After': '1' })
-      }
-      // The handler's own store call (a fenced write) could not reach the database: an outage, as at
-      // acquire. A fenced write is one transaction, so it either committed or left nothing behind.
-      if (error instanceof StoreUnavailableError) {
-        this.onError(error, 'handler', doId)
-        return json(503, { error: 'store_unavailable', doId }, { 'Retry-After': '1' })
-      }
-      throw error
+      return this.#answer(error, 'handler', doId, request, lost ? lock : undefined)
     } finally {
-      // The guard's release never rejects (store trouble goes to its onEvent hook), so a lease this
-      // node still trusted that the release did not free is reported here: it blocks others for a TTL.
-      const trusted = !lost && !lock.signal.aborted
-      const released = guard.release(lock).then(
-        (freed) => {
-          if (!freed && trusted) {
-            this.onError(
-              new LockLostError(
-                doId,
-                lock.fencingToken,
-                'release did not free the lease (the store failed or no longer had it); it runs out by its TTL',
-              ),
-              'release',
-              doId,
-            )
-          }
-          return freed
-        },
-        (error: unknown) => {
-          this.onError(error, 'release', doId)
-          return false
-        },
-      )
+      const released = this.#release(guard, lock, doId, !lost && !lock.signal.aborted)
       // Off the response path when the runtime can keep it alive; otherwise finish it first.
       if (typeof this.ctx?.waitUntil === 'function') this.ctx.waitUntil(released)
       else await released
     }
   }
+
+  /**
+   * THE table: how an error that ends a request is answered and reported. The errors know their HTTP
+   * form ({@link LockError.toResponse}); what depends on where it happened is decided here.
+   */
+  #answer(error: unknown, phase: StatelessDOPhase, doId: string, request: Request, lostLock?: Lock): Response {
+    if (phase === 'acquire' && request.signal?.aborted && error === request.signal.reason) {
+      // The client went away while the lease was being taken (the guard gave back any lease it got).
+      // Nothing failed: no report, and an answer nobody will read.
+      return json(499, { error: 'client_closed_request', doId })
+    }
+    if (lostLock) {
+      // The lease went away under the handler; its fenced writes were refused, so nothing half-done
+      // is visible. Another node may serve the retry.
+      this.onError(error, phase, doId)
+      return (
+        error instanceof LockLostError || error instanceof StaleFencingTokenError
+          ? error
+          : new LockLostError(doId, lostLock.fencingToken, 'the lease ended under the handler')
+      ).toResponse(doId)
+    }
+    if (phase === 'acquire' && error instanceof InvalidArgumentError) {
+      this.onError(error, 'doId', doId)
+      return json(400, { error: 'bad_request', message: error.message })
+    }
+    // At acquire, anything but a library error is a bug: let it through; so is a handler's.
+    if (!(error instanceof LockError)) throw error
+    this.onError(error, phase, doId)
+    return error.toResponse(doId)
+  }
+
+  /**
+   * Gives the lease back. The guard's release never rejects (store trouble goes to its onEvent
+   * hook), so a lease this node still trusted that the release did not free is reported here: it
+   * keeps others out until its TTL.
+   */
+  #release(guard: ConsistencyGuard, lock: Lock, doId: string, trusted: boolean): Promise<boolean> {
+    return guard.release(lock).then(
+      (freed) => {
+        if (!freed && trusted) {
+          this.onError(
+            new LockLostError(
+              doId,
+              lock.fencingToken,
+              'release did not free the lease (the store failed or no longer had it); it runs out by its TTL',
+            ),
+            'release',
+            doId,
+          )
+        }
+        return freed
+      },
+      (error: unknown) => {
+        this.onError(error, 'release', doId)
+        return false
+      },
+    )
+  }
 }
 
-function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { 'content-type': 'application/json', ...headers },
-  })
+/** 503 `locked`, `Retry-After` the time left on the holder's lease. */
+function lockedResponse(doId: string, result: Extract<LockResult, { acquired: false }>): Response {
+  const holder = result.holder && { nodeId: result.holder.nodeId, fencingToken: result.holder.fencingToken }
+  return new LockContendedError(doId, result.retryAfterMs, holder).toResponse()
+}
+
+function json(status: number, body: LockErrorBody): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } })
 }
 
 function messageOf(error: unknown): string {

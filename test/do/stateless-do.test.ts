@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
   CorruptLockRowError,
   HybridConsistencyGuard,
+  InvalidArgumentError,
   LockLostError,
   MemoryLockStore,
   StaleFencingTokenError,
@@ -207,6 +208,19 @@ describe('StatelessDO', () => {
     await store.forceRelease('room-1')
     expect((await pending).status).toBe(503)
     expect(room.errors.map(([, phase]) => phase)).toEqual(['handler'])
+  })
+
+  it("answers a library error the handler let through in that error's HTTP form, and reports it", async () => {
+    const store = new MemoryLockStore()
+    // The handler's own bug: a statement argument the store refuses before any I/O.
+    const bug = new InvalidArgumentError('statements[0].args[0]', 'expected a finite number, got NaN')
+    const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a'), fail: bug })
+    const res = await room.fetch(new Request('https://do/'))
+    expect(res.status).toBe(500)
+    expect(res.headers.get('Retry-After')).toBeNull()
+    expect(await res.json()).toEqual({ error: 'internal_error', doId: 'room-1' })
+    expect(room.errors).toEqual([[bug, 'handler']])
+    expect((await store.get('room-1'))?.held).toBe(false)
   })
 
   it('releases when the handler throws, and lets the error through', async () => {
