@@ -86,7 +86,7 @@ export class SqlLockStore implements LockStore {
     const row = current?.rows[0]
     if (!row) throw new StoreUnavailableError(`acquire of "${doId}" returned no row`, { retryable: true })
     const holder = parseRecord(row, doId)
-    const storeNow = toInt(row.store_now, doId, 'store_now')
+    const storeNow = toInt(row, doId, 'store_now')
     if (holder.expiresAt <= storeNow && (holder.fencingToken < 0 || holder.fencingToken >= Number.MAX_SAFE_INTEGER)) {
       // Free, yet not taken: the upsert refuses a token below 0, or one whose successor would not be
       // a safe integer. Said once here, rather than "held" (with retryAfterMs 1) forever.
@@ -278,18 +278,28 @@ function errorText(error: unknown): string {
   return String(error)
 }
 
-/** Drivers may return integers as number, bigint or string (libSQL intMode); accept all, exactly. */
-function toInt(value: unknown, doId: string, column: string): number {
+/**
+ * Drivers may return integers as number, bigint or string (libSQL intMode); accept all, exactly. The
+ * statements return NULL for a stored value that is not a safe integer, with its SQLite type in
+ * `<column>_type` (src/store/sql.ts), so the driver never has to read one.
+ */
+function toInt(row: Record<string, unknown>, doId: string, column: string): number {
+  const value = row[column]
   const n =
     typeof value === 'bigint'
       ? Number(value)
       : typeof value === 'string' && /^-?\d+$/.test(value)
         ? Number(value)
         : value
-  if (typeof n !== 'number' || !Number.isSafeInteger(n)) {
-    throw new CorruptLockRowError(doId, column, `is not an integer (${typeof value})`)
-  }
-  return n
+  if (typeof n === 'number' && Number.isSafeInteger(n)) return n
+  const stored = row[`${column}_type`] ?? typeof value
+  throw new CorruptLockRowError(
+    doId,
+    column,
+    stored === 'integer'
+      ? 'is an integer beyond ±(2^53 - 1), which JavaScript cannot hold exactly'
+      : `is not an integer (${String(stored)})`,
+  )
 }
 
 function parseRecord(row: Record<string, unknown>, doId: string): LockRecord {
@@ -298,9 +308,9 @@ function parseRecord(row: Record<string, unknown>, doId: string): LockRecord {
   const record: LockRecord = {
     doId: row.do_id,
     nodeId: row.node_id,
-    fencingToken: toInt(row.fencing_token, doId, 'fencing_token'),
-    acquiredAt: toInt(row.acquired_at, doId, 'acquired_at'),
-    expiresAt: toInt(row.expires_at, doId, 'expires_at'),
+    fencingToken: toInt(row, doId, 'fencing_token'),
+    acquiredAt: toInt(row, doId, 'acquired_at'),
+    expiresAt: toInt(row, doId, 'expires_at'),
   }
   const raw = row.metadata
   if (raw !== null && raw !== undefined) {
@@ -316,6 +326,6 @@ function parseRecord(row: Record<string, unknown>, doId: string): LockRecord {
 
 function parseInfo(row: Record<string, unknown>, doId: string): LockInfo {
   const record = parseRecord(row, doId)
-  const storeNow = toInt(row.store_now, doId, 'store_now')
+  const storeNow = toInt(row, doId, 'store_now')
   return { ...record, held: record.expiresAt > storeNow, storeNow }
 }

@@ -47,9 +47,42 @@ export function assertTableName(table: unknown): asserts table is string {
 const ROW = 'lk'
 
 const COLUMNS = 'do_id, node_id, acquired_at, expires_at, fencing_token, metadata'
+/** The columns declared INTEGER: SQLite lets them hold anything, integers past 2^53 included. */
+const INTEGER_COLUMNS = ['acquired_at', 'expires_at', 'fencing_token'] as const
 
 /** The highest token a row may have for acquire to take it: its successor is Number.MAX_SAFE_INTEGER. */
 const MAX_TAKEN_TOKEN = Number.MAX_SAFE_INTEGER - 1
+
+/** SQL truth: `x` is an integer JavaScript holds exactly (what the library writes). */
+const isSafeInt = (x: string): string =>
+  `(typeof(${x}) = 'integer' AND ${x} BETWEEN ${-Number.MAX_SAFE_INTEGER} AND ${Number.MAX_SAFE_INTEGER})`
+
+/**
+ * What a statement returns for one row: the integer columns only when they are safe integers (NULL
+ * otherwise) plus their SQLite type as `<column>_type`, so a corrupt value never reaches the driver.
+ * libsql's default intMode throws while reading an integer past 2^53, which would fail the whole
+ * request (a listing, or a group-commit batch of other callers), and without a column name. `prefix`
+ * qualifies the columns (`lk.`); RETURNING takes none.
+ */
+function rowColumns(prefix: string): string {
+  return COLUMNS.split(', ')
+    .map((c) =>
+      (INTEGER_COLUMNS as readonly string[]).includes(c)
+        ? `CASE WHEN ${isSafeInt(prefix + c)} THEN ${prefix + c} END AS ${c}, typeof(${prefix + c}) AS ${c}_type`
+        : `${prefix + c} AS ${c}`,
+    )
+    .join(', ')
+}
+
+/** SQL truth: every column of the row holds what the library would have written. */
+function intact(prefix: string): string {
+  return [
+    `typeof(${prefix}do_id) = 'text'`,
+    `typeof(${prefix}node_id) = 'text'`,
+    ...INTEGER_COLUMNS.map((c) => isSafeInt(prefix + c)),
+    `(${prefix}metadata IS NULL OR (typeof(${prefix}metadata) = 'text' AND json_valid(${prefix}metadata)))`,
+  ].join(' AND ')
+}
 
 export interface LockTableSql {
   readonly table: string
@@ -89,9 +122,11 @@ export function lockTableSql(table: string): LockTableSql {
   assertTableName(table)
   const t = `"${table}"`
   const from = `${t} AS ${ROW}`
-  const selected = COLUMNS.split(', ')
-    .map((c) => `${ROW}.${c} AS ${c}`)
-    .join(', ')
+  const selected = rowColumns(`${ROW}.`)
+  const returning = `RETURNING ${rowColumns('')}, ${STORE_NOW} AS store_now`
+  // A lease is live while its expires_at is a safe integer after the store's now. Anything else there
+  // (text, a float, an integer past 2^53) is corruption and counts as expired: the row can be taken.
+  const live = `${isSafeInt(`${ROW}.expires_at`)} AND ${ROW}.expires_at > ${STORE_NOW}`
   const fenceView = `${table}_fence_v2`
   const fenceTrigger = `${fenceView}_check`
   return {
@@ -124,12 +159,12 @@ export function lockTableSql(table: string): LockTableSql {
          WHERE NOT EXISTS (
            SELECT 1 FROM ${from}
            WHERE ${ROW}.do_id = NEW.do_id AND ${ROW}.node_id = NEW.node_id AND ${ROW}.fencing_token = NEW.fencing_token
-             AND typeof(${ROW}.expires_at) = 'integer' AND ${ROW}.expires_at > ${STORE_NOW}
+             AND ${live}
          );
        END`,
     ],
     // Takes a free, released or expired row and bumps its token; a held row is left alone and RETURNING
-    // yields nothing. A non-integer expires_at (corruption) counts as expired; a non-integer token does
+    // yields nothing. A corrupt expires_at (not a safe integer) counts as expired; a non-integer token does
     // not, because taking it could reissue an old token, and neither does a negative one nor one whose
     // successor would not be a safe JavaScript integer (the new token could not be handed out exactly).
     // Such rows are then reported corrupt (SqlLockStore.acquire) instead of being taken and committed.
@@ -143,31 +178,32 @@ export function lockTableSql(table: string): LockTableSql {
         expires_at = ${STORE_NOW} + ?3,
         fencing_token = ${ROW}.fencing_token + 1,
         metadata = ?4
-      WHERE (typeof(${ROW}.expires_at) <> 'integer' OR ${ROW}.expires_at <= ${STORE_NOW})
+      WHERE NOT (${live})
         AND typeof(${ROW}.fencing_token) = 'integer' AND ${ROW}.fencing_token BETWEEN 0 AND ${MAX_TAKEN_TOKEN}
-      RETURNING ${COLUMNS}, ${STORE_NOW} AS store_now`,
+      ${returning}`,
     // Sent in the same batch as `acquire`, so a lost race still learns the holder in one round trip.
     holder: `SELECT ${selected}, ${STORE_NOW} AS store_now FROM ${from} WHERE ${ROW}.do_id = ?1`,
-    // A row someone corrupted under the holder is not extended: the RETURNING row could not be parsed,
-    // and an extension the caller never hears of would keep contenders out for another TTL.
+    // A row someone corrupted under the holder is not extended (any column, integers past 2^53 too): the
+    // RETURNING row could not be parsed, and an extension the caller never hears of would keep
+    // contenders out for another TTL.
     refresh: `UPDATE ${from} SET expires_at = ${STORE_NOW} + ?4
       WHERE ${ROW}.do_id = ?1 AND ${ROW}.node_id = ?2 AND ${ROW}.fencing_token = ?3
-        AND typeof(${ROW}.expires_at) = 'integer' AND ${ROW}.expires_at > ${STORE_NOW}
-        AND typeof(${ROW}.acquired_at) = 'integer'
-        AND (${ROW}.metadata IS NULL OR (typeof(${ROW}.metadata) = 'text' AND json_valid(${ROW}.metadata)))
-      RETURNING ${COLUMNS}, ${STORE_NOW} AS store_now`,
+        AND ${ROW}.expires_at > ${STORE_NOW} AND ${intact(`${ROW}.`)}
+      ${returning}`,
     // Never DELETE: the row carries the token forward (invariant 2). 0 = released.
     release: `UPDATE ${from} SET expires_at = 0
-      WHERE ${ROW}.do_id = ?1 AND ${ROW}.node_id = ?2 AND ${ROW}.fencing_token = ?3
-        AND typeof(${ROW}.expires_at) = 'integer' AND ${ROW}.expires_at > ${STORE_NOW}`,
+      WHERE ${ROW}.do_id = ?1 AND ${ROW}.node_id = ?2 AND ${ROW}.fencing_token = ?3 AND ${live}`,
     get: `SELECT ${selected}, ${STORE_NOW} AS store_now FROM ${from} WHERE ${ROW}.do_id = ?1`,
+    // Corrupt rows are skipped here, in the statement, so they neither fail the listing nor count
+    // against its limit.
     list: `SELECT ${selected}, ${STORE_NOW} AS store_now FROM ${from}
-      WHERE typeof(${ROW}.expires_at) = 'integer' AND ${ROW}.expires_at > ${STORE_NOW}
+      WHERE ${live} AND ${intact(`${ROW}.`)}
       ORDER BY ${ROW}.do_id LIMIT ?1`,
     listByNode: `SELECT ${selected}, ${STORE_NOW} AS store_now FROM ${from}
-      WHERE typeof(${ROW}.expires_at) = 'integer' AND ${ROW}.expires_at > ${STORE_NOW} AND ${ROW}.node_id = ?2
+      WHERE ${live} AND ${intact(`${ROW}.`)} AND ${ROW}.node_id = ?2
       ORDER BY ${ROW}.do_id LIMIT ?1`,
-    // A corrupt (non-integer) expires_at compares greater than any number in SQLite, so it is freed too.
+    // A corrupt expires_at is freed too: text and blobs compare greater than any number in SQLite, and
+    // an integer past 2^53 is greater than now.
     forceRelease: `UPDATE ${from} SET expires_at = 0 WHERE ${ROW}.do_id = ?1 AND ${ROW}.expires_at > ${STORE_NOW}`,
     fence: `INSERT INTO "${fenceView}" (do_id, node_id, fencing_token) VALUES (?1, ?2, ?3)`,
   }

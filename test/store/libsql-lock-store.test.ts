@@ -311,6 +311,71 @@ describe('LibSQLLockStore', () => {
       }
     })
 
+    for (const intMode of ['number', 'bigint', 'string'] as const) {
+      describe(`integers beyond 2^53 (intMode ${intMode})`, () => {
+        const HUGE = '1152921504606846976' // 2^60: an INTEGER to SQLite, not a safe one to JavaScript
+        const setup = async () => {
+          const client = open(':memory:', intMode)
+          const store = new LibSQLLockStore(client)
+          await store.ensureSchema()
+          // A held row per column, that column set past 2^53.
+          for (const column of ['acquired_at', 'expires_at', 'fencing_token']) {
+            const r = await store.acquire({ doId: column, nodeId: 'a', ttlMs: 60_000 })
+            if (!r.acquired) throw new Error('expected the lease')
+            await client.execute(`UPDATE do_locks SET ${column} = ${HUGE} WHERE do_id = '${column}'`)
+          }
+          const asText = async (doId: string) =>
+            (
+              await client.execute({
+                sql: `SELECT node_id, CAST(acquired_at AS TEXT) AS acquired_at, CAST(expires_at AS TEXT) AS expires_at,
+                  CAST(fencing_token AS TEXT) AS fencing_token FROM do_locks WHERE do_id = ?1`,
+                args: [doId],
+              })
+            ).rows[0]
+          return { client, store, asText }
+        }
+
+        it('get and acquire report CorruptLockRowError naming the column; a garbage expires_at counts as expired', async () => {
+          const { store, asText } = await setup()
+          for (const column of ['acquired_at', 'expires_at', 'fencing_token']) {
+            await expect(store.get(column)).rejects.toMatchObject({
+              name: 'CorruptLockRowError',
+              doId: column,
+              column,
+              message: expect.stringMatching(/2\^53/),
+            })
+          }
+          for (const column of ['acquired_at', 'fencing_token']) {
+            const before = await asText(column)
+            await expect(store.acquire({ doId: column, nodeId: 'b', ttlMs: 1_000 })).rejects.toMatchObject({
+              name: 'CorruptLockRowError',
+              column,
+            })
+            expect(await asText(column)).toEqual(before)
+          }
+          const taken = await store.acquire({ doId: 'expires_at', nodeId: 'b', ttlMs: 1_000 })
+          expect(taken.acquired && taken.lock).toMatchObject({ nodeId: 'b', fencingToken: 2 })
+        })
+
+        it('list skips such rows, returning the others, instead of failing whole', async () => {
+          const { store } = await setup()
+          await store.acquire({ doId: 'good', nodeId: 'a', ttlMs: 60_000 })
+          expect((await store.list()).map((l) => l.doId)).toEqual(['good'])
+          expect((await store.list({ nodeId: 'a', limit: 1 })).map((l) => l.doId)).toEqual(['good'])
+        })
+
+        it('refresh never extends such a row', async () => {
+          const { client, store, asText } = await setup()
+          const r = await store.acquire({ doId: 'held', nodeId: 'a', ttlMs: 60_000 })
+          if (!r.acquired) throw new Error('expected the lease')
+          await client.execute(`UPDATE do_locks SET acquired_at = ${HUGE} WHERE do_id = 'held'`)
+          const before = await asText('held')
+          expect(await store.refresh({ ...r.lock, ttlMs: 120_000 })).toBeNull()
+          expect(await asText('held')).toEqual(before)
+        })
+      })
+    }
+
     it('skips garbage rows in list instead of failing the whole listing', async () => {
       const client = open()
       const store = new LibSQLLockStore(client)
