@@ -18,6 +18,7 @@ export type LockErrorCode =
   | 'INVALID_ARGUMENT'
   | 'STALE_FENCING_TOKEN'
   | 'STORE_UNAVAILABLE'
+  | 'STATEMENT_FAILED'
   | 'CORRUPT_LOCK_ROW'
   | 'LOCK_LOST'
   | 'SHUTDOWN'
@@ -177,7 +178,9 @@ export class StaleFencingTokenError extends LockError {
 
 /**
  * The lock store could not answer; nothing was decided.
- * HTTP: 503 `store_unavailable`, `Retry-After: 1`.
+ *
+ * HTTP: 503 `store_unavailable` with `Retry-After: 1` when {@link retryable}; otherwise 500
+ * `store_failed` (the same request would fail the same way: no point telling clients to retry).
  */
 export class StoreUnavailableError extends LockError {
   /** Always `'STORE_UNAVAILABLE'`. */
@@ -190,13 +193,64 @@ export class StoreUnavailableError extends LockError {
    * @param options - `cause` (the driver's error) and `retryable` (default true).
    */
   constructor(message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
-    super('STORE_UNAVAILABLE', message, { cause: options.cause, status: 503, retryAfterSeconds: 1 })
-    this.retryable = options.retryable ?? true
+    const retryable = options.retryable ?? true
+    super('STORE_UNAVAILABLE', message, {
+      cause: options.cause,
+      status: retryable ? 503 : 500,
+      retryAfterSeconds: retryable ? 1 : undefined,
+    })
+    this.retryable = retryable
   }
 
-  /** `{ error: 'store_unavailable', doId }`. */
+  /** `{ error: 'store_unavailable', doId }`, or `store_failed` when not {@link retryable}. */
   override toBody(doId?: string): LockErrorBody {
-    return withDoId('store_unavailable', doId)
+    return withDoId(this.retryable ? 'store_unavailable' : 'store_failed', doId)
+  }
+}
+
+/**
+ * The database refused a statement: a constraint, a missing table, a syntax error. Deterministic,
+ * so never retryable: the same statement fails the same way. In a fenced write the transaction rolled
+ * back, so none of its statements were applied.
+ *
+ * HTTP: 500 `statement_failed` (a fault of the application's own SQL or schema, reported through
+ * `StatelessDO.onError`); the SQLite code and message stay in the server's logs.
+ *
+ * @example
+ * ```ts
+ * try { await fencedWrite(store, lock, [{ sql: 'INSERT INTO rooms (name) VALUES (?)', args: [name] }]) }
+ * catch (e) {
+ *   if (e instanceof StatementError && e.sqliteCode?.startsWith('SQLITE_CONSTRAINT')) return new Response('exists', { status: 409 })
+ *   throw e
+ * }
+ * ```
+ */
+export class StatementError extends LockError {
+  /** Always `'STATEMENT_FAILED'`. */
+  declare readonly code: 'STATEMENT_FAILED'
+  /**
+   * The SQLite result code the database gave, e.g. `SQLITE_CONSTRAINT`, `SQLITE_ERROR`, or an
+   * extended one such as `SQLITE_CONSTRAINT_UNIQUE`; `undefined` if the driver did not say.
+   */
+  readonly sqliteCode: string | undefined
+  /** Index of the refused statement in the caller's list, when the driver said which one. */
+  readonly statementIndex: number | undefined
+
+  /**
+   * @param detail - the database's own words, e.g. `UNIQUE constraint failed: rooms.name`.
+   * @param options - the SQLite code, the statement's index and the driver's error.
+   */
+  constructor(detail: string, options: { sqliteCode?: string; statementIndex?: number; cause?: unknown } = {}) {
+    const which = options.statementIndex === undefined ? 'statement' : `statements[${options.statementIndex}]`
+    const code = options.sqliteCode === undefined ? '' : ` (${options.sqliteCode})`
+    super('STATEMENT_FAILED', `${which} failed${code}: ${detail}`, { cause: options.cause, status: 500 })
+    this.sqliteCode = options.sqliteCode
+    this.statementIndex = options.statementIndex
+  }
+
+  /** `{ error: 'statement_failed', doId }`. */
+  override toBody(doId?: string): LockErrorBody {
+    return withDoId('statement_failed', doId)
   }
 }
 

@@ -13,6 +13,7 @@ import {
   LockLostError,
   ShutdownError,
   StaleFencingTokenError,
+  StatementError,
   StoreUnavailableError,
   UnknownNodeError,
   type LockErrorCode,
@@ -40,6 +41,23 @@ const table: Row[] = [
     status: 503,
     body: { error: 'store_unavailable', doId: 'room-1' },
     retryAfter: '1',
+  },
+  {
+    error: new StoreUnavailableError('lock store request failed: LIBSQL_CLIENT_CLOSED', { retryable: false }),
+    code: 'STORE_UNAVAILABLE',
+    status: 500,
+    body: { error: 'store_failed', doId: 'room-1' },
+    retryAfter: null,
+  },
+  {
+    error: new StatementError('UNIQUE constraint failed: rooms.name', {
+      sqliteCode: 'SQLITE_CONSTRAINT',
+      statementIndex: 1,
+    }),
+    code: 'STATEMENT_FAILED',
+    status: 500,
+    body: { error: 'statement_failed', doId: 'room-1' },
+    retryAfter: null,
   },
   {
     error: new ShutdownError(),
@@ -140,6 +158,7 @@ describe('LockError HTTP form', () => {
       INVALID_ARGUMENT: true,
       STALE_FENCING_TOKEN: true,
       STORE_UNAVAILABLE: true,
+      STATEMENT_FAILED: true,
       CORRUPT_LOCK_ROW: true,
       LOCK_LOST: true,
       SHUTDOWN: true,
@@ -149,6 +168,16 @@ describe('LockError HTTP form', () => {
       LOCK_CONTENDED: true,
     }
     expect(new Set(table.map((row) => row.code))).toEqual(new Set(Object.keys(codes)))
+  })
+
+  it('names the refused statement and its SQLite code once in the message, and keeps them as fields', () => {
+    const error = new StatementError('UNIQUE constraint failed: rooms.name', {
+      sqliteCode: 'SQLITE_CONSTRAINT_UNIQUE',
+      statementIndex: 1,
+    })
+    expect(error.message).toBe('statements[1] failed (SQLITE_CONSTRAINT_UNIQUE): UNIQUE constraint failed: rooms.name')
+    expect(error).toMatchObject({ sqliteCode: 'SQLITE_CONSTRAINT_UNIQUE', statementIndex: 1 })
+    expect(new StatementError('no such table: rooms').message).toBe('statement failed: no such table: rooms')
   })
 
   it('keeps code and status through structured cloning (own fields, not getters)', () => {

@@ -11,6 +11,7 @@ import {
   MemoryLockStore,
   StaleFencingTokenError,
   StatelessDO,
+  StatementError,
   StoreUnavailableError,
   type AcquireOptions,
   type ConsistencyGuard,
@@ -131,6 +132,42 @@ describe('StatelessDO', () => {
     expect(await res.json()).toMatchObject({ error: 'store_unavailable', doId: 'room-1' })
     expect(room.errors).toEqual([[outage, 'handler']])
     expect((await store.get('room-1'))?.held).toBe(false)
+  })
+
+  it('answers 500 statement_failed, reports it and sends no Retry-After when the database refused a statement', async () => {
+    const store = new MemoryLockStore()
+    const refused = new StatementError('UNIQUE constraint failed: rooms.name', {
+      sqliteCode: 'SQLITE_CONSTRAINT_PRIMARYKEY',
+      statementIndex: 0,
+    })
+    const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a'), fail: refused })
+    const res = await room.fetch(new Request('https://do/'))
+    expect(res.status).toBe(500)
+    expect(res.headers.get('Retry-After')).toBeNull()
+    expect(await res.json()).toEqual({ error: 'statement_failed', doId: 'room-1' })
+    expect(room.errors).toEqual([[refused, 'handler']])
+    expect((await store.get('room-1'))?.held).toBe(false)
+  })
+
+  it('answers 500 store_failed, not 503 store_unavailable, for a store error a retry would only repeat', async () => {
+    const store = new MemoryLockStore()
+    const deterministic = new StoreUnavailableError('lock store request failed: SQLITE_ERROR: no such table: rooms', {
+      retryable: false,
+    })
+    const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a'), fail: deterministic })
+    const res = await room.fetch(new Request('https://do/'))
+    expect(res.status).toBe(500)
+    expect(res.headers.get('Retry-After')).toBeNull()
+    expect(await res.json()).toEqual({ error: 'store_failed', doId: 'room-1' })
+    expect(room.errors).toEqual([[deterministic, 'handler']])
+
+    // The same at acquire (e.g. do_locks missing): a 500, reported.
+    vi.spyOn(store, 'acquire').mockRejectedValue(deterministic)
+    const atAcquire = await new Room(ctxFor('room-2'), { guard: guardOn(store, 'node-a') }).fetch(
+      new Request('https://do/'),
+    )
+    expect(atAcquire.status).toBe(500)
+    expect(await atAcquire.json()).toEqual({ error: 'store_failed', doId: 'room-2' })
   })
 
   it('answers 499, reports nothing and holds no lease when the client goes away while the lease is being taken', async () => {

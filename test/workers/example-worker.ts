@@ -6,8 +6,10 @@
  */
 import { Room } from '../../examples/worker/src/index.js'
 import {
+  D1LockStore,
   LockLostError,
   StaleFencingTokenError,
+  fencedWrite,
   type AcquireOptions,
   type Lock,
   type StatelessDOPhase,
@@ -57,7 +59,8 @@ export function open(tag: string): void {
  * The example's Room with test hooks, all opt-in per request:
  * - `?tag=<t>`: report the lease to `tagged(t)` on entering the handler, and the outcome when leaving;
  * - `&gate`: then wait for `open(t)` before running the example's handler;
- * - `?ttl=ms`: lease length for this request (short leases for the lost-lease tests).
+ * - `?ttl=ms`: lease length for this request (short leases for the lost-lease tests);
+ * - `?missing-table`: first a fenced write to a table that does not exist.
  */
 export class TestRoom extends Room {
   protected override acquireOptions(request: Request): AcquireOptions {
@@ -73,6 +76,10 @@ export class TestRoom extends Room {
 
   protected override async handleRequest(request: Request, lock: Lock, signal: AbortSignal): Promise<Response> {
     const params = new URL(request.url).searchParams
+    if (params.has('missing-table')) {
+      // The application's own SQL failing in D1 (deterministic): what StatelessDO answers for it.
+      await fencedWrite(new D1LockStore(this.env.DB), lock, [{ sql: 'INSERT INTO no_such_table (x) VALUES (1)' }])
+    }
     const tag = params.get('tag')
     if (tag === null) return super.handleRequest(request, lock, signal)
     const outcome = deferred<{ error: unknown; aborted: boolean; reason: unknown }>()

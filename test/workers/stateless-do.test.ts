@@ -218,6 +218,17 @@ describe('StatelessDO in workerd (examples/worker)', () => {
     expect(await store.release(other.lock)).toBe(true)
   })
 
+  it('answers 500 without Retry-After when a fenced write in D1 names a table that does not exist', async () => {
+    const room = freshRoom()
+    const res = await testRoom(room).fetch(`https://example.test/rooms/${room}?missing-table`, { method: 'POST' })
+    expect(res.status).toBe(500)
+    expect(res.headers.get('Retry-After')).toBeNull()
+    // statement_failed once the store throws StatementError for such codes; store_failed until then.
+    expect(await res.json()).toEqual({ error: expect.stringMatching(/^(statement|store)_failed$/), doId: room })
+    expect(await state(room)).toEqual({ row: null, log: [] })
+    await untilReleased(room)
+  })
+
   it('shares one guard per isolate across requests and objects (no signal tied to the first request)', async () => {
     // The guard is created by the first request that needs it; workerd binds an AbortSignal to the
     // request or object that made it, so a guard-level signal would break every later request.
