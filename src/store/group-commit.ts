@@ -33,11 +33,21 @@ export interface GroupCommitOptions {
 export interface GroupCommitDriverOptions extends GroupCommitOptions {
   /**
    * Whether an operation (the statements of one `execute` or `batch` call) may share a transaction
-   * with other callers' operations. Only statements that can never raise belong here: if one statement
-   * of a combined batch fails, the whole batch rolls back and EVERY caller in it gets the error.
-   * Anything refused here is passed straight to the wrapped driver.
+   * with other callers' operations. Only statements that cannot raise for another caller's data belong
+   * here: if one statement of a combined batch fails, the whole batch rolls back, and without
+   * {@link GroupCommitDriverOptions.retryAlone} EVERY caller in it gets the error. Anything refused
+   * here is passed straight to the wrapped driver.
    */
   canCombine(statements: readonly SqlStatement[]): boolean
+  /**
+   * Whether a combined batch that failed with `error` certainly rolled back because one of its
+   * statements failed (not the transport): then each operation of the group is sent again on its own,
+   * in order, so only the one whose own statement fails gets an error. Answer `true` only when nothing
+   * of the batch can have committed: after a network error a remote batch may have, and running an
+   * acquire twice would answer "held" to the caller that holds it. Default: never (every caller gets
+   * the error).
+   */
+  retryAlone?(error: unknown): boolean
 }
 
 interface Pending {
@@ -56,9 +66,11 @@ interface Pending {
  * combined batch runs the operations one after the other, so each sees the effects of those before it
  * exactly as if they had been sent one by one in that order.
  *
- * Failure: a combined batch commits or rolls back as a whole, so when it fails every caller in it is
- * rejected with that error (nothing of it was written); no caller ever gets another caller's result.
- * Batches are not split and retried, because after a network error a remote batch may have committed.
+ * Failure: a combined batch commits or rolls back as a whole; no caller ever gets another caller's
+ * result. When it fails for one of its statements ({@link GroupCommitDriverOptions.retryAlone}), it
+ * rolled back, so its operations are sent again one by one and only the failing one is rejected.
+ * Otherwise (the transport failed, the database was busy) every caller in it is rejected with that
+ * error: after a network error a remote batch may have committed, so it is not sent again.
  *
  * Order: combined operations run in the order they were issued (except behind a batch that stalled
  * past `stallMs`, which the next batch no longer waits for). An operation that is not combined is
@@ -67,8 +79,9 @@ interface Pending {
  *
  * Trade-off: throughput under concurrency rises (one commit, and with a remote database one round
  * trip, per group instead of per operation), but an operation may wait for the batch in flight to
- * return before its own is sent (up to about two round trips instead of one), one failing operation
- * fails its whole group, and each batch holds the database's write lock for the whole group.
+ * return before its own is sent (up to about two round trips instead of one), a transport failure fails
+ * its whole group (a failing statement costs one more request per operation of its group), and each
+ * batch holds the database's write lock for the whole group.
  */
 export function groupCommitDriver(driver: SqlDriver, options: GroupCommitDriverOptions): SqlDriver {
   if (
@@ -90,7 +103,10 @@ export function groupCommitDriver(driver: SqlDriver, options: GroupCommitDriverO
   if (!Number.isSafeInteger(stallMs) || stallMs < 1) {
     throw new InvalidArgumentError('groupCommit.stallMs', `must be an integer >= 1 (ms), got ${String(stallMs)}`)
   }
-  const { canCombine } = options
+  const { canCombine, retryAlone } = options
+  if (retryAlone !== undefined && typeof retryAlone !== 'function') {
+    throw new InvalidArgumentError('options.retryAlone', 'expected a function')
+  }
   const queue: Pending[] = []
   /** The batch the queue waits for; a token, so a stalled batch that settles late frees nothing. */
   let inFlight: object | undefined
@@ -122,20 +138,32 @@ export function groupCommitDriver(driver: SqlDriver, options: GroupCommitDriverO
     })
   }
 
-  const send = async (group: Pending[]): Promise<void> => {
-    if (group.length === 1) {
-      const only = group[0]!
-      try {
-        only.resolve(only.single ? [await driver.execute(only.statements[0]!)] : await driver.batch(only.statements))
-      } catch (error) {
-        only.reject(error)
-      }
-      return
+  const sendAlone = async (only: Pending): Promise<void> => {
+    try {
+      only.resolve(only.single ? [await driver.execute(only.statements[0]!)] : await driver.batch(only.statements))
+    } catch (error) {
+      only.reject(error)
     }
+  }
+
+  const send = async (group: Pending[]): Promise<void> => {
+    if (group.length === 1) return sendAlone(group[0]!)
     let results: SqlResult[]
     try {
       results = await driver.batch(group.flatMap((p) => p.statements))
     } catch (error) {
+      let alone = false
+      try {
+        alone = retryAlone?.(error) === true
+      } catch {
+        // A classifier that throws cannot vouch for a rollback: treat the failure as the group's.
+      }
+      if (alone) {
+        // The batch rolled back (one of its statements failed, not the transport): nothing of it was
+        // written, so sending each operation again, in the same order, is what it would have done alone.
+        for (const p of group) await sendAlone(p)
+        return
+      }
       for (const p of group) p.reject(error)
       return
     }

@@ -31,20 +31,23 @@ export interface LibSQLLockStoreOptions extends SqlLockStoreOptions {
    * Group commit (default off). Acquire, refresh and release operations issued concurrently (in the
    * same tick, or while a combined batch is in flight) go to the database as ONE batch: one request,
    * one transaction and one commit for all of them. Each caller gets only its own statements' results,
-   * computed as if the operations had run one after the other, and is rejected (never answered wrongly)
-   * if the combined batch fails. Fenced writes, `get`, `list`, `forceRelease` and `ensureSchema` are
-   * never combined. `true` uses the defaults of {@link GroupCommitOptions}.
+   * computed as if the operations had run one after the other. If the combined batch fails in one of
+   * its statements (it rolled back), its operations are sent again one by one, so only the failing one
+   * is rejected; if it fails otherwise (network, busy database), every caller in it is rejected with
+   * that error, never answered wrongly. Fenced writes, `get`, `list`, `forceRelease` and
+   * `ensureSchema` are never combined. `true` uses the defaults of {@link GroupCommitOptions}.
    *
    * Trade-off: a process that runs many lock operations at once (a busy node sharing one store) gains
-   * throughput, most on a local `file:` database where every commit syncs the WAL (2-3x at 16-256
-   * concurrent ids in `bench/RESULTS.md`, more when disk syncs are slow); with a remote database, one
-   * combined batch is in flight at a time, so the gain is smaller (1.3-3x at 64 ids with a 5 ms round
-   * trip, none at 16). In exchange, an operation that arrives while a batch is in flight waits for it
-   * (up to about two round trips instead of one, or `stallMs`), one failure fails its whole group, and each batch
+   * throughput, most on a local `file:` database where every commit syncs the WAL, less with a remote
+   * database, where one combined batch is in flight at a time (measurements: `bench/RESULTS.md`). In
+   * exchange, an operation that arrives while a batch is in flight waits for it (up to about two round
+   * trips instead of one, or `stallMs`), a transport failure fails its whole group, and each batch
    * holds the database's write lock for the whole group. A lone operation pays a few microseconds of
    * bookkeeping, which is why this stays off unless asked for. In Cloudflare Workers, use it only
    * where one store serves one context (inside a Durable Object): a store shared by concurrent
    * requests would send one request's operations on another request's I/O.
+   *
+   * @default false
    */
   groupCommit?: boolean | GroupCommitOptions
 }
@@ -88,11 +91,22 @@ function groupCommitLockOperations(driver: SqlDriver, table: string, options: tr
   const sql = lockTableSql(table)
   return groupCommitDriver(driver, {
     ...(options === true ? {} : options),
+    retryAlone: failedInStatement,
     canCombine: (s) =>
       s.length === 2
         ? s[0]!.sql === sql.acquire && s[1]!.sql === sql.holder
         : s.length === 1 && (s[0]!.sql === sql.refresh || s[0]!.sql === sql.release),
   })
+}
+
+/**
+ * A SQLite error other than BUSY/LOCKED/PROTOCOL: a statement of the batch failed, and the batch rolled
+ * back (locally libsql's batch ROLLBACKs; remotely the server skips the later steps and rolls back).
+ * Transport errors carry no SQLite code, and a busy database would fail each operation alone too.
+ */
+function failedInStatement(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^SQLITE_/.test(code) && !/^SQLITE_(BUSY|LOCKED|PROTOCOL)/.test(code)
 }
 
 function libsqlDriver(client: LibSQLClientLike): SqlDriver {

@@ -185,6 +185,43 @@ describe('groupCommitDriver', () => {
     expect(again[1].rows[0]).toMatchObject({ sql: 'b#0' })
   })
 
+  it('with retryAlone, sends each operation of a batch that failed in a statement again on its own, in order: only the failing one is rejected', async () => {
+    const constraint = Object.assign(new Error('SQLITE_CONSTRAINT: bad row'), { code: 'SQLITE_CONSTRAINT' })
+    const { driver, calls } = echoDriver({
+      fail: (call) => (call.statements.some((s) => s.sql.startsWith('bad')) ? constraint : undefined),
+    })
+    const gc = groupCommitDriver(driver, { canCombine: combinable, retryAlone: (e) => e === constraint })
+    const outcomes = await Promise.allSettled([gc.batch(op('a', 2)), gc.execute(op('bad')[0]!), gc.batch(op('c'))])
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+    expect(rowsOf((outcomes[0] as PromiseFulfilledResult<SqlResult[]>).value)).toMatchObject([
+      { sql: 'a#0' },
+      { sql: 'a#1' },
+    ])
+    expect((outcomes[1] as PromiseRejectedResult).reason).toBe(constraint)
+    expect(calls.map((c) => `${c.method}:${c.statements.map((s) => s.sql).join(',')}`)).toEqual([
+      'batch:a#0,a#1,bad#0,c#0',
+      'batch:a#0,a#1',
+      'execute:bad#0',
+      'batch:c#0',
+    ])
+  })
+
+  it('does not send a failed batch again when retryAlone says no or throws (a remote batch may have committed)', async () => {
+    const transport = new TypeError('fetch failed')
+    for (const retryAlone of [
+      () => false,
+      () => {
+        throw new Error('classifier broke')
+      },
+    ]) {
+      const { driver, calls } = echoDriver({ fail: () => transport })
+      const gc = groupCommitDriver(driver, { canCombine: combinable, retryAlone })
+      const outcomes = await Promise.allSettled([gc.batch(op('a')), gc.execute(op('b')[0]!)])
+      for (const o of outcomes) expect((o as PromiseRejectedResult).reason).toBe(transport)
+      expect(calls).toHaveLength(1)
+    }
+  })
+
   it('rejects every caller, rather than guess, when the driver returns the wrong number of results', async () => {
     const { driver } = echoDriver({ miscount: true })
     const gc = groupCommitDriver(driver, { canCombine: combinable })
@@ -378,7 +415,7 @@ describe('LibSQLLockStore with groupCommit', () => {
     for (const o of outcomes) expect(o.status === 'rejected' && o.reason).toBeInstanceOf(StoreUnavailableError)
   })
 
-  it('when one statement of a combined batch raises, rolls back the others and rejects every caller', async () => {
+  it('without retryAlone, when one statement of a combined batch raises, rolls back the others and rejects every caller', async () => {
     // The store only combines statements that cannot raise; a driver told to combine anything shows
     // what would happen if one did: nobody gets an answer, and nobody's write is kept.
     const client = open()
@@ -406,6 +443,62 @@ describe('LibSQLLockStore with groupCommit', () => {
     expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected'])
     for (const o of outcomes) expect(String((o as PromiseRejectedResult).reason)).toMatch(/no_such_table/)
     expect(await store.get('x')).toBeNull()
+  })
+
+  it('answers the other operations of a combined batch when one reads a corrupt row (an integer past 2^53, default intMode)', async () => {
+    const client = open()
+    const counted = countingClient(client)
+    const store = new LibSQLLockStore(counted.client, { groupCommit: true })
+    await store.ensureSchema()
+    const x = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+    const z = won(await store.acquire({ doId: 'z', nodeId: 'a', ttlMs: 10_000 }))
+    won(await store.acquire({ doId: 'bad', nodeId: 'a', ttlMs: 10_000 }))
+    await client.execute("UPDATE do_locks SET acquired_at = 1152921504606846976 WHERE do_id = 'bad'")
+    counted.reset()
+    const [bad, y, heartbeat, released] = await Promise.allSettled([
+      store.acquire({ doId: 'bad', nodeId: 'b', ttlMs: 10_000 }),
+      store.acquire({ doId: 'y', nodeId: 'b', ttlMs: 10_000 }),
+      store.refresh({ ...x, ttlMs: 10_000 }),
+      store.release(z),
+    ])
+    expect(counted.requests()).toBe(1)
+    expect(bad.status === 'rejected' && bad.reason).toMatchObject({
+      name: 'CorruptLockRowError',
+      column: 'acquired_at',
+    })
+    expect(y.status === 'fulfilled' && y.value.acquired).toBe(true)
+    expect(heartbeat.status === 'fulfilled' && heartbeat.value?.fencingToken).toBe(x.fencingToken)
+    expect(released.status === 'fulfilled' && released.value).toBe(true)
+  })
+
+  it('sends the operations of a combined batch that failed in one statement again one by one: only that one is rejected', async () => {
+    const client = open()
+    const counted = countingClient(client)
+    const store = new LibSQLLockStore(counted.client, { groupCommit: true })
+    await store.ensureSchema()
+    const x = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+    const z = won(await store.acquire({ doId: 'z', nodeId: 'a', ttlMs: 10_000 }))
+    await store.release(won(await store.acquire({ doId: 'poison', nodeId: 'a', ttlMs: 10_000 })))
+    // Something of the database's own (a trigger, a constraint) refuses the takeover of one row.
+    await client.execute(`CREATE TRIGGER poison BEFORE UPDATE ON do_locks WHEN OLD.do_id = 'poison'
+      BEGIN SELECT RAISE(ABORT, 'poisoned row'); END`)
+    counted.reset()
+    const [poison, y, heartbeat, released] = await Promise.allSettled([
+      store.acquire({ doId: 'poison', nodeId: 'b', ttlMs: 10_000 }),
+      store.acquire({ doId: 'y', nodeId: 'b', ttlMs: 10_000 }),
+      store.refresh({ ...x, ttlMs: 10_000 }),
+      store.release(z),
+    ])
+    expect(counted.requests()).toBe(5) // the combined batch, then each operation alone
+    expect(poison.status === 'rejected' && poison.reason).toMatchObject({
+      name: 'StoreUnavailableError',
+      retryable: false,
+      message: expect.stringMatching(/poisoned row/),
+    })
+    expect(y.status === 'fulfilled' && y.value.acquired && y.value.lock.fencingToken).toBe(1)
+    expect(heartbeat.status === 'fulfilled' && heartbeat.value?.fencingToken).toBe(x.fencingToken)
+    expect(released.status === 'fulfilled' && released.value).toBe(true)
+    expect(await store.get('poison')).toMatchObject({ held: false, fencingToken: 1 })
   })
 
   it('keeps tokens strictly increasing under concurrent acquire/release churn on shared ids', async () => {
