@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '../errors.js'
+import { describe } from '../validate.js'
 import type { RetryOptions } from './types.js'
 
 /** A {@link RetryOptions} with every field filled in and validated. */
@@ -19,6 +20,13 @@ export const DEFAULT_BACKOFF: Backoff = { initialDelayMs: 25, maxDelayMs: 1000, 
  * `${argument}.field`.
  */
 export function resolveBackoff(options: RetryOptions | undefined, argument = 'retry'): Backoff {
+  if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) {
+    // Spread over the defaults, a number or a string would be silently ignored.
+    throw new InvalidArgumentError(
+      argument,
+      `expected an object { initialDelayMs?, maxDelayMs?, factor? }, got ${describe(options)}`,
+    )
+  }
   const b = { ...DEFAULT_BACKOFF, ...stripUndefined(options ?? {}) }
   for (const key of ['initialDelayMs', 'maxDelayMs'] as const) {
     if (!Number.isFinite(b[key]) || b[key] <= 0)

@@ -11,6 +11,8 @@ import {
   DEFAULT_TTL_MS,
   defaultDriftMs,
   defaultHeartbeatMs,
+  DEFAULT_HEARTBEATS_PER_TTL,
+  heartbeatFits,
   timingsForTtl,
   type GuardTimings,
   type LeaseTimings,
@@ -29,7 +31,8 @@ export interface HybridConsistencyGuardOptions {
    */
   ring?: AffinityRing
   /**
-   * Lease length, ms (at most one day).
+   * Lease length, ms: at most one day, and long enough for a heartbeat before local validity ends
+   * (at least 3 ms with the default heartbeat and drift margin).
    * @default 30_000 ({@link DEFAULT_TTL_MS})
    */
   ttlMs?: number
@@ -40,7 +43,8 @@ export interface HybridConsistencyGuardOptions {
   heartbeatMs?: number
   /**
    * Safety margin subtracted from the lease when computing `validUntil`, for clock-rate drift and
-   * timer lateness, ms.
+   * timer lateness, ms. With the default heartbeat it must stay below `ttlMs - ttlMs / 3`, so that the
+   * first heartbeat comes before local validity ends.
    * @default 1% of ttlMs + 2 ms, at most half the ttl (302 for a 30 s lease; {@link defaultDriftMs})
    */
   driftMs?: number
@@ -113,27 +117,7 @@ export function resolveGuardOptions(options: HybridConsistencyGuardOptions): Gua
     throw new InvalidArgumentError('ring', 'expected a ring with getNode(key)')
   }
   assertNodeId(options.nodeId)
-  const ttlMs = options.ttlMs ?? DEFAULT_TTL_MS
-  assertPositiveMs('ttlMs', ttlMs)
-  const heartbeatMs = options.heartbeatMs ?? defaultHeartbeatMs(ttlMs)
-  assertPositiveMs('heartbeatMs', heartbeatMs)
-  if (heartbeatMs >= ttlMs) {
-    throw new InvalidArgumentError('heartbeatMs', `must be less than ttlMs (${ttlMs}), got ${heartbeatMs}`)
-  }
-  const driftMs = options.driftMs ?? defaultDriftMs(ttlMs)
-  if (typeof driftMs !== 'number' || !Number.isFinite(driftMs) || driftMs < 0 || driftMs >= ttlMs) {
-    throw new InvalidArgumentError(
-      'driftMs',
-      `must be a number from 0 to below ttlMs (${ttlMs}), got ${describe(driftMs)}`,
-    )
-  }
-  if (options.heartbeatMs !== undefined && heartbeatMs >= ttlMs - driftMs) {
-    // The first heartbeat would come after the lease's local validity ends: every lease would be lost.
-    throw new InvalidArgumentError(
-      'heartbeatMs',
-      `must be less than ttlMs - driftMs (${ttlMs} - ${driftMs} = ${ttlMs - driftMs}), when local validity ends; got ${heartbeatMs}`,
-    )
-  }
+  const timings = resolveGuardTimings(options.ttlMs, options.heartbeatMs, options.driftMs)
   const clock = options.clock ?? systemClock
   if (typeof clock?.monotonic !== 'function')
     throw new InvalidArgumentError('clock', 'expected a Clock with monotonic()')
@@ -147,18 +131,66 @@ export function resolveGuardOptions(options: HybridConsistencyGuardOptions): Gua
     store,
     nodeId: options.nodeId,
     ring,
-    timings: {
-      ttlMs,
-      heartbeatMs,
-      driftMs,
-      explicitHeartbeat: options.heartbeatMs !== undefined,
-      explicitDrift: options.driftMs !== undefined,
-    },
+    timings,
     clock,
     backoff: resolveBackoff(options.retry),
     onEvent: options.onEvent,
     random: options.random ?? Math.random,
   }
+}
+
+/**
+ * The guard's ttl, heartbeat and drift margin, validated as the combination they make: whether set or
+ * defaulted, the heartbeat must come before local validity (`ttl - drift`) ends, or every lease would
+ * be lost before its first heartbeat. A bad combination is blamed on what the caller set.
+ */
+function resolveGuardTimings(ttl: unknown, heartbeat: unknown, drift: unknown): GuardTimings {
+  const ttlMs = ttl ?? DEFAULT_TTL_MS
+  assertPositiveMs('ttlMs', ttlMs)
+  if (heartbeat !== undefined) {
+    assertPositiveMs('heartbeatMs', heartbeat)
+    if (heartbeat >= ttlMs) {
+      throw new InvalidArgumentError('heartbeatMs', `must be less than ttlMs (${ttlMs}), got ${heartbeat}`)
+    }
+  }
+  if (drift !== undefined && (typeof drift !== 'number' || !Number.isFinite(drift) || drift < 0 || drift >= ttlMs)) {
+    throw new InvalidArgumentError(
+      'driftMs',
+      `must be a number from 0 to below ttlMs (${ttlMs}), got ${describe(drift)}`,
+    )
+  }
+  const timings: GuardTimings = {
+    ttlMs,
+    heartbeatMs: heartbeat ?? defaultHeartbeatMs(ttlMs),
+    driftMs: (drift as number | undefined) ?? defaultDriftMs(ttlMs),
+    explicitHeartbeat: heartbeat !== undefined,
+    explicitDrift: drift !== undefined,
+  }
+  if (heartbeatFits(timings)) return timings
+  const window = `ttlMs - driftMs (${ttlMs} - ${timings.driftMs} = ${ttlMs - timings.driftMs})`
+  if (timings.explicitHeartbeat) {
+    throw new InvalidArgumentError(
+      'heartbeatMs',
+      `must be less than ${window}, when local validity ends; got ${heartbeat}`,
+    )
+  }
+  if (timings.explicitDrift) {
+    throw new InvalidArgumentError(
+      'driftMs',
+      `must be less than ${ttlMs - timings.heartbeatMs} ms: local validity, ${window}, would end before the default heartbeat (ttlMs / ${DEFAULT_HEARTBEATS_PER_TTL} = ${timings.heartbeatMs} ms), losing every lease; set heartbeatMs lower, or driftMs`,
+    )
+  }
+  throw new InvalidArgumentError(
+    'ttlMs',
+    `must be at least ${shortestDefaultTtl()} ms with the default heartbeat and drift margin: a ${ttlMs} ms lease would end its local validity, ${window}, before its first heartbeat (${timings.heartbeatMs} ms)`,
+  )
+}
+
+/** The shortest ttl whose default heartbeat comes before its default drift margin ends local validity. */
+function shortestDefaultTtl(): number {
+  let ttlMs = 1
+  while (!heartbeatFits({ ttlMs, heartbeatMs: defaultHeartbeatMs(ttlMs), driftMs: defaultDriftMs(ttlMs) })) ttlMs++
+  return ttlMs
 }
 
 /** Validates one acquire's options against the guard's settings, before any I/O. */
@@ -170,17 +202,25 @@ export function resolveAcquireOptions(options: AcquireOptions, guard: GuardSetti
   }
   const ttlMs = options.ttlMs ?? guard.timings.ttlMs
   assertPositiveMs('options.ttlMs', ttlMs)
+  const heartbeat = options.heartbeat ?? true
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     throw new InvalidArgumentError('options.signal', 'expected an AbortSignal')
   }
   if (options.heartbeat !== undefined && typeof options.heartbeat !== 'boolean') {
     throw new InvalidArgumentError('options.heartbeat', 'expected a boolean')
   }
+  const timings = timingsForTtl(guard.timings, ttlMs)
+  if (heartbeat && !heartbeatFits(timings)) {
+    throw new InvalidArgumentError(
+      'options.ttlMs',
+      `${ttlMs} ms is too short: the lease's local validity (ttl - drift = ${ttlMs - timings.driftMs} ms) would end before its first heartbeat (${timings.heartbeatMs} ms); use a longer ttl, or heartbeat: false`,
+    )
+  }
   return {
     waitMs,
-    timings: timingsForTtl(guard.timings, ttlMs),
-    heartbeat: options.heartbeat ?? true,
-    backoff: options.retry ? resolveBackoff(options.retry, 'options.retry') : guard.backoff,
+    timings,
+    heartbeat,
+    backoff: options.retry === undefined ? guard.backoff : resolveBackoff(options.retry, 'options.retry'),
     signal: options.signal,
     metadata: options.metadata,
   }

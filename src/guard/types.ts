@@ -107,7 +107,7 @@ export interface AcquireOptions {
   metadata?: unknown
   /**
    * This lease's length, ms; its heartbeat and drift margin follow it (see the README's
-   * "Per-acquire ttlMs").
+   * "Per-acquire ttlMs"). With heartbeats on, it must leave room for one before local validity ends.
    * @default the guard's `ttlMs`
    */
   ttlMs?: number
