@@ -7,6 +7,7 @@ import {
   type LockErrorBody,
 } from '../errors.js'
 import type { AcquireOptions, ConsistencyGuard, Lock, LockResult } from '../guard/types.js'
+import { assertDoId } from '../validate.js'
 
 /**
  * The parts of a Durable Object's `ctx` (DurableObjectState) or a Worker's `ExecutionContext` this
@@ -20,10 +21,10 @@ export interface StatelessDOContext {
 }
 
 /**
- * Where in {@link StatelessDO.fetch} an error was reported: the id (`doIdFor`, or the acquire
- * refusing it), taking the lease, the handler, or giving the lease back.
+ * Where in {@link StatelessDO.fetch} an error was reported: the id (`doIdFor`), the options
+ * (`acquireOptions`: a server fault), taking the lease, the handler, or giving the lease back.
  */
-export type StatelessDOPhase = 'doId' | 'acquire' | 'handler' | 'release'
+export type StatelessDOPhase = 'doId' | 'acquireOptions' | 'acquire' | 'handler' | 'release'
 
 /**
  * Base class for a Durable Object that any node may serve. Its `fetch` runs
@@ -85,7 +86,7 @@ export abstract class StatelessDO<Env = unknown> {
    * was addressed (`idFromName`, `idFromString`); `ctx.id.name` is not used, because it is only there
    * for some of those (so one object could be locked under two keys). Override to lock by name, and
    * for plain Workers (no `ctx.id`). An id that throws or is invalid (empty, too long, NUL, lone
-   * surrogates) is answered 400 `bad_request`.
+   * surrogates) is answered 400 `bad_request`: it came from the request.
    */
   protected doIdFor(_request: Request): string {
     const id = this.ctx?.id
@@ -94,7 +95,9 @@ export abstract class StatelessDO<Env = unknown> {
   }
 
   /**
-   * Acquire options per request. Default: try once (a busy object answers 503 at once).
+   * Acquire options per request. Default: try once (a busy object answers 503 at once). A value the
+   * guard refuses (e.g. `{ waitMs: -1 }`), or a throw, is the server's fault: answered 500
+   * `internal_error` and reported in phase `acquireOptions`.
    *
    * @example
    * ```ts
@@ -106,8 +109,8 @@ export abstract class StatelessDO<Env = unknown> {
   }
 
   /**
-   * Failure report (store outage, lost lease, failed release, bad id). Default: `console.error`.
-   * Not called for contention or a client that went away.
+   * Failure report (store outage, refused statement, lost lease, failed release, bad id or options).
+   * Default: `console.error`. Not called for contention or a client that went away.
    */
   protected onError(error: unknown, phase: StatelessDOPhase, doId: string | undefined): void {
     console.error(`[stateless-do] ${phase} failed${doId === undefined ? '' : ` for "${doId}"`}:`, error)
@@ -129,16 +132,25 @@ export abstract class StatelessDO<Env = unknown> {
   async fetch(request: Request): Promise<Response> {
     let doId: string
     try {
-      doId = this.doIdFor(request)
+      const id: unknown = this.doIdFor(request)
+      assertDoId(id) // here, so that an InvalidArgumentError from the acquire is about the options
+      doId = id
     } catch (error) {
       this.onError(error, 'doId', undefined)
       return json(400, { error: 'bad_request', message: messageOf(error) })
     }
 
+    let options: AcquireOptions
+    try {
+      options = { signal: request.signal, ...this.acquireOptions(request) }
+    } catch (error) {
+      return this.#answer(error, 'acquireOptions', doId, request)
+    }
+
     const guard = this.guard
     let lock: Lock
     try {
-      const result = await guard.acquire(doId, { signal: request.signal, ...this.acquireOptions(request) })
+      const result = await guard.acquire(doId, options)
       if (!result.acquired) return lockedResponse(doId, result)
       lock = result.lock
     } catch (error) {
@@ -181,11 +193,14 @@ export abstract class StatelessDO<Env = unknown> {
           : new LockLostError(doId, lostLock.fencingToken, 'the lease ended under the handler')
       ).toResponse(doId)
     }
-    if (phase === 'acquire' && error instanceof InvalidArgumentError) {
-      this.onError(error, 'doId', doId)
-      return json(400, { error: 'bad_request', message: error.message })
+    if (phase === 'acquireOptions' || (phase === 'acquire' && error instanceof InvalidArgumentError)) {
+      // The id was checked before the acquire, so what the guard refused is this server's own
+      // acquireOptions(): a 500 that does not show the client the internal message.
+      this.onError(error, 'acquireOptions', doId)
+      return json(500, { error: 'internal_error', doId })
     }
-    // At acquire, anything but a library error is a bug: let it through; so is a handler's.
+    // Every other library error answers as it says (a store outage is a 503; a refused statement, or
+    // a store failure a retry would only repeat, is a 500). Anything else is a bug: let it through.
     if (!(error instanceof LockError)) throw error
     this.onError(error, phase, doId)
     return error.toResponse(doId)

@@ -294,6 +294,50 @@ describe('StatelessDO', () => {
     expect(room.errors.map(([, phase]) => phase)).toEqual(['handler'])
   })
 
+  it("answers 500 internal_error, without the guard's message, and reports phase acquireOptions when acquireOptions returns a bad option", async () => {
+    const store = new MemoryLockStore()
+    const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a'), waitMs: -1 })
+    const res = await room.fetch(new Request('https://do/'))
+    expect(res.status).toBe(500)
+    expect(res.headers.get('Retry-After')).toBeNull()
+    expect(await res.json()).toEqual({ error: 'internal_error', doId: 'room-1' })
+    expect(room.errors).toHaveLength(1)
+    expect(room.errors[0]![0]).toBeInstanceOf(InvalidArgumentError)
+    expect(room.errors[0]![1]).toBe('acquireOptions')
+    expect(await store.get('room-1')).toBeNull() // refused before any I/O
+  })
+
+  it('answers 500 and reports phase acquireOptions when acquireOptions throws', async () => {
+    const bug = new TypeError('options.get is not a function')
+    class Broken extends Room {
+      protected override acquireOptions(): AcquireOptions {
+        throw bug
+      }
+    }
+    const room = new Broken(ctxFor('room-1'), { guard: guardOn(new MemoryLockStore(), 'node-a') })
+    const res = await room.fetch(new Request('https://do/'))
+    expect(res.status).toBe(500)
+    expect(await res.json()).toEqual({ error: 'internal_error', doId: 'room-1' })
+    expect(room.errors).toEqual([[bug, 'acquireOptions']])
+  })
+
+  it('still answers 400 bad_request, reported as phase doId, for an id from doIdFor the guard would refuse', async () => {
+    const store = new MemoryLockStore()
+    for (const id of ['room\0one', 'x'.repeat(1025), 'room-\uD800']) {
+      class ById extends Room {
+        protected override doIdFor(): string {
+          return id
+        }
+      }
+      const room = new ById(undefined, { guard: guardOn(store, 'node-a') })
+      const res = await room.fetch(new Request('https://do/'))
+      expect(res.status).toBe(400)
+      expect(await res.json()).toEqual({ error: 'bad_request', message: expect.stringContaining('invalid doId') })
+      expect(room.errors.map(([, phase]) => phase)).toEqual(['doId'])
+    }
+    expect(await store.list()).toEqual([])
+  })
+
   it('answers 400 when there is no id (a plain Worker that did not override doIdFor)', async () => {
     const room = new Room(undefined, { guard: guardOn(new MemoryLockStore(), 'node-a') })
     const res = await room.fetch(new Request('https://do/'))
