@@ -254,14 +254,17 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
   }
 }
 
-/** `promise`, or `signal.reason` as soon as the caller goes away (the promise keeps running). */
+/**
+ * `promise`, or `signal.reason` as soon as the caller goes away (the promise keeps running). Wrapped
+ * the same way with or without a signal: the turns waiting for one shared acquire then resume, and
+ * enqueue, in the order they arrived (invariant 9).
+ */
 function abortable<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason)
-    if (signal.aborted) return onAbort()
-    signal.addEventListener('abort', onAbort, { once: true })
-    promise.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort))
+    const onAbort = () => reject(signal!.reason)
+    if (signal?.aborted) return onAbort()
+    signal?.addEventListener('abort', onAbort, { once: true })
+    promise.then(resolve, reject).finally(() => signal?.removeEventListener('abort', onAbort))
   })
 }
 

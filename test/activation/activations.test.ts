@@ -103,6 +103,16 @@ describe('Activations', () => {
       },
     )
 
+    it('runs the turns that waited for the cold start in arrival order, with or without a signal', async () => {
+      const { registry } = node('node-a')
+      const started: number[] = []
+      const runs = Array.from({ length: 8 }, (_, i) =>
+        registry.run('room-1', () => void started.push(i), i % 2 ? { signal: new AbortController().signal } : {}),
+      )
+      await Promise.all(runs)
+      expect(started).toEqual([0, 1, 2, 3, 4, 5, 6, 7])
+    })
+
     it('runs turns of different objects independently, one activation each', async () => {
       const { registry, locks } = node('node-a')
       const hold = deferred()
