@@ -123,7 +123,7 @@ export class Activation<F extends Flusher = Flusher> {
       onBlockFailed: (error) =>
         this.#end(
           'reset',
-          new ActivationEndedError('reset', { doId: this.doId, retryAfterMs: 1000, cause: error }),
+          new ActivationEndedError('reset', { doId: this.doId, retryAfterMs: this.#queue.retryAfterMs, cause: error }),
           true,
         ),
     })
@@ -242,7 +242,7 @@ export class Activation<F extends Flusher = Flusher> {
     } else {
       if (this.#state !== 'active') return
       this.#endReason = reason
-      this.#queue.close(new ActivationEndedError(reason, { doId: this.doId, retryAfterMs: 1000 }))
+      this.#queue.close(new ActivationEndedError(reason, { doId: this.doId, retryAfterMs: this.#queue.retryAfterMs }))
     }
     this.#state = 'draining'
     clearTimeout(this.#idleTimer)
@@ -272,7 +272,10 @@ export class Activation<F extends Flusher = Flusher> {
 
   #refusal(): unknown {
     if (this.#abrupt) return this.#endError
-    return new ActivationEndedError(this.#endReason ?? 'shutdown', { doId: this.doId, retryAfterMs: 1000 })
+    return new ActivationEndedError(this.#endReason ?? 'shutdown', {
+      doId: this.doId,
+      retryAfterMs: this.#queue.retryAfterMs,
+    })
   }
 }
 
