@@ -8,6 +8,7 @@ import {
 } from '../errors.js'
 import type { AcquireOptions, ConsistencyGuard, Lock, LockResult } from '../guard/types.js'
 import { assertDoId } from '../validate.js'
+import { lockedRetryAfterSeconds } from './retry-after.js'
 
 /**
  * The parts of a Durable Object's `ctx` (DurableObjectState) or a Worker's `ExecutionContext` this
@@ -127,6 +128,15 @@ export abstract class StatelessDO<Env = unknown> {
    * keeping the lease, then release (through `ctx.waitUntil`, off the response path, when there is
    * one). Answers without running the handler when it cannot: see the README's "Answers from fetch".
    * Errors a handler throws that are not {@link LockError}s propagate (the lease is released first).
+   *
+   * **A held object** is answered 503 `locked`, with `retryAfterMs` in the body the time left on the
+   * holder's lease: an upper bound, since a StatelessDO holder releases right after its handler and
+   * only a crashed one keeps the object that long. `Retry-After` is therefore `1` (the smallest HTTP
+   * unit) while the holder's lease is young, held for less than a heartbeat period (a third of the
+   * lease length this request uses), and the time left on it, in whole seconds rounded up, once it is
+   * older (a long handler kept alive by heartbeats, or a holder that stopped heartbeating). How long
+   * it was held comes from the holder's `acquiredAt` when the guard reports it, else from when its
+   * lease was last written (acquired or refreshed).
    * A client that goes away while the lease is being taken (`request.signal`) is answered 499.
    */
   async fetch(request: Request): Promise<Response> {
@@ -151,7 +161,7 @@ export abstract class StatelessDO<Env = unknown> {
     let lock: Lock
     try {
       const result = await guard.acquire(doId, options)
-      if (!result.acquired) return lockedResponse(doId, result)
+      if (!result.acquired) return lockedResponse(doId, result, leaseMsOf(options, guard))
       lock = result.lock
     } catch (error) {
       return this.#answer(error, 'acquire', doId, request)
@@ -235,10 +245,29 @@ export abstract class StatelessDO<Env = unknown> {
   }
 }
 
-/** 503 `locked`, `Retry-After` the time left on the holder's lease. */
-function lockedResponse(doId: string, result: Extract<LockResult, { acquired: false }>): Response {
+/**
+ * 503 `locked`: `retryAfterMs` in the body is the time left on the holder's lease (an upper bound);
+ * `Retry-After` is when the object can most likely be had ({@link lockedRetryAfterSeconds}).
+ */
+function lockedResponse(
+  doId: string,
+  result: Extract<LockResult, { acquired: false }>,
+  leaseMs: number | undefined,
+): Response {
   const holder = result.holder && { nodeId: result.holder.nodeId, fencingToken: result.holder.fencingToken }
-  return new LockContendedError(doId, result.retryAfterMs, holder).toResponse()
+  const retryAfterSeconds = lockedRetryAfterSeconds({
+    holder: result.holder,
+    retryAfterMs: result.retryAfterMs,
+    leaseMs,
+  })
+  return new LockContendedError(doId, result.retryAfterMs, holder, { retryAfterSeconds }).toResponse()
+}
+
+/** The lease length this request asked for: its own `ttlMs`, else the guard's (HybridConsistencyGuard has one). */
+function leaseMsOf(options: AcquireOptions, guard: ConsistencyGuard): number | undefined {
+  if (typeof options.ttlMs === 'number') return options.ttlMs
+  const ttlMs = (guard as { ttlMs?: unknown }).ttlMs
+  return typeof ttlMs === 'number' ? ttlMs : undefined
 }
 
 function json(status: number, body: LockErrorBody): Response {

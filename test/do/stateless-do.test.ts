@@ -16,6 +16,7 @@ import {
   type AcquireOptions,
   type ConsistencyGuard,
   type Lock,
+  type LockHolder,
   type StatelessDOContext,
 } from '../../src/index.js'
 
@@ -88,11 +89,74 @@ describe('StatelessDO', () => {
       new Request('https://do/'),
     )
     expect(second.status).toBe(503)
-    expect(second.headers.get('Retry-After')).toBe('30')
-    expect(await second.json()).toMatchObject({ error: 'locked', doId: 'room-1', holder: 'node-a' })
+    // The holder is a request that took its lease 5 ms ago: it will most likely release within a
+    // request's time, so 1 s, not the 30 s left on its lease (that stays in the body as the upper bound).
+    expect(second.headers.get('Retry-After')).toBe('1')
+    const body = (await second.json()) as { retryAfterMs: number }
+    expect(body).toMatchObject({ error: 'locked', doId: 'room-1', holder: 'node-a' })
+    expect(body.retryAfterMs).toBeGreaterThan(29_000)
     open()
     expect((await first).status).toBe(200)
   })
+
+  describe('Retry-After of a held object', () => {
+    // The store's clock, moved by hand: how long the holder has held its lease is all that changes.
+    let now = 1_000_000
+    const clock = { now: () => now, monotonic: () => now }
+    const locked = async (guard: HybridConsistencyGuard) => {
+      const res = await new Room(ctxFor('room-1'), { guard }).fetch(new Request('https://do/'))
+      expect(res.status).toBe(503)
+      const body = (await res.json()) as { error: string; retryAfterMs: number }
+      expect(body.error).toBe('locked')
+      return { retryAfter: res.headers.get('Retry-After'), retryAfterMs: body.retryAfterMs }
+    }
+
+    it('is 1 while the holder took its lease less than a heartbeat period ago (it releases right after its handler)', async () => {
+      const store = new MemoryLockStore({ clock })
+      await store.acquire({ doId: 'room-1', nodeId: 'node-b', ttlMs: 30_000 })
+      now += 20
+      expect(await locked(guardOn(store, 'node-a'))).toEqual({ retryAfter: '1', retryAfterMs: 29_980 })
+      now += 9_000 // still within the first heartbeat period (10 s)
+      expect(await locked(guardOn(store, 'node-a'))).toEqual({ retryAfter: '1', retryAfterMs: 20_980 })
+    })
+
+    it('is the time left on the lease once the holder missed its heartbeat (it will not release early)', async () => {
+      const store = new MemoryLockStore({ clock })
+      await store.acquire({ doId: 'room-1', nodeId: 'node-b', ttlMs: 30_000 })
+      now += 18_000 // no refresh for 18 s: a crashed or paused holder, its lease runs out by TTL
+      expect(await locked(guardOn(store, 'node-a'))).toEqual({ retryAfter: '12', retryAfterMs: 12_000 })
+    })
+
+    it('is the time left on the lease when the holder has held it for longer than a heartbeat period (a long handler kept alive)', async () => {
+      const store = new MemoryLockStore({ clock })
+      const taken = await store.acquire({ doId: 'room-1', nodeId: 'node-b', ttlMs: 30_000 })
+      if (!taken.acquired) throw new Error('expected the lease')
+      for (let beat = 0; beat < 6; beat++) {
+        now += 10_000
+        expect(await store.refresh({ ...taken.lock, ttlMs: 30_000 })).not.toBeNull()
+      }
+      now += 5_000 // held for 65 s, refreshed 5 s ago
+      expect(await locked(holderAgeGuard(store, 'node-a'))).toEqual({ retryAfter: '25', retryAfterMs: 25_000 })
+    })
+  })
+
+  /**
+   * The guard as it would be if its contended result passed on the holder's `acquiredAt` (the store
+   * reports it; the guard's toHolder drops it today). Without it, StatelessDO can tell a young lease
+   * only from when it was last written, and a heartbeating holder looks young.
+   */
+  const holderAgeGuard = (store: MemoryLockStore, nodeId: string): HybridConsistencyGuard => {
+    const guard = guardOn(store, nodeId)
+    const acquire = guard.acquire.bind(guard)
+    guard.acquire = async (doId, options) => {
+      const result = await acquire(doId, options)
+      const row = await store.get(doId)
+      if (result.acquired || !result.holder || !row) return result
+      const holder: LockHolder & { acquiredAt: number } = { ...result.holder, acquiredAt: row.acquiredAt }
+      return { ...result, holder }
+    }
+    return guard
+  }
 
   it('serves concurrent requests in turn when acquireOptions waits', async () => {
     const store = new MemoryLockStore()
