@@ -15,7 +15,7 @@ import {
 import type { ObjectLease } from '../../src/store/object-store.js'
 import { MAX_BOUND_PARAMETERS, MAX_ROWS_PER_PUT, prefixSuccessor } from '../../src/store/object-sql.js'
 import { SqlObjectStore } from '../../src/store/sql-object-store.js'
-import { countingClient } from '../support/counting-client.js'
+import { countingClient, sleep } from '../support/counting-client.js'
 import { describeObjectStoreContract } from './object-store-contract.js'
 import { libsqlDriver } from './support/libsql-driver.js'
 import { asRemote } from './support/remote.js'
@@ -367,6 +367,47 @@ describe('SqlObjectStore', () => {
       expect(await objects.get(lease, ['k'])).toEqual(new Map())
       expect((await locks.get('obj'))!.expiresAt).toBe(lease.expiresAt)
     })
+  })
+
+  it('a holder racing a takeover on another connection: the new holder sees every acknowledged flush and nothing after', async () => {
+    const file = freshFile()
+    const a = open(file)
+    const b = open(file)
+    for (const c of [a, b]) {
+      await c.execute('PRAGMA journal_mode=WAL')
+      await c.execute('PRAGMA busy_timeout=5000')
+    }
+    const holder = await setup(a)
+    const rival = await setup(b)
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const doId = `race-${attempt}`
+      // Short leases, renewed only by the holder's own flushes, with gaps that sometimes outlast them.
+      const lease = { ...(await holder.take(doId, 'node-a', 15)), ttlMs: 15 }
+      let acknowledged = -1
+      let refused = false
+      const writer = (async () => {
+        for (let i = 0; i < 400 && !refused; i++) {
+          try {
+            await holder.objects.flush(lease, { entries: new Map([['n', String(i)]]) })
+            acknowledged = i
+          } catch (error) {
+            expect(error).toBeInstanceOf(StaleFencingTokenError)
+            refused = true
+          }
+          await sleep(i % 7 === 6 ? 25 : 1)
+        }
+      })()
+      let taken: (ObjectLease & LockRecord) | undefined
+      while (!taken) {
+        const r = await rival.locks.acquire({ doId, nodeId: 'node-b', ttlMs: 10_000 })
+        if (r.acquired) taken = { ...r.lock, ttlMs: 10_000 }
+        else await sleep(1)
+      }
+      await writer
+      const seen = await rival.objects.get(taken, ['n'])
+      expect(seen.get('n')).toBe(acknowledged < 0 ? undefined : String(acknowledged))
+      expect(refused || acknowledged === 399).toBe(true)
+    }
   })
 
   it("judges the lease by the database's clock, not the node's", async () => {
