@@ -171,7 +171,11 @@ describe('SqlObjectStore', () => {
     await main.locks.release(m)
     await expect(main.objects.get(t, ['k'])).rejects.toBeInstanceOf(StaleFencingTokenError)
     const names = (await client.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")).rows
-    expect(names.map((r) => r.name)).toEqual(['do_locks', 'do_storage', 'tenant_locks', 'tenant_storage'])
+    // (The lock store's own tables are its business; only the storage tables are checked here.)
+    expect(names.map((r) => String(r.name)).filter((n) => n.endsWith('_storage'))).toEqual([
+      'do_storage',
+      'tenant_storage',
+    ])
   })
 
   // Names that would change an unqualified statement's meaning: upsert's `excluded`, triggers' `new` and
