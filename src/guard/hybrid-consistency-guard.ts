@@ -207,6 +207,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     options: AcquireOptions & { awaitRelease?: boolean } = {},
   ): Promise<T> {
     if (typeof fn !== 'function') throw new InvalidArgumentError('fn', 'expected a function')
+    const awaitRelease = options?.awaitRelease
     const result = await this.acquire(doId, options)
     if (!result.acquired) {
       const holder = result.holder && { nodeId: result.holder.nodeId, fencingToken: result.holder.fencingToken }
@@ -217,7 +218,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       return await fn(lock, lock.signal)
     } finally {
       const released = this.release(lock)
-      if (options.awaitRelease) await released
+      if (awaitRelease) await released
     }
   }
 

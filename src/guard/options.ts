@@ -5,7 +5,7 @@
 import { systemClock, type Clock } from '../clock.js'
 import { InvalidArgumentError } from '../errors.js'
 import type { LockStore } from '../store/lock-store.js'
-import { assertNodeId, assertPositiveMs, describe } from '../validate.js'
+import { assertNodeId, assertPositiveMs, describe, serializeMetadata } from '../validate.js'
 import { resolveBackoff, type Backoff } from './backoff.js'
 import {
   DEFAULT_TTL_MS,
@@ -102,40 +102,44 @@ export interface AcquireSettings {
   readonly backoff: Backoff
   /** `signal`. */
   readonly signal: AbortSignal | undefined
-  /** `metadata`. */
+  /** `metadata`, as a copy of the JSON the store keeps. */
   readonly metadata: unknown
 }
 
-/** Validates a guard's options; throws {@link InvalidArgumentError} naming the first bad one. */
+/**
+ * Validates a guard's options; throws {@link InvalidArgumentError} naming the first bad one. Each
+ * option is read once, and only the copy that was validated is used: a getter or Proxy answering
+ * something else the second time cannot get past validation.
+ */
 export function resolveGuardOptions(options: HybridConsistencyGuardOptions): GuardSettings {
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', 'expected an object')
-  const { store, ring } = options
+  const { store, nodeId, ring, ttlMs, heartbeatMs, driftMs, retry, onEvent, random } = options
+  const clock = options.clock ?? systemClock
   if (store === null || typeof store !== 'object' || typeof store.acquire !== 'function') {
     throw new InvalidArgumentError('store', 'expected a LockStore')
   }
   if (ring !== undefined && typeof ring?.getNode !== 'function') {
     throw new InvalidArgumentError('ring', 'expected a ring with getNode(key)')
   }
-  assertNodeId(options.nodeId)
-  const timings = resolveGuardTimings(options.ttlMs, options.heartbeatMs, options.driftMs)
-  const clock = options.clock ?? systemClock
+  assertNodeId(nodeId)
+  const timings = resolveGuardTimings(ttlMs, heartbeatMs, driftMs)
   if (typeof clock?.monotonic !== 'function')
     throw new InvalidArgumentError('clock', 'expected a Clock with monotonic()')
-  if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
+  if (onEvent !== undefined && typeof onEvent !== 'function') {
     throw new InvalidArgumentError('onEvent', 'expected a function')
   }
-  if (options.random !== undefined && typeof options.random !== 'function') {
+  if (random !== undefined && typeof random !== 'function') {
     throw new InvalidArgumentError('random', 'expected a function returning a number in [0, 1)')
   }
   return {
     store,
-    nodeId: options.nodeId,
+    nodeId,
     ring,
     timings,
     clock,
-    backoff: resolveBackoff(options.retry),
-    onEvent: options.onEvent,
-    random: options.random ?? Math.random,
+    backoff: resolveBackoff(retry),
+    onEvent,
+    random: random ?? Math.random,
   }
 }
 
@@ -193,36 +197,43 @@ function shortestDefaultTtl(): number {
   return ttlMs
 }
 
-/** Validates one acquire's options against the guard's settings, before any I/O. */
+/**
+ * Validates one acquire's options against the guard's settings, before any I/O. Like the guard's,
+ * each option is read once and only the validated copy is used; `metadata` is copied as the JSON the
+ * store will keep, so every attempt sends the same value.
+ */
 export function resolveAcquireOptions(options: AcquireOptions, guard: GuardSettings): AcquireSettings {
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', 'expected an object')
+  const { signal, retry, metadata } = options
   const waitMs = options.waitMs ?? 0
+  const ttlMs = options.ttlMs ?? guard.timings.ttlMs
+  const heartbeat: unknown = options.heartbeat
   if (typeof waitMs !== 'number' || !Number.isFinite(waitMs) || waitMs < 0) {
     throw new InvalidArgumentError('options.waitMs', `must be a finite number >= 0, got ${describe(waitMs)}`)
   }
-  const ttlMs = options.ttlMs ?? guard.timings.ttlMs
   assertPositiveMs('options.ttlMs', ttlMs)
-  const heartbeat = options.heartbeat ?? true
-  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
     throw new InvalidArgumentError('options.signal', 'expected an AbortSignal')
   }
-  if (options.heartbeat !== undefined && typeof options.heartbeat !== 'boolean') {
+  if (heartbeat !== undefined && typeof heartbeat !== 'boolean') {
     throw new InvalidArgumentError('options.heartbeat', 'expected a boolean')
   }
   const timings = timingsForTtl(guard.timings, ttlMs)
-  if (heartbeat && !heartbeatFits(timings)) {
+  if (heartbeat !== false && !heartbeatFits(timings)) {
     throw new InvalidArgumentError(
       'options.ttlMs',
       `${ttlMs} ms is too short: the lease's local validity (ttl - drift = ${ttlMs - timings.driftMs} ms) would end before its first heartbeat (${timings.heartbeatMs} ms); use a longer ttl, or heartbeat: false`,
     )
   }
+  const backoff = retry === undefined ? guard.backoff : resolveBackoff(retry, 'options.retry')
+  const json = serializeMetadata(metadata)
   return {
     waitMs,
     timings,
-    heartbeat,
-    backoff: options.retry === undefined ? guard.backoff : resolveBackoff(options.retry, 'options.retry'),
-    signal: options.signal,
-    metadata: options.metadata,
+    heartbeat: heartbeat ?? true,
+    backoff,
+    signal,
+    metadata: json === null ? undefined : JSON.parse(json),
   }
 }
 

@@ -1,15 +1,26 @@
 /**
  * The guard's options as a caller sees them: combinations that cannot work are refused up front,
- * naming what the caller set (docs/design.md invariant 8).
+ * naming what the caller set, and each argument is read once, so what was validated is what is used
+ * (docs/design.md invariant 8).
  */
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it } from 'vitest'
 import {
   HybridConsistencyGuard,
   InvalidArgumentError,
   MemoryLockStore,
+  StoreUnavailableError,
   type AcquireOptions,
+  type AcquireRequest,
   type HybridConsistencyGuardOptions,
+  type Lock,
+  type LockResult,
 } from '../../src/index.js'
+import { recordingStore, shifty } from './support/recording-store.js'
+
+function held(result: LockResult): Lock {
+  if (!result.acquired) throw new Error(`expected the lease, ${result.holder?.nodeId} holds it`)
+  return result.lock
+}
 
 function rejection(run: () => unknown): InvalidArgumentError {
   try {
@@ -82,5 +93,99 @@ describe('HybridConsistencyGuard options', () => {
       expect(r.acquired).toBe(true)
       await guard.shutdown()
     })
+  })
+})
+
+describe('HybridConsistencyGuard reads each argument once', () => {
+  // A getter (or Proxy) that answers a valid value first and a bad one after must not get a bad
+  // value past validation: the guard either rejects, or uses the first value throughout.
+  const guards: HybridConsistencyGuard[] = []
+  afterEach(async () => {
+    await Promise.all(guards.splice(0).map((g) => g.shutdown()))
+  })
+  const make = (options: HybridConsistencyGuardOptions) => {
+    const guard = new HybridConsistencyGuard(options)
+    guards.push(guard)
+    return guard
+  }
+
+  it.each<[string, unknown, unknown, Partial<AcquireRequest>]>([
+    ['nodeId', 'node-a', '', { nodeId: 'node-a' }],
+    ['ttlMs', 1_000, -5, { ttlMs: 1_000 }],
+    ['ttlMs', 1_000, 8e15, { ttlMs: 1_000 }],
+    ['heartbeatMs', 100, 1e9, { ttlMs: 30_000 }],
+    ['driftMs', 10, -1, { ttlMs: 30_000 }],
+    ['retry', { initialDelayMs: 5 }, 5, { ttlMs: 30_000 }],
+  ])('in the constructor: %s = %j, then %j', async (key, first, after, sent) => {
+    const recorder = recordingStore(new MemoryLockStore())
+    const { store } = recorder
+    const guard = make(shifty({ store, nodeId: 'node-a' }, key, first, after))
+    expect(held(await guard.acquire('x'))).toMatchObject({ nodeId: 'node-a' })
+    expect(recorder.received.acquire).toEqual([expect.objectContaining(sent)])
+    if (key === 'ttlMs') expect(guard.ttlMs).toBe(first)
+    if (key === 'heartbeatMs') expect(guard.heartbeatMs).toBe(first)
+    if (key === 'driftMs') expect(guard.driftMs).toBe(first)
+  })
+
+  it.each<[string, unknown, unknown]>([
+    ['ttlMs', 1_000, 8e15],
+    ['ttlMs', 1_000, -5],
+    ['waitMs', 0, Number.NaN],
+    ['signal', new AbortController().signal, 'nope'],
+    ['heartbeat', false, 'yes'],
+    ['retry', { initialDelayMs: 1, maxDelayMs: 1 }, 5],
+    ['metadata', { by: 'first' }, () => 'not JSON'],
+  ])('per acquire: %s = %j, then %j', async (key, first, after) => {
+    const recorder = recordingStore(new MemoryLockStore())
+    const { store } = recorder
+    const guard = make({ store, nodeId: 'node-a' })
+    const outcome = await guard.acquire('x', shifty({}, key, first, after)).catch((e: unknown) => e)
+    if (outcome instanceof InvalidArgumentError) {
+      expect(recorder.received.acquire).toEqual([]) // rejected before any I/O
+      return
+    }
+    const lock = held(outcome as LockResult)
+    for (const request of recorder.received.acquire) {
+      expect(request.ttlMs).toBe(key === 'ttlMs' ? first : 30_000)
+      if (key === 'metadata') expect(request.metadata).toEqual(first)
+    }
+    if (key === 'heartbeat') expect(lock.validUntil).toBeGreaterThan(0)
+  })
+
+  it('sends the same metadata on every attempt, even from an object whose getter changes', async () => {
+    const recorder = recordingStore(new MemoryLockStore())
+    const { store } = recorder
+    let failures = 2
+    recorder.faults.acquire = async (request, real) => {
+      if (failures-- > 0) throw new StoreUnavailableError('SQLITE_BUSY', { retryable: true })
+      return real(request)
+    }
+    const guard = make({ store, nodeId: 'node-a', retry: { initialDelayMs: 1, maxDelayMs: 1 } })
+    let reads = 0
+    const metadata = {
+      get attempt() {
+        return ++reads
+      },
+    }
+    const lock = held(await guard.acquire('x', { waitMs: 5_000, metadata: shifty({}, 'inner', metadata, 'bad') }))
+    expect(recorder.received.acquire.map((r) => r.metadata)).toEqual([
+      { inner: { attempt: 1 } },
+      { inner: { attempt: 1 } },
+      { inner: { attempt: 1 } },
+    ])
+    expect(lock.metadata).toEqual({ inner: { attempt: 1 } })
+  })
+
+  it('uses the shutdown timeoutMs it validated', async () => {
+    const recorder = recordingStore(new MemoryLockStore())
+    const { store } = recorder
+    const guard = make({ store, nodeId: 'node-a' })
+    held(await guard.acquire('x'))
+    // Slower than the deadline, but not forever: the test's own cleanup waits for it.
+    recorder.faults.release = () => new Promise((resolve) => setTimeout(() => resolve(false), 500))
+    const started = Date.now()
+    const result = await guard.shutdown(shifty({}, 'timeoutMs', 50, -1))
+    expect(result).toEqual({ released: 0, failed: 1, timedOut: true })
+    expect(Date.now() - started).toBeGreaterThanOrEqual(40)
   })
 })
