@@ -5,8 +5,8 @@
  * Contract (checked by `test/store/contract.ts` against every implementation):
  * - every method is exactly one request to the store (invariant 6);
  * - at most one unexpired lease per id at any store-clock instant (invariant 1);
- * - fencing tokens strictly increase per id on every successful acquire, across releases, expiries and
- *   restarts; rows are never deleted (invariant 2);
+ * - fencing tokens strictly increase per id on every successful acquire, across releases, expiries,
+ *   restarts and {@link LockStore.prune} (invariant 2);
  * - refresh and release succeed only for the same node AND token while the lease is unexpired
  *   (invariant 3);
  * - arguments are validated before any I/O (invariant 8).
@@ -35,6 +35,43 @@ export interface LockStore {
    * writes are rejected once someone re-acquires). `true` if a held lease was freed.
    */
   forceRelease(doId: string): Promise<boolean>
+
+  /**
+   * Maintenance: removes up to `limit` rows nobody has held for more than `olderThanMs`, so the table
+   * does not keep a row for every id ever locked. Tokens keep strictly increasing per id: the store
+   * remembers the highest token it removed (a high-water mark, raised in the same transaction), and a
+   * new row starts above it, so an id acquired again after its row was removed gets a token above
+   * every token issued before for any id. A stale holder of a removed row is refused like any other
+   * (refresh `null`, release `false`, fenced write `StaleFencingTokenError`). Held rows, corrupt rows
+   * and rows whose token has no safe successor are never removed. One request.
+   *
+   * "Free for" counts from the lease's end for a lease that ran out, and from its grant for a released
+   * one (a release records no time), so a row released soon after a long lease may go sooner than
+   * `olderThanMs` after its release. Call it periodically (e.g. hourly with a day) and again while it
+   * returns `removed === limit`.
+   *
+   * @example
+   * ```ts
+   * let r
+   * do r = await store.prune({ olderThanMs: 86_400_000 })
+   * while (r.removed === DEFAULT_PRUNE_LIMIT)
+   * ```
+   */
+  prune(options: PruneOptions): Promise<PruneResult>
+}
+
+/** What {@link LockStore.prune} removes. */
+export interface PruneOptions {
+  /** Only rows nobody has held for more than this many ms (store clock). 0: every row nobody holds. */
+  olderThanMs: number
+  /** At most this many rows per call (one transaction). Default {@link DEFAULT_PRUNE_LIMIT}. */
+  limit?: number
+}
+
+/** What {@link LockStore.prune} did. */
+export interface PruneResult {
+  /** Rows removed; when it equals the limit, more may be waiting. */
+  removed: number
 }
 
 /** A lease as the store recorded it. Times are the STORE's clock, ms since the epoch. */
@@ -90,6 +127,11 @@ export interface ListFilter {
   limit?: number
 }
 
-/** Default and maximum page size for `list`. */
+/** Default page size for `list`. */
 export const DEFAULT_LIST_LIMIT = 1000
+/** Largest page size `list` accepts. */
 export const MAX_LIST_LIMIT = 100_000
+/** Default number of rows one `prune` removes at most. */
+export const DEFAULT_PRUNE_LIMIT = 1000
+/** Largest `limit` `prune` accepts (one transaction holds the write lock while it deletes). */
+export const MAX_PRUNE_LIMIT = 100_000

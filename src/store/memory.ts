@@ -1,7 +1,7 @@
 import { systemClock, type Clock } from '../clock.js'
 import { InvalidArgumentError } from '../errors.js'
 import { assertDoId } from '../validate.js'
-import { checkAcquire, checkListFilter, checkRef, checkRefresh } from './requests.js'
+import { checkAcquire, checkListFilter, checkPrune, checkRef, checkRefresh } from './requests.js'
 import {
   type AcquireRequest,
   type ListFilter,
@@ -9,6 +9,8 @@ import {
   type LockRecord,
   type LockRef,
   type LockStore,
+  type PruneOptions,
+  type PruneResult,
   type RefreshRequest,
   type StoreAcquireResult,
 } from './lock-store.js'
@@ -33,6 +35,8 @@ export interface MemoryLockStoreOptions {
  */
 export class MemoryLockStore implements LockStore {
   readonly #rows = new Map<string, Row>()
+  /** The highest token prune removed; new rows start above it (invariant 2). */
+  #highWater = 0
   readonly #clock: Clock
 
   constructor(options: MemoryLockStoreOptions = {}) {
@@ -52,7 +56,7 @@ export class MemoryLockStore implements LockStore {
       nodeId,
       acquiredAt: now,
       expiresAt: now + ttlMs,
-      fencingToken: (row?.fencingToken ?? 0) + 1,
+      fencingToken: (row?.fencingToken ?? this.#highWater) + 1,
       metadata,
     }
     this.#rows.set(doId, next)
@@ -103,6 +107,24 @@ export class MemoryLockStore implements LockStore {
     if (!row || row.expiresAt <= this.#now()) return false
     row.expiresAt = 0
     return true
+  }
+
+  async prune(options: PruneOptions): Promise<PruneResult> {
+    const { olderThanMs, limit } = checkPrune(options)
+    const cutoff = this.#now() - olderThanMs
+    // The same rows, in the same order, as the SQL stores' prune.
+    const gone = [...this.#rows]
+      .filter(
+        ([, row]) => Math.max(row.acquiredAt, row.expiresAt) < cutoff && row.fencingToken < Number.MAX_SAFE_INTEGER,
+      )
+      .map(([doId]) => doId)
+      .sort(byCodePoint)
+      .slice(0, limit)
+    for (const doId of gone) {
+      this.#highWater = Math.max(this.#highWater, this.#rows.get(doId)!.fencingToken)
+      this.#rows.delete(doId)
+    }
+    return { removed: gone.length }
   }
 
   #held(ref: LockRef, now: number): Row | undefined {

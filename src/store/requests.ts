@@ -6,10 +6,20 @@
  * something that never passed validation.
  */
 import { InvalidArgumentError } from '../errors.js'
-import { assertDoId, assertNodeId, assertPositiveMs, assertToken, serializeMetadata } from '../validate.js'
+import {
+  assertDoId,
+  assertNodeId,
+  assertNonNegativeInteger,
+  assertPositiveMs,
+  assertToken,
+  serializeMetadata,
+} from '../validate.js'
 import {
   DEFAULT_LIST_LIMIT,
+  DEFAULT_PRUNE_LIMIT,
   MAX_LIST_LIMIT,
+  MAX_PRUNE_LIMIT,
+  type PruneOptions,
   type AcquireRequest,
   type ListFilter,
   type LockRef,
@@ -70,4 +80,17 @@ export function checkListFilter(filter: ListFilter): CheckedListFilter {
     throw new InvalidArgumentError('filter.limit', `must be a whole number from 1 to ${MAX_LIST_LIMIT}`)
   }
   return { nodeId, limit }
+}
+
+/** Validates prune options; returns the bound and the effective limit. */
+export function checkPrune(options: PruneOptions): Required<PruneOptions> {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidArgumentError('options', 'expected { olderThanMs, limit? }')
+  }
+  const { olderThanMs, limit = DEFAULT_PRUNE_LIMIT } = options
+  assertNonNegativeInteger('olderThanMs', olderThanMs)
+  if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PRUNE_LIMIT) {
+    throw new InvalidArgumentError('limit', `must be a whole number from 1 to ${MAX_PRUNE_LIMIT}`)
+  }
+  return { olderThanMs, limit }
 }

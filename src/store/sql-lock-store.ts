@@ -7,7 +7,7 @@ import {
 } from '../errors.js'
 import { throwIfLeaseEnded, type FenceLock } from './lease-signal.js'
 import { assertDoId, assertNodeId, assertToken, describe } from '../validate.js'
-import { checkAcquire, checkListFilter, checkRef, checkRefresh } from './requests.js'
+import { checkAcquire, checkListFilter, checkPrune, checkRef, checkRefresh } from './requests.js'
 import {
   type AcquireRequest,
   type ListFilter,
@@ -15,6 +15,8 @@ import {
   type LockRecord,
   type LockRef,
   type LockStore,
+  type PruneOptions,
+  type PruneResult,
   type RefreshRequest,
   type StoreAcquireResult,
 } from './lock-store.js'
@@ -133,6 +135,16 @@ export class SqlLockStore implements LockStore {
     assertDoId(doId)
     const result = await this.#execute({ sql: this.sql.forceRelease, args: [doId] })
     return result.rowsAffected > 0
+  }
+
+  async prune(options: PruneOptions): Promise<PruneResult> {
+    const { olderThanMs, limit } = checkPrune(options)
+    const args = [olderThanMs, limit]
+    const [, removed] = await this.#batch([
+      { sql: this.sql.pruneMark, args },
+      { sql: this.sql.prune, args },
+    ])
+    return { removed: removed?.rowsAffected ?? 0 }
   }
 
   /**

@@ -94,6 +94,11 @@ export interface LockTableSql {
   readonly fenceView: string
   /** The `INSTEAD OF INSERT` trigger on {@link LockTableSql.fenceView} that makes the check. */
   readonly fenceTrigger: string
+  /**
+   * The one-row table holding the highest token {@link LockTableSql.prune} ever removed; new rows
+   * start above it, so tokens keep increasing per id after rows are removed (invariant 2).
+   */
+  readonly highWater: string
   readonly schema: readonly string[]
   readonly acquire: string
   readonly holder: string
@@ -115,6 +120,16 @@ export interface LockTableSql {
    * clock. Args `?1 doId, ?2 nodeId, ?3 fencingToken`. Returns no rows.
    */
   readonly fence: string
+  /**
+   * First of the two statements of a prune (same batch): raises the high-water mark to the highest
+   * token among the rows {@link LockTableSql.prune} may remove. Args `?1 olderThanMs, ?2 limit`.
+   */
+  readonly pruneMark: string
+  /**
+   * Second of the two: removes up to `?2` rows nobody has held for more than `?1` ms whose token is at
+   * or below the high-water mark. Args `?1 olderThanMs, ?2 limit`; `rowsAffected` is the count.
+   */
+  readonly prune: string
 }
 
 /** Builds the statements for one (validated) table name. */
@@ -129,10 +144,20 @@ export function lockTableSql(table: string): LockTableSql {
   const live = `${isSafeInt(`${ROW}.expires_at`)} AND ${ROW}.expires_at > ${STORE_NOW}`
   const fenceView = `${table}_fence_v2`
   const fenceTrigger = `${fenceView}_check`
+  const highWater = `${table}_high_water`
+  const hw = `"${highWater}" AS hw`
+  // Rows prune may remove: nobody holds them, every column is as the library wrote it, their token has a
+  // safe successor (the high-water mark must stay below MAX_SAFE_INTEGER), and their last grant and
+  // lease end are both older than ?1 ms. A release keeps no time, so a released row counts from its
+  // grant.
+  const prunable = `NOT (${live}) AND ${intact(`${ROW}.`)}
+        AND ${ROW}.fencing_token BETWEEN 1 AND ${MAX_TAKEN_TOKEN}
+        AND max(${ROW}.acquired_at, ${ROW}.expires_at) < ${STORE_NOW} - ?1`
   return {
     table,
     fenceView,
     fenceTrigger,
+    highWater,
     schema: [
       `CREATE TABLE IF NOT EXISTS ${t} (
         do_id TEXT PRIMARY KEY,
@@ -142,8 +167,15 @@ export function lockTableSql(table: string): LockTableSql {
         fencing_token INTEGER NOT NULL DEFAULT 0,
         metadata TEXT
       )`,
-      // list() and cleanup scan by expiry; without this they read the whole table.
+      // list() and prune() scan by expiry; without this they read the whole table.
       `CREATE INDEX IF NOT EXISTS "${table}_expires_at" ON ${t} (expires_at)`,
+      // One row: the highest token prune ever removed. A new row starts above it, so removing rows
+      // never lets a token be issued twice (invariant 2). 0 in a database prune never touched.
+      `CREATE TABLE IF NOT EXISTS "${highWater}" (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        token INTEGER NOT NULL
+      )`,
+      `INSERT OR IGNORE INTO "${highWater}" (id, token) VALUES (1, 0)`,
       // Upgrade: earlier versions' fence checked the token only; dropping the view drops its trigger.
       // Same batch (one transaction) as the CREATEs below, so no fenced write ever finds neither. A new
       // name rather than DROP + CREATE of one name: a second ensureSchema must not drop triggers that
@@ -169,9 +201,14 @@ export function lockTableSql(table: string): LockTableSql {
     // successor would not be a safe JavaScript integer (the new token could not be handed out exactly).
     // Such rows are then reported corrupt (SqlLockStore.acquire) instead of being taken and committed.
     // The proposed values are the parameters again, not `excluded.*`, and STORE_NOW is fixed within the
-    // statement, so VALUES and SET agree.
+    // statement, so VALUES and SET agree. A new row's token is one above the high-water mark (1 until
+    // prune removed rows); a missing or corrupt mark yields NULL, and the NOT NULL constraint fails
+    // every acquire rather than start over at 1.
     acquire: `INSERT INTO ${from} (${COLUMNS})
-      VALUES (?1, ?2, ${STORE_NOW}, ${STORE_NOW} + ?3, 1, ?4)
+      VALUES (?1, ?2, ${STORE_NOW}, ${STORE_NOW} + ?3,
+        (SELECT hw.token + 1 FROM ${hw}
+          WHERE hw.id = 1 AND typeof(hw.token) = 'integer' AND hw.token BETWEEN 0 AND ${MAX_TAKEN_TOKEN}),
+        ?4)
       ON CONFLICT (do_id) DO UPDATE SET
         node_id = ?2,
         acquired_at = ${STORE_NOW},
@@ -190,7 +227,7 @@ export function lockTableSql(table: string): LockTableSql {
       WHERE ${ROW}.do_id = ?1 AND ${ROW}.node_id = ?2 AND ${ROW}.fencing_token = ?3
         AND ${ROW}.expires_at > ${STORE_NOW} AND ${intact(`${ROW}.`)}
       ${returning}`,
-    // Never DELETE: the row carries the token forward (invariant 2). 0 = released.
+    // Never DELETE: the row carries the token forward (invariant 2; only prune removes rows). 0 = released.
     release: `UPDATE ${from} SET expires_at = 0
       WHERE ${ROW}.do_id = ?1 AND ${ROW}.node_id = ?2 AND ${ROW}.fencing_token = ?3 AND ${live}`,
     get: `SELECT ${selected}, ${STORE_NOW} AS store_now FROM ${from} WHERE ${ROW}.do_id = ?1`,
@@ -206,5 +243,19 @@ export function lockTableSql(table: string): LockTableSql {
     // an integer past 2^53 is greater than now.
     forceRelease: `UPDATE ${from} SET expires_at = 0 WHERE ${ROW}.do_id = ?1 AND ${ROW}.expires_at > ${STORE_NOW}`,
     fence: `INSERT INTO "${fenceView}" (do_id, node_id, fencing_token) VALUES (?1, ?2, ?3)`,
+    // prune = [pruneMark, prune] in one transaction. The mark is raised to the highest token among the
+    // rows to remove, then only rows at or below the mark are removed: STORE_NOW may have moved between
+    // the two statements, and a row that became prunable in between waits for the next prune.
+    pruneMark: `UPDATE ${hw} SET token = max(hw.token, coalesce((
+        SELECT max(c.fencing_token) FROM (
+          SELECT ${ROW}.fencing_token AS fencing_token FROM ${from} WHERE ${prunable}
+          ORDER BY ${ROW}.do_id LIMIT ?2
+        ) AS c), 0))
+      WHERE hw.id = 1 AND typeof(hw.token) = 'integer'`,
+    prune: `DELETE FROM ${t} AS gone WHERE gone.do_id IN (
+        SELECT ${ROW}.do_id FROM ${from} WHERE ${prunable}
+          AND ${ROW}.fencing_token <= (SELECT hw.token FROM ${hw} WHERE hw.id = 1)
+        ORDER BY ${ROW}.do_id LIMIT ?2
+      )`,
   }
 }

@@ -245,6 +245,75 @@ export function describeLockStoreContract(
       })
     })
 
+    describe('prune', () => {
+      /** Acquires `doId` and releases it at once; returns its token. */
+      const cycle = async (doId: string, nodeId = 'n1') => {
+        const lock = won(await store.acquire({ doId, nodeId, ttlMs: 10_000 }))
+        expect(await store.release(lock)).toBe(true)
+        return lock.fencingToken
+      }
+      /** Waits until the store clock is past every time recorded so far. */
+      const tick = async () => {
+        const probe = won(await store.acquire({ doId: 'clock-probe', nodeId: 'n', ttlMs: 1 }))
+        await (options.until ? options.until(probe.expiresAt + 1) : sleep(5 + slow))
+      }
+
+      it('removes rows nobody has held for longer than olderThanMs, and only those', async () => {
+        for (let i = 0; i < 3; i++) await cycle('a')
+        await cycle('b')
+        won(await store.acquire({ doId: 'held', nodeId: 'n1', ttlMs: 60_000 }))
+        expect(await store.prune({ olderThanMs: 3_600_000 })).toEqual({ removed: 0 })
+        await tick()
+        const { removed } = await store.prune({ olderThanMs: 0 })
+        expect(removed).toBe(3) // a, b and the clock probe; never the held row
+        expect(await store.get('a')).toBeNull()
+        expect(await store.get('b')).toBeNull()
+        expect(await store.get('held')).toMatchObject({ held: true, fencingToken: 1 })
+      })
+
+      it('keeps tokens strictly increasing per id after rows are removed: a new row starts above every removed token', async () => {
+        let highest = 0
+        for (let i = 0; i < 3; i++) highest = Math.max(highest, await cycle('a'))
+        highest = Math.max(highest, await cycle('b'))
+        await tick()
+        expect((await store.prune({ olderThanMs: 0 })).removed).toBeGreaterThanOrEqual(2)
+        const again = won(await store.acquire({ doId: 'b', nodeId: 'n2', ttlMs: 10_000 }))
+        expect(again.fencingToken).toBeGreaterThan(highest)
+        const fresh = won(await store.acquire({ doId: 'never-seen', nodeId: 'n2', ttlMs: 10_000 }))
+        expect(fresh.fencingToken).toBeGreaterThan(highest)
+        // The mark never goes down: a later prune of lower tokens leaves new rows above it still.
+        await store.release(again)
+        await tick()
+        await store.prune({ olderThanMs: 0 })
+        expect(won(await store.acquire({ doId: 'b', nodeId: 'n3', ttlMs: 10_000 })).fencingToken).toBeGreaterThan(
+          again.fencingToken,
+        )
+      })
+
+      it("refuses a removed row's old holder: refresh null, release false", async () => {
+        const old = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 30 }))
+        await outlive(old, 60)
+        await tick()
+        expect((await store.prune({ olderThanMs: 0 })).removed).toBeGreaterThanOrEqual(1)
+        expect(await store.get('x')).toBeNull()
+        expect(await store.refresh({ ...old, ttlMs: 10_000 })).toBeNull()
+        expect(await store.release(old)).toBe(false)
+        const same = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+        expect(same.fencingToken).toBeGreaterThan(old.fencingToken)
+        expect(await store.release(old)).toBe(false)
+        expect(await store.get('x')).toMatchObject({ held: true, fencingToken: same.fencingToken })
+      })
+
+      it('removes at most limit rows per call, lowest ids first', async () => {
+        for (const doId of ['c', 'a', 'b']) await cycle(doId)
+        await tick()
+        expect(await store.prune({ olderThanMs: 0, limit: 2 })).toEqual({ removed: 2 })
+        expect(await store.get('a')).toBeNull()
+        expect(await store.get('b')).toBeNull()
+        expect(await store.get('c')).not.toBeNull()
+      })
+    })
+
     describe('fencing tokens (invariant 2)', () => {
       it('strictly increase over 1,000 acquire/release/expire cycles', async () => {
         let last = 0
@@ -318,6 +387,10 @@ export function describeLockStoreContract(
         ['empty id on forceRelease', () => store.forceRelease(''), 'doId'],
         ['zero list limit', () => store.list({ limit: 0 }), 'filter.limit'],
         ['empty list node', () => store.list({ nodeId: '' }), 'filter.nodeId'],
+        ['no prune options', () => store.prune(undefined as never), 'options'],
+        ['negative prune bound', () => store.prune({ olderThanMs: -1 }), 'olderThanMs'],
+        ['fractional prune bound', () => store.prune({ olderThanMs: 1.5 }), 'olderThanMs'],
+        ['zero prune limit', () => store.prune({ olderThanMs: 0, limit: 0 }), 'limit'],
       ]
       it('accepts any well-formed Unicode id, astral characters included, and gives it back unchanged', async () => {
         for (const doId of ['😀 room', 'ünïcödé', '\uD83D\uDE00', 'tab\there']) {
@@ -403,6 +476,7 @@ export function describeLockStoreContract(
           expect(await count(() => store.release(lock!))).toBe(1)
           expect(await count(() => store.forceRelease('x'))).toBe(1)
           expect(await count(() => store.ensureSchema())).toBe(1)
+          expect(await count(() => store.prune({ olderThanMs: 0 }))).toBe(1)
         })
       })
   })

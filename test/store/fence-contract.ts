@@ -143,6 +143,24 @@ export function describeFenceContract(name: string, create: () => Promise<FenceH
       expect(await rows()).toEqual([])
     })
 
+    it("rejects a paused old holder's write after its row was pruned and the id acquired again, by another node or its own", async () => {
+      const old = won(await store.acquire({ doId: 'room', nodeId: 'a', ttlMs: 40 }))
+      await store.fencedWrite(old, [put('a', 'before')])
+      await h.until(old.expiresAt + 1)
+      expect((await store.prune({ olderThanMs: 0 })).removed).toBe(1)
+      const other = won(await store.acquire({ doId: 'room', nodeId: 'b', ttlMs: 10_000 }))
+      expect(other.fencingToken).toBeGreaterThan(old.fencingToken)
+      await expect(store.fencedWrite(old, [put('a', 'stale')])).rejects.toBeInstanceOf(StaleFencingTokenError)
+      // The same node taking the id again after another prune: a new token, so the paused write still fails.
+      await store.release(other)
+      await h.until(other.acquiredAt + 1)
+      expect((await store.prune({ olderThanMs: 0 })).removed).toBe(1)
+      const same = won(await store.acquire({ doId: 'room', nodeId: 'a', ttlMs: 10_000 }))
+      expect(same.fencingToken).toBeGreaterThan(other.fencingToken)
+      await expect(store.fencedWrite(old, [put('a', 'stale')])).rejects.toBeInstanceOf(StaleFencingTokenError)
+      expect(await rows()).toEqual([{ k: 'a', v: 'before' }])
+    })
+
     it("replaces an earlier version's token-only fence when ensureSchema runs again", async () => {
       const t = store.sql.table
       // The database as an earlier version left it: a fence view and trigger that check the token only.

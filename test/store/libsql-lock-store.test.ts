@@ -169,7 +169,12 @@ describe('LibSQLLockStore', () => {
     expect((await tenant.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })).acquired).toBe(true)
     expect((await main.acquire({ doId: 'x', nodeId: 'b', ttlMs: 10_000 })).acquired).toBe(true)
     const tables = await client.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
-    expect(tables.rows.map((r) => r.name)).toEqual(['do_locks', 'tenant_locks'])
+    expect(tables.rows.map((r) => r.name)).toEqual([
+      'do_locks',
+      'do_locks_high_water',
+      'tenant_locks',
+      'tenant_locks_high_water',
+    ])
   })
 
   it('uses the seed schema column names', async () => {
@@ -375,6 +380,33 @@ describe('LibSQLLockStore', () => {
         })
       })
     }
+
+    it('prune leaves corrupt rows and rows whose token has no safe successor alone', async () => {
+      const client = open()
+      const store = new LibSQLLockStore(client)
+      await store.ensureSchema()
+      await client.execute("INSERT INTO do_locks VALUES ('text-token', 'ghost', 0, 0, 'zzz', NULL)")
+      await client.execute("INSERT INTO do_locks VALUES ('max-token', 'ghost', 0, 0, 9007199254740991, NULL)")
+      await client.execute("INSERT INTO do_locks VALUES ('bad-json', 'ghost', 0, 0, 5, '{nope')")
+      await client.execute("INSERT INTO do_locks VALUES ('fine', 'ghost', 0, 0, 7, NULL)")
+      expect(await store.prune({ olderThanMs: 0 })).toEqual({ removed: 1 })
+      const left = await client.execute('SELECT do_id FROM do_locks ORDER BY do_id')
+      expect(left.rows.map((r) => r.do_id)).toEqual(['bad-json', 'max-token', 'text-token'])
+      expect((await client.execute('SELECT token FROM do_locks_high_water')).rows[0]?.token).toBe(7)
+    })
+
+    it('refuses every acquire of a new id, rather than start over at token 1, when the high-water mark is gone', async () => {
+      const client = open()
+      const store = new LibSQLLockStore(client)
+      await store.ensureSchema()
+      await client.execute('DELETE FROM do_locks_high_water')
+      await expect(store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 1_000 })).rejects.toMatchObject({
+        name: 'StoreUnavailableError',
+        retryable: false,
+        message: expect.stringMatching(/NOT NULL/),
+      })
+      expect(await store.get('x')).toBeNull()
+    })
 
     it('skips garbage rows in list instead of failing the whole listing', async () => {
       const client = open()
