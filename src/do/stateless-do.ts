@@ -17,7 +17,10 @@ import { lockedRetryAfterSeconds } from './retry-after.js'
 export interface StatelessDOContext {
   /** Present in a Durable Object: its id (`name` when made with `idFromName`). */
   id?: { toString(): string; name?: string }
-  /** Keeps the release running after the response is sent. */
+  /**
+   * Keeps the invocation alive for a promise: {@link StatelessDO.fetch} hands it each request's
+   * handler and release, so both still run when the client goes away mid-request.
+   */
   waitUntil?(promise: Promise<unknown>): void
 }
 
@@ -78,7 +81,8 @@ export abstract class StatelessDO<Env = unknown> {
 
   /**
    * Serves one request while this node holds the lease. `signal` fires if the lease is lost (its
-   * `reason` is a `LockLostError`): pass it to anything long-running.
+   * `reason` is a `LockLostError`): pass it to anything long-running. It does not fire when the
+   * client goes away; for that, use `request.signal` (see {@link fetch}).
    */
   protected abstract handleRequest(request: Request, lock: Lock, signal: AbortSignal): Promise<Response> | Response
 
@@ -137,7 +141,16 @@ export abstract class StatelessDO<Env = unknown> {
    * older (a long handler kept alive by heartbeats, or a holder that stopped heartbeating). How long
    * it was held comes from the holder's `acquiredAt` when the guard reports it, else from when its
    * lease was last written (acquired or refreshed).
-   * A client that goes away while the lease is being taken (`request.signal`) is answered 499.
+   *
+   * **The client going away** (`request.signal`, which workerd fires only with the
+   * `enable_request_signal` compatibility flag): while the lease is being taken, the acquire stops,
+   * any lease taken is given back and the answer is 499 (nothing reported). During the handler,
+   * nothing is interrupted: the handler runs to its end unless it listens to `request.signal` itself
+   * (a handler that rejects with that signal's reason is answered 499, not reported), and the lease
+   * is released after it either way. With `ctx.waitUntil` (a Worker's `ExecutionContext`), the
+   * handler and the release are registered at once, so the runtime keeps them running after the
+   * client left (Workers allows such work about 30 s more); without it, a runtime that cancels the
+   * request stops both, and the lease runs out by its TTL.
    */
   async fetch(request: Request): Promise<Response> {
     let doId: string
@@ -167,6 +180,13 @@ export abstract class StatelessDO<Env = unknown> {
       return this.#answer(error, 'acquire', doId, request)
     }
 
+    // Registered before the handler runs: the runtime then keeps the handler and the release going
+    // if the client leaves (a Worker cancels a request whose client went away otherwise).
+    let settle!: (freed: Promise<boolean>) => void
+    const released = new Promise<boolean>((resolve) => (settle = resolve))
+    const waitUntil = typeof this.ctx?.waitUntil === 'function' ? this.ctx.waitUntil.bind(this.ctx) : undefined
+    waitUntil?.(released)
+
     // The handler learned the lease was gone (lost signal, or a fenced write refused): reported as such,
     // and its release is not a second alarm.
     let lost = false
@@ -176,10 +196,9 @@ export abstract class StatelessDO<Env = unknown> {
       lost = error instanceof LockLostError || error instanceof StaleFencingTokenError || lock.signal.aborted
       return this.#answer(error, 'handler', doId, request, lost ? lock : undefined)
     } finally {
-      const released = this.#release(guard, lock, doId, !lost && !lock.signal.aborted)
-      // Off the response path when the runtime can keep it alive; otherwise finish it first.
-      if (typeof this.ctx?.waitUntil === 'function') this.ctx.waitUntil(released)
-      else await released
+      settle(this.#release(guard, lock, doId, !lost && !lock.signal.aborted))
+      // Off the response path when the runtime keeps it alive; otherwise finish it first.
+      if (!waitUntil) await released
     }
   }
 
@@ -188,9 +207,9 @@ export abstract class StatelessDO<Env = unknown> {
    * form ({@link LockError.toResponse}); what depends on where it happened is decided here.
    */
   #answer(error: unknown, phase: StatelessDOPhase, doId: string, request: Request, lostLock?: Lock): Response {
-    if (phase === 'acquire' && request.signal?.aborted && error === request.signal.reason) {
-      // The client went away while the lease was being taken (the guard gave back any lease it got).
-      // Nothing failed: no report, and an answer nobody will read.
+    if (request.signal?.aborted && error === request.signal.reason) {
+      // The client went away (at acquire, the guard gave back any lease it got). Nothing failed:
+      // no report, and an answer nobody will read.
       return json(499, { error: 'client_closed_request', doId })
     }
     if (lostLock) {

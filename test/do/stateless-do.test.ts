@@ -43,6 +43,12 @@ class Room extends StatelessDO<Env> {
   protected async handleRequest(request: Request, lock: Lock, signal: AbortSignal): Promise<Response> {
     await this.env.gate
     if (this.env.fail) throw this.env.fail
+    if (new URL(request.url).pathname === '/follow-client') {
+      // A handler that stops when its client leaves, as fetch(url, { signal: request.signal }) would.
+      request.signal.throwIfAborted()
+      await new Promise((resolve) => request.signal.addEventListener('abort', resolve))
+      throw request.signal.reason
+    }
     if (new URL(request.url).pathname === '/wait-for-loss') {
       await new Promise((resolve) => signal.addEventListener('abort', resolve))
       throw signal.reason
@@ -252,6 +258,57 @@ describe('StatelessDO', () => {
     expect(room.errors).toEqual([])
     await sleep(5)
     expect((await store.get('room-1'))?.held).toBe(false)
+  })
+
+  describe('a client that goes away during the handler', () => {
+    it('does not interrupt the handler, and the lease is released after it as usual', async () => {
+      const store = new MemoryLockStore()
+      let open!: () => void
+      const gate = new Promise<void>((r) => (open = r))
+      const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a'), gate })
+      const client = new AbortController()
+      const pending = room.fetch(new Request('https://do/', { signal: client.signal }))
+      await sleep(5)
+      client.abort()
+      await sleep(5)
+      expect((await store.get('room-1'))?.held).toBe(true) // still serving
+      open()
+      expect((await pending).status).toBe(200)
+      expect((await store.get('room-1'))?.held).toBe(false)
+      expect(room.errors).toEqual([])
+    })
+
+    it('answers 499, reports nothing and releases the lease when the handler stops because of request.signal', async () => {
+      const store = new MemoryLockStore()
+      const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a') })
+      const client = new AbortController()
+      const pending = room.fetch(new Request('https://do/follow-client', { signal: client.signal }))
+      await sleep(5)
+      client.abort()
+      const res = await pending
+      expect(res.status).toBe(499)
+      expect(await res.json()).toEqual({ error: 'client_closed_request', doId: 'room-1' })
+      expect(room.errors).toEqual([])
+      expect((await store.get('room-1'))?.held).toBe(false)
+    })
+
+    it('hands the handler and the release to ctx.waitUntil before the handler runs, so a Worker keeps them going', async () => {
+      const store = new MemoryLockStore()
+      let open!: () => void
+      const gate = new Promise<void>((r) => (open = r))
+      const waited: Promise<unknown>[] = []
+      const room = new Room(ctxFor('room-1', { waitUntil: (p) => waited.push(p) }), {
+        guard: guardOn(store, 'node-a'),
+        gate,
+      })
+      const pending = room.fetch(new Request('https://do/'))
+      await sleep(5)
+      expect(waited).toHaveLength(1) // registered while the handler still runs
+      open()
+      expect((await pending).status).toBe(200)
+      expect(await waited[0]).toBe(true) // settles once the lease is released
+      expect((await store.get('room-1'))?.held).toBe(false)
+    })
   })
 
   it('answers 503 and reports a corrupt lock row instead of throwing', async () => {

@@ -229,6 +229,23 @@ describe('StatelessDO in workerd (examples/worker)', () => {
     await untilReleased(room)
   })
 
+  it('finishes the handler, writes and releases the lease when the client of a plain Worker goes away mid-handler', async () => {
+    const room = freshRoom()
+    const client = new AbortController()
+    const pending = SELF.fetch(`https://example.test/worker/rooms/${room}?hold=300`, {
+      method: 'POST',
+      signal: client.signal,
+    })
+    await vi.waitFor(async () => expect((await store.get(room))?.held).toBe(true), { timeout: 5_000, interval: 10 })
+    client.abort()
+    await pending.catch(() => undefined)
+    await vi.waitFor(async () => expect((await state(room)).row).toEqual({ count: 1, token: 1 }), {
+      timeout: 5_000,
+      interval: 20,
+    })
+    await untilReleased(room)
+  })
+
   it('shares one guard per isolate across requests and objects (no signal tied to the first request)', async () => {
     // The guard is created by the first request that needs it; workerd binds an AbortSignal to the
     // request or object that made it, so a guard-level signal would break every later request.
