@@ -346,7 +346,7 @@ export function describeObjectStoreContract(
       })
 
       it('extends the lease to store now + the lease ttl, and the lock store shows the new expiry', async () => {
-        const lease = await take('obj', 'node-a', 1_000)
+        const lease = await take('obj', 'node-a', 10_000)
         await sleep(30)
         const before = (await locks.get(lease.doId))!.storeNow
         expect(before).toBeGreaterThan(lease.acquiredAt) // the store's clock moved
@@ -360,7 +360,7 @@ export function describeObjectStoreContract(
       })
 
       it('extends the lease with no writes at all (a fenced heartbeat)', async () => {
-        const lease = await take('obj', 'node-a', 1_000)
+        const lease = await take('obj', 'node-a', 10_000)
         await sleep(20)
         const { expiresAt } = await objects.flush(lease, { entries: new Map() })
         expect(expiresAt).toBeGreaterThan(lease.expiresAt)
@@ -457,8 +457,8 @@ export function describeObjectStoreContract(
 
       it('the current holder still reads and writes after a stale one was refused', async () => {
         const old = await take('obj', 'node-a', 50)
-        await put(old, { k: 'a' })
-        await untilExpired(old)
+        const { expiresAt } = await put(old, { k: 'a' }) // the flush extended the lease: wait for its new end
+        await untilExpired({ ...old, expiresAt })
         const current = await take('obj', 'node-b')
         await expect(put(old, { k: 'stale' })).rejects.toBeInstanceOf(StaleFencingTokenError)
         await put(current, { k: 'b' })
