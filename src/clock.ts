@@ -4,9 +4,24 @@
  * long a lease is still safe to trust locally (docs/design.md invariant 4).
  *
  * Tests and chaos runs inject a skewed or fake clock here.
+ *
+ * @example
+ * ```ts
+ * let t = 0
+ * const clock: Clock = { now: () => 1_700_000_000_000 + t, monotonic: () => t } // advance t by hand
+ * const store = new MemoryLockStore({ clock })
+ * ```
  */
 export interface Clock {
+  /**
+   * Wall-clock milliseconds since the epoch (`Date.now()` for {@link systemClock}). Only a store that
+   * runs in this process (`MemoryLockStore`) decides expiry with it; SQL stores use the database's clock.
+   */
   now(): number
+  /**
+   * Milliseconds on a clock that never goes back, from an arbitrary origin: only differences mean
+   * anything. The guard measures a lease's local validity (`lock.validUntil`) with it.
+   */
   monotonic(): number
 }
 

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { defaultHeartbeatMs } from '../guard/lease-rules.js'
 import type { LockHolder } from '../guard/types.js'
 
 /** What {@link lockedRetryAfterSeconds} reads: a contended acquire's answer and the lease length in use. */
@@ -23,8 +24,9 @@ export interface ContendedLease {
  * per request and released right after its handler, usually milliseconds later; only a holder that
  * crashed keeps the object until its lease runs out. So:
  *
- * - a **young** lease (held for less than a heartbeat period, a third of `leaseMs`): `1`, the
- *   smallest unit HTTP has; the holder is most likely done within a request's time;
+ * - a **young** lease (held for less than the default heartbeat period of `leaseMs`, a third of
+ *   it: {@link defaultHeartbeatMs}): `1`, the smallest unit HTTP has; the holder is most likely
+ *   done within a request's time;
  * - an **old** one (held longer: a long handler kept alive by heartbeats, or a holder that stopped
  *   heartbeating): the time left on it, rounded up to seconds.
  *
@@ -46,5 +48,5 @@ export function lockedRetryAfterSeconds({ holder, retryAfterMs, leaseMs }: Conte
   if (leaseMs === undefined || !(leaseMs > 0)) return left
   const storeNow = holder.expiresAt - retryAfterMs
   const heldMs = typeof holder.acquiredAt === 'number' ? storeNow - holder.acquiredAt : leaseMs - retryAfterMs
-  return heldMs < leaseMs / 3 ? 1 : left
+  return heldMs < defaultHeartbeatMs(leaseMs) ? 1 : left
 }
