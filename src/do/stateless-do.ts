@@ -203,7 +203,7 @@ export abstract class StatelessDO<Env = unknown> {
   }
 
   /**
-   * THE table: how an error that ends a request is answered and reported. The errors know their HTTP
+   * The one table: how an error that ends a request is answered and reported. The errors know their HTTP
    * form ({@link LockError.toResponse}); what depends on where it happened is decided here.
    */
   #answer(error: unknown, phase: StatelessDOPhase, doId: string, request: Request, lostLock?: Lock): Response {
@@ -241,7 +241,13 @@ export abstract class StatelessDO<Env = unknown> {
    * keeps others out until its TTL.
    */
   #release(guard: ConsistencyGuard, lock: Lock, doId: string, trusted: boolean): Promise<boolean> {
-    return guard.release(lock).then(
+    let releasing: Promise<boolean>
+    try {
+      releasing = guard.release(lock)
+    } catch (error) {
+      releasing = Promise.reject(error) // a guard that throws must not leave waitUntil's promise pending
+    }
+    return releasing.then(
       (freed) => {
         if (!freed && trusted) {
           this.onError(

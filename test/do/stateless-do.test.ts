@@ -358,6 +358,20 @@ describe('StatelessDO', () => {
     expect((await store.get('room-1'))?.held).toBe(true) // it runs out by its TTL
   })
 
+  it('reports a release that threw and still settles what it handed to ctx.waitUntil', async () => {
+    const store = new MemoryLockStore()
+    const guard = guardOn(store, 'node-a')
+    const bug = new TypeError('release is broken')
+    guard.release = () => {
+      throw bug
+    }
+    const waited: Promise<unknown>[] = []
+    const room = new Room(ctxFor('room-1', { waitUntil: (p) => waited.push(p) }), { guard })
+    expect((await room.fetch(new Request('https://do/'))).status).toBe(200)
+    expect(await waited[0]).toBe(false)
+    expect(room.errors).toEqual([[bug, 'release']])
+  })
+
   it('does not report the release of a lease already known lost (that was reported as the handler failing)', async () => {
     const store = new MemoryLockStore()
     const room = new Room(ctxFor('room-1'), { guard: guardOn(store, 'node-a', 300) })
