@@ -62,20 +62,88 @@ export function assertToken(value: unknown, argument = 'fencingToken'): asserts 
   }
 }
 
-/** Serializes lock metadata to JSON, rejecting values that would not round-trip. */
-export function serializeMetadata(value: unknown): string | null {
+/** Deepest nesting of arrays and objects accepted in metadata (SQLite's JSON functions stop at 1000). */
+export const MAX_METADATA_DEPTH = 100
+
+/**
+ * Serializes lock metadata to JSON, refusing (by path: `metadata.tags[1]`) any value that would not come
+ * back from `JSON.parse` exactly as given: only plain objects, arrays without holes, strings, finite
+ * numbers other than -0, booleans and null. A Date, Map, Set, class instance, function, symbol,
+ * bigint, `undefined` inside an object or array, NaN, Infinity, a cycle, a symbol or non-enumerable key
+ * is refused, not silently changed. Each property is read once, and the JSON is built from those reads.
+ * `undefined` itself means "no metadata" (returns null).
+ */
+export function serializeMetadata(value: unknown, argument = 'metadata'): string | null {
   if (value === undefined) return null
-  let json: string | undefined
-  try {
-    json = JSON.stringify(value)
-  } catch (error) {
-    throw new InvalidArgumentError('metadata', `not JSON-serializable (${(error as Error).message})`)
-  }
-  if (json === undefined) throw new InvalidArgumentError('metadata', `not JSON-serializable (${describe(value)})`)
+  const json = toExactJson(value, argument, new Set(), 0)
   if (json.length > MAX_METADATA_LENGTH) {
-    throw new InvalidArgumentError('metadata', `serializes to ${json.length} characters, limit ${MAX_METADATA_LENGTH}`)
+    throw new InvalidArgumentError(argument, `serializes to ${json.length} characters, limit ${MAX_METADATA_LENGTH}`)
   }
   return json
+}
+
+function toExactJson(value: unknown, path: string, open: Set<object>, depth: number): string {
+  const refuse = (problem: string): never => {
+    throw new InvalidArgumentError(path, `${problem}: metadata must come back from JSON exactly as given`)
+  }
+  if (value === null) return 'null'
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value)
+    case 'boolean':
+      return value ? 'true' : 'false'
+    case 'number':
+      if (!Number.isFinite(value)) return refuse(`${value} becomes null in JSON`)
+      if (Object.is(value, -0)) return refuse('-0 becomes 0 in JSON')
+      return JSON.stringify(value)
+    case 'undefined':
+      return refuse('undefined is dropped (in an object) or becomes null (in an array) in JSON')
+    case 'bigint':
+      return refuse('a bigint cannot be written as JSON; pass a string or a number')
+    case 'function':
+    case 'symbol':
+      return refuse(`a ${typeof value} is dropped by JSON`)
+  }
+  const object = value as object
+  if (open.has(object)) return refuse('is a cycle (an object containing itself)')
+  if (depth >= MAX_METADATA_DEPTH) return refuse(`nests deeper than ${MAX_METADATA_DEPTH} levels`)
+  if (Object.getOwnPropertySymbols(object).length > 0) return refuse('has symbol keys, which JSON drops')
+  open.add(object)
+  try {
+    if (Array.isArray(object)) {
+      const length = object.length
+      const items: string[] = []
+      for (let i = 0; i < length; i++) {
+        if (!(i in object)) {
+          throw new InvalidArgumentError(`${path}[${i}]`, 'is a hole, which becomes null in JSON')
+        }
+        items.push(toExactJson(object[i], `${path}[${i}]`, open, depth + 1))
+      }
+      if (Object.getOwnPropertyNames(object).length !== length + 1) {
+        return refuse('has properties besides its elements, which JSON drops')
+      }
+      return `[${items.join(',')}]`
+    }
+    const proto: unknown = Object.getPrototypeOf(object)
+    // A plain object's prototype is Object.prototype (of this realm or another) or null.
+    if (proto !== null && Object.getPrototypeOf(proto) !== null) {
+      const name = (object as { constructor?: { name?: unknown } }).constructor?.name
+      return refuse(`a ${typeof name === 'string' && name ? name : 'non-plain object'} does not survive JSON`)
+    }
+    const keys = Object.keys(object)
+    if (Object.getOwnPropertyNames(object).length !== keys.length) {
+      return refuse('has non-enumerable properties, which JSON drops')
+    }
+    const entries: string[] = []
+    for (const key of keys) {
+      const item = (object as Record<string, unknown>)[key]
+      const child = /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`
+      entries.push(`${JSON.stringify(key)}:${toExactJson(item, child, open, depth + 1)}`)
+    }
+    return `{${entries.join(',')}}`
+  } finally {
+    open.delete(object)
+  }
 }
 
 export function describe(value: unknown): string {

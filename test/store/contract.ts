@@ -4,6 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { InvalidArgumentError, type LockRecord, type LockStore, type StoreAcquireResult } from '../../src/index.js'
+import { MAX_METADATA_DEPTH } from '../../src/validate.js'
 
 export interface StoreHarness {
   store: LockStore
@@ -128,6 +129,30 @@ export function describeLockStoreContract(
         expect((await store.get('m'))?.metadata).toEqual(metadata)
         const refused = await store.acquire({ doId: 'm', nodeId: 'n2', ttlMs: 10_000 })
         expect(!refused.acquired && refused.holder.metadata).toEqual(metadata)
+      })
+
+      it('round-trips every JSON value exactly: null-prototype objects, floats, negatives, big numbers, unicode, null', async () => {
+        const bare = Object.assign(Object.create(null) as Record<string, unknown>, { k: 'v' })
+        const metadata = { bare, f: 0.1, neg: -3.5, big: 1e21, small: 5e-324, s: '😀 \u2028', n: null, e: [], o: {} }
+        const lock = won(await store.acquire({ doId: 'm', nodeId: 'n1', ttlMs: 10_000, metadata }))
+        expect(lock.metadata).toEqual({ ...metadata, bare: { k: 'v' } })
+        expect((await store.get('m'))?.metadata).toEqual({ ...metadata, bare: { k: 'v' } })
+        const top = won(await store.acquire({ doId: 'null', nodeId: 'n1', ttlMs: 10_000, metadata: null }))
+        expect(top.metadata).toBeNull()
+      })
+
+      it('accepts metadata nested up to MAX_METADATA_DEPTH (and keeps refreshing it), and refuses deeper, naming the path', async () => {
+        const nest = (levels: number): unknown => (levels === 0 ? 1 : { a: nest(levels - 1) })
+        const lock = won(
+          await store.acquire({ doId: 'deep', nodeId: 'n1', ttlMs: 10_000, metadata: nest(MAX_METADATA_DEPTH) }),
+        )
+        expect(await store.refresh({ ...lock, ttlMs: 10_000 })).not.toBeNull()
+        expect((await store.list()).map((l) => l.doId)).toContain('deep')
+        const error = await store
+          .acquire({ doId: 'deeper', nodeId: 'n1', ttlMs: 10_000, metadata: nest(MAX_METADATA_DEPTH + 1) })
+          .catch((e: unknown) => e)
+        expect(error).toBeInstanceOf(InvalidArgumentError)
+        expect((error as InvalidArgumentError).argument).toBe(`metadata${'.a'.repeat(MAX_METADATA_DEPTH)}`)
       })
 
       it('stores no metadata when none is given', async () => {
@@ -367,10 +392,48 @@ export function describeLockStoreContract(
             m.self = m
             return store.acquire({ doId: 'x', nodeId: 'n', ttlMs: 1, metadata: m })
           },
-          'metadata',
+          'metadata.self',
         ],
-        ['bigint metadata', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: 1, metadata: { n: 1n } }), 'metadata'],
+        [
+          'bigint metadata',
+          () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: 1, metadata: { n: 1n } }),
+          'metadata.n',
+        ],
         ['function metadata', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: 1, metadata: () => 1 }), 'metadata'],
+        ...(
+          [
+            ['a Date in metadata', { when: new Date(0) }, 'metadata.when'],
+            ['a Map as metadata', new Map([['a', 1]]), 'metadata'],
+            ['a Set in metadata', { tags: new Set(['a']) }, 'metadata.tags'],
+            ['NaN in metadata', { n: Number.NaN }, 'metadata.n'],
+            ['Infinity in metadata', [Infinity], 'metadata[0]'],
+            ['undefined inside an array in metadata', { tags: ['a', undefined] }, 'metadata.tags[1]'],
+            ['an undefined property in metadata', { gone: undefined }, 'metadata.gone'],
+            ['-0 in metadata', { z: -0 }, 'metadata.z'],
+            ['a function inside an object in metadata', { deep: { f: () => 1 } }, 'metadata.deep.f'],
+            ['a hole in an array in metadata', { a: [1, , 3] }, 'metadata.a[1]'],
+            [
+              'a class instance in metadata',
+              {
+                p: new (class Point {
+                  x = 1
+                })(),
+              },
+              'metadata.p',
+            ],
+            ['a symbol key in metadata', { [Symbol('s')]: 1 }, 'metadata'],
+            ['a key that needs quoting, with a bad value', { 'a b': Number.NaN }, 'metadata["a b"]'],
+            ['a boxed string in metadata', { s: new String('x') }, 'metadata.s'],
+            ['an object with toJSON in metadata', { t: { toJSON: () => 'x' } }, 'metadata.t.toJSON'],
+          ] as Array<[string, unknown, string]>
+        ).map(
+          ([what, metadata, argument]) =>
+            [what, () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: 1, metadata }), argument] as [
+              string,
+              () => Promise<unknown>,
+              string,
+            ],
+        ),
         ['zero token on release', () => store.release({ doId: 'x', nodeId: 'n', fencingToken: 0 }), 'fencingToken'],
         [
           'fractional token on refresh',
