@@ -102,10 +102,12 @@ export function objectTableSql(table: string, lock: Pick<LockTableSql, 'table' |
   }
   const t = `"${table}"`
   const locks = `"${lock.table}"`
-  // The holder as the fence knows it (docs/design.md invariants 3 and 5): same node, same token, unexpired
-  // on the store clock. A non-integer expires_at (corruption) does not hold.
+  // The holder as the lock table's fence knows it (docs/design.md invariants 3 and 5): same node, same
+  // token, unexpired on the store clock. An expires_at that is not a safe integer (corruption) does not
+  // hold, as there.
   const leaseHeld = `l.do_id = ?1 AND l.node_id = ?2 AND l.fencing_token = ?3
-      AND typeof(l.expires_at) = 'integer' AND l.expires_at > ${STORE_NOW}`
+      AND typeof(l.expires_at) = 'integer' AND l.expires_at <= ${Number.MAX_SAFE_INTEGER}
+      AND l.expires_at > ${STORE_NOW}`
   // A LEFT JOIN from the lease row: no row at all = lease not held; a row with s.key NULL = held, nothing
   // matched. One SELECT: a read transaction, never the write lock. The lease row is a primary-key lookup,
   // so the storage rows come straight off the (do_id, key) index, in key order, with no sort.

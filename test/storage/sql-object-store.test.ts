@@ -360,6 +360,18 @@ describe('SqlObjectStore', () => {
       }
     })
 
+    it('neither reads nor writes under a lease row whose expiry is past 2^53 (corrupt: the fence does not hold it either)', async () => {
+      const { client, objects, take } = await setup()
+      const lease = await take()
+      await objects.flush(lease, { entries: new Map([['k', 'v']]) })
+      await client.execute({ sql: "UPDATE do_locks SET expires_at = 9007199254740993 WHERE do_id = 'obj'", args: [] })
+      await expect(objects.get(lease, ['k'])).rejects.toBeInstanceOf(StaleFencingTokenError)
+      await expect(objects.list(lease, {})).rejects.toBeInstanceOf(StaleFencingTokenError)
+      await expect(objects.flush(lease, { entries: new Map([['k', 'w']]) })).rejects.toBeInstanceOf(
+        StaleFencingTokenError,
+      )
+    })
+
     it('writes nothing under a lease whose row refresh refuses (corrupt metadata): the fence aborts', async () => {
       const { client, objects, locks, take } = await setup()
       const lease = await take()
