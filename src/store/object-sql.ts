@@ -35,12 +35,17 @@ export const MAX_JSON_ARGUMENT_BYTES = 1_000_000
 
 /** Which bounds a `list` statement binds; one statement text per shape (see {@link ObjectTableSql.list}). */
 export interface ListShape {
+  /** Binds an inclusive lower bound. */
   start: boolean
+  /** Binds an exclusive lower bound. */
   startAfter: boolean
+  /** Binds an exclusive upper bound. */
   end: boolean
   /** `'range'`: `prefix <= key < successor`; `'from'`: `prefix <= key` (no successor exists). */
   prefix: 'range' | 'from' | false
+  /** Descending key order. */
   reverse: boolean
+  /** Binds a row limit. */
   limit: boolean
 }
 

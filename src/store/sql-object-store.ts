@@ -83,10 +83,15 @@ export class SqlObjectStore implements ObjectStore {
     this.#driver = driver
   }
 
+  /** Creates the storage table if missing, in one batch (`sql.schema`). Idempotent. */
   async ensureSchema(): Promise<void> {
     await this.#batch(this.sql.schema.map((sql) => ({ sql })))
   }
 
+  /**
+   * The committed values of `keys` (at most 128), keys not stored absent: one SELECT that also checks the
+   * lease, rejecting with {@link StaleFencingTokenError} when it does not hold.
+   */
   async get(lease: ObjectLease, keys: readonly string[]): Promise<Map<string, EncodedValue>> {
     const { doId, nodeId, fencingToken } = checkLease(lease)
     if (!Array.isArray(keys))
@@ -102,6 +107,10 @@ export class SqlObjectStore implements ObjectStore {
     return new Map(rowsUnderLease(result, doId, fencingToken))
   }
 
+  /**
+   * The committed entries within `range`, in code point order (reversed with `range.reverse`): one SELECT
+   * that also checks the lease, rejecting with {@link StaleFencingTokenError} when it does not hold.
+   */
   async list(lease: ObjectLease, range: ObjectListRange): Promise<Array<[string, EncodedValue]>> {
     const { doId, nodeId, fencingToken } = checkLease(lease)
     const { shape, bounds } = checkRange(range)
@@ -110,6 +119,11 @@ export class SqlObjectStore implements ObjectStore {
     return rowsUnderLease(result, doId, fencingToken)
   }
 
+  /**
+   * Extends the lease to store now + `lease.ttlMs` and applies `writes`, in ONE batch and transaction:
+   * all of it or, when the lease does not hold, nothing ({@link StaleFencingTokenError}). Resolves the
+   * new expiry (store clock). An empty `writes` is a fenced heartbeat.
+   */
   async flush(lease: ObjectLease, writes: ObjectWrites): Promise<FlushResult> {
     const { doId, nodeId, fencingToken, ttlMs } = checkLease(lease)
     const { deleteAll, puts, deletes } = checkWrites(writes)
