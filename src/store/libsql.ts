@@ -15,7 +15,10 @@ import { DEFAULT_TABLE, lockTableSql } from './sql.js'
  * (`file:`, `:memory:`, `libsql://`, `http://`) or `@libsql/client/web` inside Workers.
  */
 export interface LibSQLClientLike {
-  /** `'file'` for local databases (including `:memory:`), `'http'`/`'ws'`/... for remote ones. */
+  /**
+   * `'file'` for local databases (including `:memory:`), `'http'`/`'ws'`/... for remote ones; see
+   * {@link LibSQLLockStoreOptions.local} for a client that has none.
+   */
   readonly protocol?: string
   execute(statement: { sql: string; args: SqlValue[] }): Promise<{ rows: ArrayLike<unknown>; rowsAffected: number }>
   batch(
@@ -27,6 +30,19 @@ export interface LibSQLClientLike {
 }
 
 export interface LibSQLLockStoreOptions extends SqlLockStoreOptions {
+  /**
+   * Whether the client talks to a local SQLite file (`file:`, `:memory:`). Locally every statement runs
+   * inside a write batch, so a connection that SQLITE_BUSY left stuck fails loudly at `COMMIT` instead
+   * of a write (a heartbeat) silently staying in a transaction nobody commits, and after SQLITE_BUSY
+   * the store replaces the connection (which needs the client's `transaction()`: a wrapper that
+   * forwards only `execute` and `batch` gets the loud failure, not the repair). Remotely a single
+   * statement is sent as a plain `execute`.
+   *
+   * @default `client.protocol === 'file'`, and `true` when the client reports no `protocol` (a wrapper
+   * may forward only `execute` and `batch`; the local treatment costs a remote client nothing but a
+   * batch per statement, still one request). Set `false` for such a wrapper around a remote client.
+   */
+  local?: boolean
   /**
    * Group commit (default off). Acquire, refresh and release operations issued concurrently (in the
    * same tick, or while a combined batch is in flight) go to the database as ONE batch: one request,
@@ -70,7 +86,9 @@ export interface LibSQLLockStoreOptions extends SqlLockStoreOptions {
  */
 export class LibSQLLockStore extends SqlLockStore {
   constructor(client: LibSQLClientLike, options: LibSQLLockStoreOptions = {}) {
-    const driver = libsqlDriver(client)
+    const local = options.local
+    if (local !== undefined && typeof local !== 'boolean') throw new InvalidArgumentError('local', 'expected a boolean')
+    const driver = libsqlDriver(client, local)
     const groupCommit = options.groupCommit ?? false
     if (typeof groupCommit !== 'boolean' && (groupCommit === null || typeof groupCommit !== 'object')) {
       throw new InvalidArgumentError('groupCommit', 'expected a boolean or { maxOperations?, stallMs? }')
@@ -109,7 +127,7 @@ function failedInStatement(error: unknown): boolean {
   return typeof code === 'string' && /^SQLITE_/.test(code) && !/^SQLITE_(BUSY|LOCKED|PROTOCOL)/.test(code)
 }
 
-function libsqlDriver(client: LibSQLClientLike): SqlDriver {
+function libsqlDriver(client: LibSQLClientLike, localOption: boolean | undefined): SqlDriver {
   if (
     client === null ||
     typeof client !== 'object' ||
@@ -119,7 +137,10 @@ function libsqlDriver(client: LibSQLClientLike): SqlDriver {
     throw new InvalidArgumentError('client', 'expected an @libsql/client Client (with execute and batch)')
   }
   const toArgs = (s: SqlStatement) => ({ sql: s.sql, args: s.args ?? [] })
-  const local = client.protocol === 'file'
+  // Unknown counts as local: wrongly local costs a remote client nothing; wrongly remote leaves a local
+  // one without its SQLITE_BUSY defence.
+  const protocol = client.protocol
+  const local = localOption ?? (protocol === undefined || protocol === 'file')
   // One connection swap at a time: operations that fail with SQLITE_BUSY together share it, and the
   // store's next operations wait for it, so none of them runs on the fresh connection before its
   // busy_timeout is set again (it would fail at once, and swap again).

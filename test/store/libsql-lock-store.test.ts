@@ -9,6 +9,7 @@ import {
   LibSQLLockStore,
   SqlLockStore,
   StoreUnavailableError,
+  type LibSQLClientLike,
   type Lock,
   recoverLibSQLConnection,
 } from '../../src/index.js'
@@ -457,6 +458,58 @@ describe('LibSQLLockStore', () => {
       expect(seen.rows[0]?.node_id).toBe('a')
       await other.execute("INSERT INTO do_locks VALUES ('y', 'n', 0, 0, 1, NULL)")
       expect((await client.execute('PRAGMA busy_timeout')).rows[0]?.timeout).toBe(50)
+    })
+
+    it('treats a client that reports no protocol as local: after SQLITE_BUSY stuck its connection, a heartbeat fails loudly instead of reporting an extension nobody committed', async () => {
+      const url = freshFile()
+      const other = open(url)
+      await other.execute('PRAGMA journal_mode=WAL')
+      const client = open(url)
+      await client.execute('PRAGMA busy_timeout = 50')
+      // A wrapper that forwards only execute and batch: no protocol, no transaction() to swap with.
+      const calls: string[] = []
+      const wrapper: LibSQLClientLike = {
+        execute: (s) => (calls.push('execute'), client.execute(s)),
+        batch: (s, mode) => (calls.push('batch'), client.batch(s, mode)),
+      }
+      const store = new LibSQLLockStore(wrapper)
+      await store.ensureSchema()
+      const r = await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 60_000 })
+      if (!r.acquired) throw new Error('expected the lease')
+      const tx = await other.transaction('write')
+      await tx.execute("INSERT INTO do_locks VALUES ('other', 'n', 0, 0, 1, NULL)")
+      await expect(store.refresh({ ...r.lock, ttlMs: 60_000 })).rejects.toMatchObject({ retryable: true })
+      await tx.rollback()
+      calls.length = 0
+      const heartbeat = await store.refresh({ ...r.lock, ttlMs: 120_000 }).catch((e: unknown) => e)
+      expect(calls).toEqual(['batch'])
+      expect(heartbeat).toBeInstanceOf(StoreUnavailableError)
+      expect(String(heartbeat)).toMatch(/commit/i)
+      const seen = await other.execute("SELECT expires_at FROM do_locks WHERE do_id = 'x'")
+      expect(seen.rows[0]?.expires_at).toBe(r.lock.expiresAt)
+    })
+
+    it('takes local: true/false over what the client reports', async () => {
+      const raw = open()
+      const calls: string[] = []
+      const wrap = (protocol?: string): LibSQLClientLike => ({
+        ...(protocol === undefined ? {} : { protocol }),
+        execute: (s) => (calls.push('execute'), raw.execute(s)),
+        batch: (s, mode) => (calls.push('batch'), raw.batch(s, mode)),
+      })
+      await new LibSQLLockStore(raw).ensureSchema()
+      for (const [client, local, expected] of [
+        [wrap(), undefined, 'batch'],
+        [wrap(), false, 'execute'],
+        [wrap('http'), undefined, 'execute'],
+        [wrap('http'), true, 'batch'],
+        [wrap('file'), false, 'execute'],
+      ] as const) {
+        calls.length = 0
+        await new LibSQLLockStore(client, local === undefined ? {} : { local }).get('x')
+        expect(calls).toEqual([expected])
+      }
+      expect(() => new LibSQLLockStore(raw, { local: 'yes' as never })).toThrow(InvalidArgumentError)
     })
 
     it('carries the connection settings over to the fresh connection after SQLITE_BUSY', async () => {
