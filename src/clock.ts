@@ -14,8 +14,8 @@
  */
 export interface Clock {
   /**
-   * Wall-clock milliseconds since the epoch (`Date.now()` for {@link systemClock}). Only a store that
-   * runs in this process (`MemoryLockStore`) decides expiry with it; SQL stores use the database's clock.
+   * Wall-clock milliseconds since the epoch (`Date.now()` for {@link systemClock}). Only an in-memory
+   * store, `MemoryLockStore`, decides expiry with it; SQL stores use the database's clock.
    */
   now(): number
   /**
