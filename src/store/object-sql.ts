@@ -49,6 +49,7 @@ export interface ListShape {
   limit: boolean
 }
 
+/** The statements over one storage table and the lock table beside it ({@link objectTableSql}). */
 export interface ObjectTableSql {
   /** The storage table. */
   readonly table: string

@@ -22,6 +22,7 @@ import { DEFAULT_TABLE, assertTableName, lockTableSql, type LockTableSql } from 
 import { mentionsStaleToken, toStoreError } from './sql-errors.js'
 import type { SqlDriver, SqlResult, SqlStatement, SqlValue } from './sql-lock-store.js'
 
+/** Where a {@link SqlObjectStore} keeps its rows, and which lock table's leases it judges. */
 export interface SqlObjectStoreOptions {
   /** Storage table name, validated as an SQL identifier. Default `do_storage`. */
   table?: string
