@@ -83,3 +83,30 @@ export interface ObjectListRange {
 
 /** The most keys one `get` request carries (Durable Object storage's limit per call). */
 export const MAX_KEYS_PER_REQUEST = 128
+
+/**
+ * Orders keys as every {@link ObjectStore} must: by code point, which is the order of SQLite's BINARY
+ * collation over UTF-8 and of Durable Object storage (UTF-16 code-unit order, JavaScript's `<`, differs
+ * past U+FFFF: an astral key sorts after U+FFFF here). Shared by the memory store and by the merge of
+ * committed rows with unflushed writes in `src/storage/`.
+ *
+ * @example
+ * ```ts
+ * ['\u{1F600}', '\uFFFF', 'a'].sort(compareKeys) // ['a', '\uFFFF', '\u{1F600}']
+ * ```
+ */
+export function compareKeys(a: string, b: string): number {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const x = a.charCodeAt(i)
+    const y = b.charCodeAt(i)
+    if (x === y) continue
+    // Only where a surrogate meets a non-surrogate at or above U+E000 does code-unit order lie: the
+    // surrogate starts an astral code point, which sorts after every BMP one.
+    const xs = x >= 0xd800 && x <= 0xdfff
+    const ys = y >= 0xd800 && y <= 0xdfff
+    if (xs !== ys && (xs ? y >= 0xe000 : x >= 0xe000)) return xs ? 1 : -1
+    return x - y
+  }
+  return a.length - b.length
+}

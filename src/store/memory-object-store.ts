@@ -1,0 +1,221 @@
+import { InvalidArgumentError, StaleFencingTokenError } from '../errors.js'
+import { assertDoId, assertNodeId, assertPositiveMs, assertToken, describe } from '../validate.js'
+import {
+  MAX_KEYS_PER_REQUEST,
+  compareKeys,
+  type EncodedValue,
+  type FlushResult,
+  type ObjectLease,
+  type ObjectListRange,
+  type ObjectStore,
+  type ObjectWrites,
+} from './object-store.js'
+
+/** The lease fields a lease check compares: same object, same holder, same token. */
+export interface LeaseRef {
+  doId: string
+  nodeId: string
+  fencingToken: number
+}
+
+/**
+ * What {@link MemoryObjectStore} needs from the lock store whose leases it judges. Both methods are
+ * SYNCHRONOUS on purpose: the memory store checks the lease and applies the writes in one synchronous
+ * step, with no `await` in between, which is what the SQL stores' single transaction gives
+ * (docs/design.md invariant 10). A lock store in memory, `MemoryLockStore`, implements it
+ * over its rows, with its own clock as the store clock.
+ */
+export interface LeaseCheck {
+  /** True when `ref`'s lease is held (same node and token) and unexpired at store now. */
+  holds(ref: LeaseRef): boolean
+  /**
+   * When `ref`'s lease is held and unexpired: extends it to store now + `ttlMs` and returns the new
+   * `expiresAt` (store clock, ms). Otherwise changes nothing and returns `null`.
+   */
+  holdsAndExtend(ref: LeaseRef, ttlMs: number): number | null
+}
+
+/**
+ * The {@link ObjectStore} contract in memory, for tests and single-process use. Every call checks the
+ * lease through a synchronous {@link LeaseCheck} and then reads or writes in the same synchronous step,
+ * so no other call can come between the check and the write: a stale holder's flush changes nothing
+ * and rejects with `StaleFencingTokenError`, and so do its reads.
+ *
+ * It validates its arguments exactly as the SQL object store does (keys and values are strings without
+ * NUL and lone surrogates, at most {@link MAX_KEYS_PER_REQUEST} keys per `get`, ...), so that what
+ * passes here passes there.
+ *
+ * @example
+ * ```ts
+ * // `leases` judges leases against the rows of the lock store the guard uses (same process, same clock).
+ * const objects = new MemoryObjectStore(leases)
+ * const result = await guard.acquire('room-1')
+ * if (result.acquired) await objects.flush(result.lock, { entries: new Map([['n', '[1]']]) })
+ * ```
+ */
+export class MemoryObjectStore implements ObjectStore {
+  readonly #leases: LeaseCheck
+  /** doId -> key -> encoded value. */
+  readonly #objects = new Map<string, Map<string, EncodedValue>>()
+
+  /** @param leases - judges each call's lease (the lock store's rows, its clock). */
+  constructor(leases: LeaseCheck) {
+    if (
+      leases === null ||
+      typeof leases !== 'object' ||
+      typeof leases.holds !== 'function' ||
+      typeof leases.holdsAndExtend !== 'function'
+    ) {
+      throw new InvalidArgumentError('leases', 'expected a LeaseCheck with holds() and holdsAndExtend()')
+    }
+    this.#leases = leases
+  }
+
+  /** Nothing to create. */
+  async ensureSchema(): Promise<void> {}
+
+  async get(lease: ObjectLease, keys: readonly string[]): Promise<Map<string, EncodedValue>> {
+    const ref = checkLease(lease)
+    if (!Array.isArray(keys)) {
+      throw new InvalidArgumentError('keys', `expected an array of strings, got ${describe(keys)}`)
+    }
+    if (keys.length > MAX_KEYS_PER_REQUEST) {
+      throw new InvalidArgumentError('keys', `at most ${MAX_KEYS_PER_REQUEST} keys per request, got ${keys.length}`)
+    }
+    const wanted = keys.map((key, i) => checkText(`keys[${i}]`, key))
+    this.#hold(ref)
+    const rows = this.#objects.get(ref.doId)
+    const found = new Map<string, EncodedValue>()
+    for (const key of [...new Set(wanted)].sort(compareKeys)) {
+      const value = rows?.get(key)
+      if (value !== undefined) found.set(key, value)
+    }
+    return found
+  }
+
+  async list(lease: ObjectLease, range: ObjectListRange): Promise<Array<[string, EncodedValue]>> {
+    const ref = checkLease(lease)
+    const { inRange, reverse, limit } = checkRange(range)
+    this.#hold(ref)
+    const entries = [...(this.#objects.get(ref.doId) ?? [])].filter(([key]) => inRange(key))
+    entries.sort(([a], [b]) => (reverse ? compareKeys(b, a) : compareKeys(a, b)))
+    return limit === undefined ? entries : entries.slice(0, limit)
+  }
+
+  async flush(lease: ObjectLease, writes: ObjectWrites): Promise<FlushResult> {
+    const ref = checkLease(lease)
+    const { deleteAll, entries } = checkWrites(writes)
+    // Check, extend and write in one synchronous step (invariant 10): nothing can run in between.
+    const expiresAt = this.#leases.holdsAndExtend(ref, lease.ttlMs)
+    if (expiresAt === null) throw new StaleFencingTokenError(ref.doId, ref.fencingToken)
+    let rows = this.#objects.get(ref.doId)
+    if (deleteAll) rows?.clear()
+    for (const [key, value] of entries) {
+      if (value === null) {
+        rows?.delete(key)
+      } else {
+        if (!rows) this.#objects.set(ref.doId, (rows = new Map()))
+        rows.set(key, value)
+      }
+    }
+    if (rows?.size === 0) this.#objects.delete(ref.doId)
+    return { expiresAt }
+  }
+
+  #hold(ref: LeaseRef): void {
+    if (!this.#leases.holds(ref)) throw new StaleFencingTokenError(ref.doId, ref.fencingToken)
+  }
+}
+
+// Validation, argument for argument as the SQL object store's (src/store/sql-object-store.ts), so both
+// reject the same input with the same argument names (the shared contract suite checks them).
+
+function checkLease(lease: ObjectLease): LeaseRef {
+  if (lease === null || typeof lease !== 'object') {
+    throw new InvalidArgumentError('lease', `expected { doId, nodeId, fencingToken, ttlMs }, got ${describe(lease)}`)
+  }
+  const { doId, nodeId, fencingToken, ttlMs } = lease
+  assertDoId(doId, 'lease.doId')
+  assertNodeId(nodeId, 'lease.nodeId')
+  assertToken(fencingToken, 'lease.fencingToken')
+  assertPositiveMs('lease.ttlMs', ttlMs)
+  return { doId, nodeId, fencingToken }
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
+
+/** A key or value a SQL store would give back exactly as written: a string without NUL or lone surrogates. */
+function checkText(argument: string, value: unknown): string {
+  if (typeof value !== 'string') throw new InvalidArgumentError(argument, `expected a string, got ${describe(value)}`)
+  const nul = value.indexOf('\0')
+  if (nul >= 0) {
+    throw new InvalidArgumentError(
+      argument,
+      `must not contain NUL (U+0000), found at index ${nul}: SQLite drivers read the text back cut there`,
+    )
+  }
+  if (LONE_SURROGATE.test(value)) {
+    throw new InvalidArgumentError(
+      argument,
+      'must be well-formed Unicode (a lone surrogate is stored as U+FFFD, so it would not come back as written)',
+    )
+  }
+  return value
+}
+
+function checkRange(range: ObjectListRange): {
+  inRange: (key: string) => boolean
+  reverse: boolean
+  limit: number | undefined
+} {
+  if (range === null || typeof range !== 'object') {
+    throw new InvalidArgumentError(
+      'range',
+      `expected { start?, startAfter?, end?, prefix?, reverse?, limit? }, got ${describe(range)}`,
+    )
+  }
+  const bound = (name: string, value: unknown) => (value === undefined ? undefined : checkText(`range.${name}`, value))
+  const start = bound('start', range.start)
+  const startAfter = bound('startAfter', range.startAfter)
+  const end = bound('end', range.end)
+  const prefix = bound('prefix', range.prefix)
+  const { reverse, limit } = range
+  if (reverse !== undefined && typeof reverse !== 'boolean') {
+    throw new InvalidArgumentError('range.reverse', `expected a boolean, got ${describe(reverse)}`)
+  }
+  if (limit !== undefined && (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1)) {
+    throw new InvalidArgumentError('range.limit', `expected a positive safe integer, got ${describe(limit)}`)
+  }
+  // Every bound present applies; how start and startAfter combine is src/storage/'s to refuse.
+  const inRange = (key: string) =>
+    (start === undefined || compareKeys(key, start) >= 0) &&
+    (startAfter === undefined || compareKeys(key, startAfter) > 0) &&
+    (end === undefined || compareKeys(key, end) < 0) &&
+    (prefix === undefined || key.startsWith(prefix))
+  return { inRange, reverse: reverse === true, limit }
+}
+
+function checkWrites(writes: ObjectWrites): { deleteAll: boolean; entries: Array<[string, EncodedValue | null]> } {
+  if (writes === null || typeof writes !== 'object') {
+    throw new InvalidArgumentError('writes', `expected { deleteAll?, entries }, got ${describe(writes)}`)
+  }
+  const { deleteAll, entries } = writes
+  if (deleteAll !== undefined && typeof deleteAll !== 'boolean') {
+    throw new InvalidArgumentError('writes.deleteAll', `expected a boolean, got ${describe(deleteAll)}`)
+  }
+  if (!(entries instanceof Map)) {
+    throw new InvalidArgumentError(
+      'writes.entries',
+      `expected a Map of key -> string or null, got ${describe(entries)}`,
+    )
+  }
+  // All checked before anything is applied: one bad entry writes nothing of the flush.
+  const checked: Array<[string, EncodedValue | null]> = []
+  let i = 0
+  for (const [key, value] of entries as ReadonlyMap<unknown, unknown>) {
+    const k = checkText(`writes.entries[${i}] key`, key)
+    checked.push([k, value === null ? null : checkText(`writes.entries[${i}] value (key "${k}")`, value)])
+    i++
+  }
+  return { deleteAll: deleteAll === true, entries: checked }
+}
