@@ -13,7 +13,7 @@
  * ```
  */
 
-/** Every `code` a {@link LockError} can carry; each subclass has exactly one. */
+/** Every `code` a {@link LockError} can carry; each subclass has exactly one. Add a code here with its class. */
 export type LockErrorCode =
   | 'INVALID_ARGUMENT'
   | 'STALE_FENCING_TOKEN'
@@ -26,6 +26,10 @@ export type LockErrorCode =
   | 'DUPLICATE_NODE'
   | 'UNKNOWN_NODE'
   | 'LOCK_CONTENDED'
+  // The object layer's, defined in src/activation/errors.ts:
+  | 'QUEUE_FULL'
+  | 'TURN_TIMEOUT'
+  | 'ACTIVATION_ENDED'
 
 /**
  * The JSON body of {@link LockError.toResponse}: `error` is a stable snake_case word (`lease_lost`,
