@@ -1,4 +1,6 @@
-export { DataCloneError } from './errors.js'
+export { DataCloneError, KeyTooLargeError, TooManyKeysError, ValueTooLargeError } from './errors.js'
+export { MAX_KEY_BYTES, MAX_KEYS_PER_CALL, MAX_VALUE_BYTES, VALUE_SIZE_SLACK } from './limits.js'
+export { serializedSize } from './serialized-size.js'
 export { decodeValue, encodeValue } from './serializer.js'
 // The seam this API is built on, and its in-memory implementation (src/store/ owns them).
 export { MAX_KEYS_PER_REQUEST, compareKeys } from '../store/object-store.js'
