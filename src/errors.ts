@@ -224,7 +224,8 @@ export class StoreUnavailableError extends LockError {
  * ```ts
  * try { await fencedWrite(store, lock, [{ sql: 'INSERT INTO rooms (name) VALUES (?)', args: [name] }]) }
  * catch (e) {
- *   if (e instanceof StatementError && e.sqliteCode?.startsWith('SQLITE_CONSTRAINT')) return new Response('exists', { status: 409 })
+ *   const taken = e instanceof StatementError && e.sqliteCode?.startsWith('SQLITE_CONSTRAINT')
+ *   if (taken) return new Response('name taken', { status: 409 })
  *   throw e
  * }
  * ```
