@@ -9,6 +9,10 @@ export const MAX_TTL_MS = 86_400_000
 /** Largest serialized metadata accepted, in UTF-16 code units. */
 export const MAX_METADATA_LENGTH = 65_536
 
+/**
+ * Asserts `value` is an id the stores can round-trip: a non-empty string of at most `maxLength` UTF-16
+ * code units, without NUL or lone surrogates. Throws {@link InvalidArgumentError} naming `argument`.
+ */
 export function assertIdentifier(argument: string, value: unknown, maxLength: number): asserts value is string {
   if (typeof value !== 'string') throw new InvalidArgumentError(argument, `expected a string, got ${describe(value)}`)
   if (value.length === 0) throw new InvalidArgumentError(argument, 'must not be empty')
@@ -29,10 +33,12 @@ export function assertIdentifier(argument: string, value: unknown, maxLength: nu
 /** Characters an id cannot round-trip through SQLite text: NUL, and UTF-16 surrogates without their pair. */
 const UNSTORABLE = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
 
+/** Asserts `value` is a valid DO id (see {@link assertIdentifier}, {@link MAX_DO_ID_LENGTH}). */
 export function assertDoId(value: unknown, argument = 'doId'): asserts value is string {
   assertIdentifier(argument, value, MAX_DO_ID_LENGTH)
 }
 
+/** Asserts `value` is a valid node id (see {@link assertIdentifier}, {@link MAX_NODE_ID_LENGTH}). */
 export function assertNodeId(value: unknown, argument = 'nodeId'): asserts value is string {
   assertIdentifier(argument, value, MAX_NODE_ID_LENGTH)
 }
@@ -146,6 +152,7 @@ function toExactJson(value: unknown, path: string, open: Set<object>, depth: num
   }
 }
 
+/** A short description of a value for error messages (never the value itself, which may be large). */
 export function describe(value: unknown): string {
   if (value === null) return 'null'
   if (Array.isArray(value)) return 'array'

@@ -13,14 +13,21 @@ import {
  * `@cloudflare/workers-types` nor a Workers runtime to compile; a real `D1PreparedStatement` fits it.
  */
 export interface D1PreparedStatementLike {
+  /** The statement with its `?` placeholders bound to `values`, in order. */
   bind(...values: unknown[]): D1PreparedStatementLike
+  /** Runs it (one request) and returns every row. */
   all(): Promise<D1ResultLike>
 }
 
 /** What D1 returns for one statement: `results` (rows keyed by column) and `meta.changes`. */
 export interface D1ResultLike {
+  /** The rows, each keyed by column name. */
   results?: ReadonlyArray<unknown>
-  meta?: { changes?: number }
+  /** What D1 reports about the run. */
+  meta?: {
+    /** Rows the statement inserted, updated or deleted. */
+    changes?: number
+  }
 }
 
 /**
@@ -28,11 +35,13 @@ export interface D1ResultLike {
  * (`env.DB.withSession(...)`) fits it too, but see {@link D1LockStore} on read replicas.
  */
 export interface D1DatabaseLike {
+  /** A statement for `query`, not yet sent. */
   prepare(query: string): D1PreparedStatementLike
   /** One request; D1 runs the statements in one transaction and rolls all of them back if one fails. */
   batch(statements: D1PreparedStatementLike[]): Promise<D1ResultLike[]>
 }
 
+/** Options of {@link D1LockStore}: `table` (see {@link SqlLockStoreOptions}). */
 export type D1LockStoreOptions = SqlLockStoreOptions
 
 /**

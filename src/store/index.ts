@@ -15,10 +15,15 @@ export { SqlLockStore } from './sql-lock-store.js'
 export type { SqlDriver, SqlLockStoreOptions, SqlResult, SqlStatement, SqlValue } from './sql-lock-store.js'
 export { LibSQLLockStore, recoverLibSQLConnection } from './libsql.js'
 export type { LibSQLClientLike, LibSQLLockStoreOptions } from './libsql.js'
-export { DEFAULT_GROUP_COMMIT_MAX_OPERATIONS, groupCommitDriver } from './group-commit.js'
+export {
+  DEFAULT_GROUP_COMMIT_MAX_OPERATIONS,
+  DEFAULT_GROUP_COMMIT_STALL_MS,
+  groupCommitDriver,
+} from './group-commit.js'
 export type { GroupCommitDriverOptions, GroupCommitOptions } from './group-commit.js'
 export { MemoryLockStore } from './memory.js'
 export type { MemoryLockStoreOptions } from './memory.js'
 export { DEFAULT_TABLE, STALE_TOKEN_MESSAGE } from './sql.js'
+export type { LockTableSql } from './sql.js'
 export { D1LockStore } from './d1.js'
 export type { D1DatabaseLike, D1LockStoreOptions, D1PreparedStatementLike, D1ResultLike } from './d1.js'

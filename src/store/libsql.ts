@@ -20,15 +20,18 @@ export interface LibSQLClientLike {
    * {@link LibSQLLockStoreOptions.local} for a client that has none.
    */
   readonly protocol?: string
+  /** Runs one statement (one request). */
   execute(statement: { sql: string; args: SqlValue[] }): Promise<{ rows: ArrayLike<unknown>; rowsAffected: number }>
+  /** Runs the statements in one transaction (one request); the store always asks for `'write'`. */
   batch(
     statements: Array<{ sql: string; args: SqlValue[] }>,
     mode?: 'write' | 'read' | 'deferred',
   ): Promise<Array<{ rows: ArrayLike<unknown>; rowsAffected: number }>>
-  /** Used only to replace a local connection that SQLITE_BUSY left unusable (see below). */
+  /** Used only to replace a local connection that SQLITE_BUSY left unusable ({@link recoverLibSQLConnection}). */
   transaction?(mode?: 'write' | 'read' | 'deferred'): Promise<{ close(): void }>
 }
 
+/** Options of {@link LibSQLLockStore}: `table` (from {@link SqlLockStoreOptions}), `local`, `groupCommit`. */
 export interface LibSQLLockStoreOptions extends SqlLockStoreOptions {
   /**
    * Whether the client talks to a local SQLite file (`file:`, `:memory:`). Locally every statement runs

@@ -76,11 +76,17 @@ export interface PruneResult {
 
 /** A lease as the store recorded it. Times are the STORE's clock, ms since the epoch. */
 export interface LockRecord {
+  /** The object the lease is for. */
   doId: string
+  /** The node that holds (or last held) the lease. */
   nodeId: string
+  /** The lease's token: higher than every token issued before for this id (invariant 2). */
   fencingToken: number
+  /** When the lease was granted (store clock). Refresh does not change it. */
   acquiredAt: number
+  /** When the lease ends (store clock); 0 once released. The lease is held while this is after now. */
   expiresAt: number
+  /** The metadata given at acquire, as JSON gave it back; absent when none was given. */
   metadata?: unknown
 }
 
@@ -92,27 +98,48 @@ export interface LockInfo extends LockRecord {
   storeNow: number
 }
 
+/** Names one lease: refresh and release act only if this node still holds the id with this token. */
 export interface LockRef {
+  /** The object the lease is for. */
   doId: string
+  /** The node that holds the lease. */
   nodeId: string
+  /** The token the lease was granted with. */
   fencingToken: number
 }
 
+/** What {@link LockStore.acquire} is asked for. Durations only: the store's clock decides when. */
 export interface AcquireRequest {
+  /** The object to lock: 1 to 1024 UTF-16 code units of well-formed Unicode, no NUL. */
   doId: string
+  /** The node taking the lease (recorded as `node_id`): 1 to 256 code units, same rules. */
   nodeId: string
+  /** Lease length in whole ms, 1 to one day (`MAX_TTL_MS`). */
   ttlMs: number
-  /** JSON-serializable; stored with the lease and returned to whoever reads it. */
+  /**
+   * Stored with the lease and returned to whoever reads it. Must come back from JSON exactly as given
+   * (plain objects, arrays, strings, finite numbers, booleans, null); anything else is refused naming
+   * its path (`metadata.tags[1]`). At most 65,536 characters as JSON.
+   */
   metadata?: unknown
 }
 
+/** What {@link LockStore.refresh} is asked for: the lease, and its new length from the store's now. */
 export interface RefreshRequest extends LockRef {
+  /** New lease length in whole ms from the store's now, 1 to one day. */
   ttlMs: number
 }
 
+/** The outcome of {@link LockStore.acquire}: contention is a result, not an error. */
 export type StoreAcquireResult =
-  | { acquired: true; lock: LockRecord }
   | {
+      /** The lease is the caller's. */
+      acquired: true
+      /** The lease as granted. */
+      lock: LockRecord
+    }
+  | {
+      /** Someone else holds it. */
       acquired: false
       /** The current holder. */
       holder: LockRecord
@@ -120,10 +147,15 @@ export type StoreAcquireResult =
       storeNow: number
     }
 
+/** Which leases {@link LockStore.list} returns. */
 export interface ListFilter {
   /** Only leases held by this node. */
   nodeId?: string
-  /** At most this many rows (default 1000). */
+  /**
+   * At most this many rows, 1 to {@link MAX_LIST_LIMIT}.
+   *
+   * @default DEFAULT_LIST_LIMIT (1000)
+   */
   limit?: number
 }
 

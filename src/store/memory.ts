@@ -23,8 +23,13 @@ interface Row {
   metadata: string | null
 }
 
+/** Options of {@link MemoryLockStore}. */
 export interface MemoryLockStoreOptions {
-  /** The store's clock (`now()` is used). Default: the system clock. */
+  /**
+   * The store's clock (`now()` is used, rounded to whole ms).
+   *
+   * @default systemClock
+   */
   clock?: Clock
 }
 
@@ -45,8 +50,10 @@ export class MemoryLockStore implements LockStore {
     this.#clock = clock
   }
 
+  /** Nothing to create: resolves at once. */
   async ensureSchema(): Promise<void> {}
 
+  /** Takes the lease if free, released or expired (token + 1); otherwise reports the holder. */
   async acquire(request: AcquireRequest): Promise<StoreAcquireResult> {
     const { doId, nodeId, ttlMs, metadata } = checkAcquire(request)
     const now = this.#now()
@@ -63,6 +70,7 @@ export class MemoryLockStore implements LockStore {
     return { acquired: true, lock: toRecord(doId, next) }
   }
 
+  /** Extends the lease to now + ttl if that node still holds it with that token; `null` otherwise. */
   async refresh(request: RefreshRequest): Promise<LockRecord | null> {
     const ref = checkRefresh(request)
     const now = this.#now()
@@ -72,6 +80,7 @@ export class MemoryLockStore implements LockStore {
     return toRecord(ref.doId, row)
   }
 
+  /** Marks the lease free if that node still holds it with that token (the row and token stay). */
   async release(request: LockRef): Promise<boolean> {
     const row = this.#held(checkRef(request), this.#now())
     if (!row) return false
@@ -79,6 +88,7 @@ export class MemoryLockStore implements LockStore {
     return true
   }
 
+  /** The row with the store's verdict, or `null` if the id has no row. */
   async get(doId: string): Promise<LockInfo | null> {
     assertDoId(doId)
     const row = this.#rows.get(doId)
@@ -87,6 +97,7 @@ export class MemoryLockStore implements LockStore {
     return { ...toRecord(doId, row), held: row.expiresAt > now, storeNow: now }
   }
 
+  /** Unexpired leases ordered by id (code point order, as SQLite orders text), optionally one node's. */
   async list(filter: ListFilter = {}): Promise<LockInfo[]> {
     const { nodeId, limit } = checkListFilter(filter)
     const now = this.#now()
@@ -101,6 +112,7 @@ export class MemoryLockStore implements LockStore {
     return held.slice(0, limit)
   }
 
+  /** Administrative: frees a lease whoever holds it; the token stays. */
   async forceRelease(doId: string): Promise<boolean> {
     assertDoId(doId)
     const row = this.#rows.get(doId)
@@ -109,6 +121,7 @@ export class MemoryLockStore implements LockStore {
     return true
   }
 
+  /** Removes rows nobody has held for more than `olderThanMs`; new rows start above the highest removed token. */
   async prune(options: PruneOptions): Promise<PruneResult> {
     const { olderThanMs, limit } = checkPrune(options)
     const cutoff = this.#now() - olderThanMs

@@ -28,9 +28,13 @@ import {
 
 /** An acquire request as validated: metadata already serialized to JSON (or null). */
 export interface CheckedAcquire {
+  /** The id to lock, validated. */
   readonly doId: string
+  /** The node taking it, validated. */
   readonly nodeId: string
+  /** Lease length in ms, validated. */
   readonly ttlMs: number
+  /** The metadata as JSON, or null for none. */
   readonly metadata: string | null
 }
 
@@ -67,7 +71,9 @@ export function checkRefresh(request: RefreshRequest): RefreshRequest {
 
 /** A list filter as validated: the effective limit, and the node (if any). */
 export interface CheckedListFilter {
+  /** Only this node's leases; `undefined`: every node's. */
   readonly nodeId: string | undefined
+  /** At most this many rows. */
   readonly limit: number
 }
 

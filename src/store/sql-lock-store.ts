@@ -22,18 +22,25 @@ import {
 } from './lock-store.js'
 import { DEFAULT_TABLE, STALE_TOKEN_MESSAGE, lockTableSql, type LockTableSql } from './sql.js'
 
-/** A value a statement argument may take. */
+/**
+ * A value a statement argument may take: text, a number (finite), a bigint, a boolean (bound as 1/0),
+ * NULL, or bytes. Anything else is refused by `fencedWrite` before any I/O.
+ */
 export type SqlValue = string | number | bigint | null | Uint8Array | ArrayBuffer | boolean
 
 /** One SQL statement with positional arguments (`?1`, `?2`, ... or `?`). */
 export interface SqlStatement {
+  /** The SQL text (one statement). */
   sql: string
+  /** Values for its placeholders, in order (`?1` is `args[0]`); omitted: none. */
   args?: SqlValue[]
 }
 
 /** What a driver returns for one statement. Rows are keyed by column name. */
 export interface SqlResult {
+  /** The rows the statement returned (SELECT, RETURNING), each keyed by column name. */
   rows: ReadonlyArray<Record<string, unknown>>
+  /** Rows the statement inserted, updated or deleted (not counting triggers' changes). */
   rowsAffected: number
 }
 
@@ -42,12 +49,20 @@ export interface SqlResult {
  * database; `batch` must run its statements in one write transaction that rolls back as a whole.
  */
 export interface SqlDriver {
+  /** Runs one statement in one request. */
   execute(statement: SqlStatement): Promise<SqlResult>
+  /** Runs the statements in one request and one write transaction; one result per statement, in order. */
   batch(statements: SqlStatement[]): Promise<SqlResult[]>
 }
 
+/** Options of {@link SqlLockStore} (and of the libSQL and D1 stores built on it). */
 export interface SqlLockStoreOptions {
-  /** Lock table name, validated as an SQL identifier. Default `do_locks`. */
+  /**
+   * Lock table name: a plain SQL identifier (letters, digits, underscore; at most 56 characters), not
+   * `sqlite` or `sqlite_*`. The index, fence view and high-water table are named after it.
+   *
+   * @default 'do_locks'
+   */
   table?: string
 }
 
@@ -73,10 +88,16 @@ export class SqlLockStore implements LockStore {
     this.#driver = driver
   }
 
+  /** Creates the table, its index, the high-water mark and the fence view + trigger if missing; upgrades an earlier fence. One batch. */
   async ensureSchema(): Promise<void> {
     await this.#batch(this.sql.schema.map((sql) => ({ sql })))
   }
 
+  /**
+   * Takes the lease if free, released or expired (token + 1); otherwise reports the holder and the
+   * store's now. One batch: the upsert and the holder's row. A row the library could not have written
+   * is reported as {@link CorruptLockRowError}.
+   */
   async acquire(request: AcquireRequest): Promise<StoreAcquireResult> {
     const { doId, nodeId, ttlMs, metadata } = checkAcquire(request)
     const [taken, current] = await this.#batch([
@@ -103,6 +124,7 @@ export class SqlLockStore implements LockStore {
     return { acquired: false, holder, storeNow }
   }
 
+  /** Extends the lease to store-now + ttl if that node still holds it with that token; `null` otherwise. One statement. */
   async refresh(request: RefreshRequest): Promise<LockRecord | null> {
     const { doId, nodeId, fencingToken, ttlMs } = checkRefresh(request)
     const result = await this.#execute({ sql: this.sql.refresh, args: [doId, nodeId, fencingToken, ttlMs] })
@@ -110,12 +132,14 @@ export class SqlLockStore implements LockStore {
     return row ? parseRecord(row, doId) : null
   }
 
+  /** Marks the lease free if that node still holds it with that token (the row and token stay). One statement. */
   async release(request: LockRef): Promise<boolean> {
     const { doId, nodeId, fencingToken } = checkRef(request)
     const result = await this.#execute({ sql: this.sql.release, args: [doId, nodeId, fencingToken] })
     return result.rowsAffected > 0
   }
 
+  /** The row with the store's verdict (`held`, `storeNow`), or `null` if the id has no row. One statement. */
   async get(doId: string): Promise<LockInfo | null> {
     assertDoId(doId)
     const result = await this.#execute({ sql: this.sql.get, args: [doId] })
@@ -123,6 +147,7 @@ export class SqlLockStore implements LockStore {
     return row ? parseInfo(row, doId) : null
   }
 
+  /** Unexpired leases ordered by id, optionally one node's; corrupt rows are skipped. One statement. */
   async list(filter: ListFilter = {}): Promise<LockInfo[]> {
     const { nodeId, limit } = checkListFilter(filter)
     const statement =
@@ -131,12 +156,17 @@ export class SqlLockStore implements LockStore {
     return result.rows.map((row) => parseInfo(row, String(row.do_id)))
   }
 
+  /** Administrative: frees a lease whoever holds it; the token stays. One statement. */
   async forceRelease(doId: string): Promise<boolean> {
     assertDoId(doId)
     const result = await this.#execute({ sql: this.sql.forceRelease, args: [doId] })
     return result.rowsAffected > 0
   }
 
+  /**
+   * Removes rows nobody has held for more than `olderThanMs`, raising the high-water mark in the same
+   * transaction so tokens never repeat (see {@link LockStore.prune}). One batch.
+   */
   async prune(options: PruneOptions): Promise<PruneResult> {
     const { olderThanMs, limit } = checkPrune(options)
     const args = [olderThanMs, limit]

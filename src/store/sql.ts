@@ -7,12 +7,19 @@
  */
 import { InvalidArgumentError } from '../errors.js'
 
-/** Store clock in ms since the epoch. julianday() keeps ms precision; ROUND undoes float error. */
+/**
+ * SQL for the store clock in ms since the epoch, to splice into a statement (every expiry decision is
+ * made with it, inside the statement). julianday() keeps ms precision; ROUND undoes float error.
+ */
 export const STORE_NOW = "CAST(ROUND((julianday('now') - 2440587.5) * 86400000) AS INTEGER)"
 
-/** Message raised by the fence trigger; drivers surface it inside their own error text. */
+/**
+ * Message the fence trigger raises; drivers surface it inside their own error text, and the stores
+ * map an error containing it to `StaleFencingTokenError`.
+ */
 export const STALE_TOKEN_MESSAGE = 'stateless-do: stale fencing token'
 
+/** The lock table's name unless a store is given `table`. */
 export const DEFAULT_TABLE = 'do_locks'
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]{0,55}$/
@@ -84,7 +91,14 @@ function intact(prefix: string): string {
   ].join(' AND ')
 }
 
+/**
+ * Every statement over one lock table, built by {@link lockTableSql}. Statements that read a row return
+ * the columns `do_id, node_id, acquired_at, expires_at, fencing_token, metadata, store_now`, plus
+ * `<column>_type` (the SQLite type) for each integer column, which is NULL unless it holds a safe
+ * integer. Arguments are positional (`?1`, `?2`, ...), as listed for each statement.
+ */
 export interface LockTableSql {
+  /** The lock table's name, as validated (unquoted). */
   readonly table: string
   /**
    * The fence view: inserting `(do_id, node_id, fencing_token)` aborts the transaction unless that node
@@ -99,8 +113,18 @@ export interface LockTableSql {
    * start above it, so tokens keep increasing per id after rows are removed (invariant 2).
    */
   readonly highWater: string
+  /**
+   * What `ensureSchema` runs, in order, as one batch: the table, its index, the high-water mark, the
+   * fence view and trigger (dropping an earlier version's). Idempotent.
+   */
   readonly schema: readonly string[]
+  /**
+   * Takes the row if it is free, released or expired (token + 1, or high-water mark + 1 for a new row),
+   * `RETURNING` it; no row when it is held. Args `?1 doId, ?2 nodeId, ?3 ttlMs, ?4 metadata (JSON or
+   * NULL)`. Cannot raise for another row's data.
+   */
   readonly acquire: string
+  /** The row (if any) as it is after `acquire`, in the same batch: the holder a lost race reports. Args `?1 doId`. */
   readonly holder: string
   /**
    * Extends a lease to store-now + ttl if that node still holds it with that token, unexpired; `RETURNING`
@@ -109,10 +133,18 @@ export interface LockTableSql {
    * transaction as the writes.
    */
   readonly refresh: string
+  /**
+   * Marks the lease free (`expires_at = 0`; the row and its token stay) if that node still holds it with
+   * that token, unexpired. Args `?1 doId, ?2 nodeId, ?3 fencingToken`; `rowsAffected` 1 if released.
+   */
   readonly release: string
+  /** The row for an id. Args `?1 doId`. */
   readonly get: string
+  /** Live, intact rows ordered by `do_id` (corrupt rows are skipped). Args `?1 limit`. */
   readonly list: string
+  /** Like {@link LockTableSql.list}, only one node's. Args `?1 limit, ?2 nodeId`. */
   readonly listByNode: string
+  /** Frees a lease whoever holds it (the token stays). Args `?1 doId`; `rowsAffected` 1 if freed. */
   readonly forceRelease: string
   /**
    * The fence check, to put first in a batch of writes: aborts the whole transaction with

@@ -178,7 +178,7 @@ describe('LibSQLLockStore', () => {
     ])
   })
 
-  it('uses the seed schema column names', async () => {
+  it('uses the documented schema column names', async () => {
     const client = open()
     await new LibSQLLockStore(client).ensureSchema()
     const cols = await client.execute('PRAGMA table_info(do_locks)')

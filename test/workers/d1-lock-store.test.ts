@@ -169,7 +169,7 @@ describe('D1LockStore (workerd)', () => {
     expect(fenced[0]?.rows).toEqual([{ ok: 1 }])
   })
 
-  it('uses the seed schema column names', async () => {
+  it('uses the documented schema column names', async () => {
     const store = open()
     await store.ensureSchema()
     const { results } = await env.DB.prepare(`PRAGMA table_info("${store.sql.table}")`).all<{ name: string }>()
