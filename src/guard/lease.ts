@@ -8,6 +8,7 @@ import { LockLostError, ShutdownError, type LockError } from '../errors.js'
 import type { LockRecord, LockRef, LockStore } from '../store/lock-store.js'
 import { fullJitterDelay, type Backoff } from './backoff.js'
 import { validityEnd, type LeaseTimings } from './lease-rules.js'
+import { setLongTimeout, type LongTimeout } from './timers.js'
 import type { GuardEvent, GuardOperation, Lock } from './types.js'
 
 /** What a lease needs from the guard that holds it. */
@@ -71,8 +72,8 @@ export class Lease {
   #controller: AbortController | undefined
   /** Why the lease ended, built only if someone reads the signal. */
   #endReason: (() => LockError) | undefined
-  #heartbeatTimer: ReturnType<typeof setTimeout> | undefined
-  #validityTimer: ReturnType<typeof setTimeout> | undefined
+  #heartbeatTimer: LongTimeout | undefined
+  #validityTimer: LongTimeout | undefined
   /** The refresh in flight: heartbeats and manual refreshes join it, so they never overlap. */
   #refreshing: Promise<boolean> | undefined
   #ended = false
@@ -119,8 +120,8 @@ export class Lease {
   end(end: LeaseEnd): Promise<boolean> {
     if (this.#ended) return Promise.resolve(false)
     this.#ended = true
-    clearTimeout(this.#heartbeatTimer)
-    clearTimeout(this.#validityTimer)
+    this.#heartbeatTimer?.cancel()
+    this.#validityTimer?.cancel()
     this.#host.forget(this)
     const { doId, fencingToken } = this.#lock
     const reason = end.how === 'lost' ? end.reason : end.how === 'ran-out' ? RAN_OUT : 'released'
@@ -153,21 +154,18 @@ export class Lease {
 
   /** Ends the lease when its local validity runs out before a refresh moved it (invariant 7). */
   #armValidityTimer(): void {
-    clearTimeout(this.#validityTimer)
+    this.#validityTimer?.cancel()
     const remaining = this.#lock.validUntil - this.#host.clock.monotonic()
-    this.#validityTimer = setTimeout(
-      () => {
-        if (this.#ended) return
-        if (this.#host.clock.monotonic() >= this.#lock.validUntil) void this.end({ how: 'ran-out' })
-        else this.#armValidityTimer()
-      },
-      Math.max(0, remaining),
-    )
+    this.#validityTimer = setLongTimeout(() => {
+      if (this.#ended) return
+      if (this.#host.clock.monotonic() >= this.#lock.validUntil) void this.end({ how: 'ran-out' })
+      else this.#armValidityTimer()
+    }, remaining)
   }
 
   #scheduleHeartbeat(delayMs: number, failures = 0): void {
-    clearTimeout(this.#heartbeatTimer)
-    this.#heartbeatTimer = setTimeout(() => void this.#beat(failures), Math.max(0, delayMs))
+    this.#heartbeatTimer?.cancel()
+    this.#heartbeatTimer = setLongTimeout(() => void this.#beat(failures), delayMs)
   }
 
   /** One heartbeat; on a store error it is tried again with backoff within the remaining validity. */

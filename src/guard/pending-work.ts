@@ -1,3 +1,5 @@
+import { setLongTimeout, type LongTimeout } from './timers.js'
+
 /** Store requests still running (acquires, releases), so that a graceful shutdown can wait for them. */
 export class PendingWork {
   readonly #pending = new Set<Promise<unknown>>()
@@ -23,12 +25,12 @@ export class PendingWork {
       return false
     })()
     if (timeoutMs === undefined) return drained
-    let timer: ReturnType<typeof setTimeout> | undefined
-    const timeUp = new Promise<true>((resolve) => (timer = setTimeout(() => resolve(true), timeoutMs)))
+    let timer: LongTimeout | undefined
+    const timeUp = new Promise<true>((resolve) => (timer = setLongTimeout(() => resolve(true), timeoutMs)))
     try {
       return await Promise.race([drained, timeUp])
     } finally {
-      clearTimeout(timer)
+      timer?.cancel()
     }
   }
 }

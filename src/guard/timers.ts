@@ -5,6 +5,32 @@
  */
 import { ShutdownError } from '../errors.js'
 
+/** The longest delay `setTimeout` honours: longer ones (2^31 ms and up) fire at once, in Node and browsers. */
+export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1
+
+/** A timer from {@link setLongTimeout}. */
+export interface LongTimeout {
+  /** Stops the timer; the callback will not run. Idempotent. */
+  cancel(): void
+}
+
+/**
+ * `setTimeout` for any delay: one longer than {@link MAX_TIMER_DELAY_MS} is chained from shorter
+ * timers instead of overflowing into an immediate callback (a 30-day shutdown deadline would give up
+ * after 1 ms, a huge backoff would poll the store every millisecond). Negative and NaN delays mean 0.
+ */
+export function setLongTimeout(callback: () => void, delayMs: number): LongTimeout {
+  let remaining = delayMs > 0 ? delayMs : 0
+  let handle: ReturnType<typeof setTimeout> | undefined
+  const arm = () => {
+    const step = Math.min(remaining, MAX_TIMER_DELAY_MS)
+    remaining -= step
+    handle = setTimeout(() => (remaining > 0 ? arm() : callback()), step)
+  }
+  arm()
+  return { cancel: () => clearTimeout(handle) }
+}
+
 /** Sleeps that a shutdown can cut short. */
 export class Sleepers {
   readonly #wakers = new Set<(reason: unknown) => void>()
@@ -17,7 +43,7 @@ export class Sleepers {
   sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const done = () => {
-        clearTimeout(timer)
+        timer.cancel()
         this.#wakers.delete(stop)
         signal?.removeEventListener('abort', onAbort)
       }
@@ -26,13 +52,10 @@ export class Sleepers {
         reject(reason)
       }
       const onAbort = () => stop(signal!.reason)
-      const timer = setTimeout(
-        () => {
-          done()
-          resolve()
-        },
-        Math.max(0, ms),
-      )
+      const timer = setLongTimeout(() => {
+        done()
+        resolve()
+      }, ms)
       if (this.#closed) return stop(new ShutdownError())
       if (signal?.aborted) return stop(signal.reason)
       this.#wakers.add(stop)
