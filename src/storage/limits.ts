@@ -37,10 +37,15 @@ const LONE_SURROGATES = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])
 
 /**
  * A key as Durable Objects take it: any value but a symbol is converted with `String()` (`1` -> `'1'`,
- * `null` -> `'null'`), and lone surrogates become U+FFFD (workerd keeps keys as UTF-8), so `'\uD800'`
- * and `'\uFFFD'` name the same key, as in Durable Objects. Then the size limit applies.
+ * `null` -> `'null'`), then the size limit applies to its UTF-8 form.
  *
- * Where we differ: a key with NUL (U+0000) is refused (Durable Objects accept it), because SQLite
+ * A lone surrogate becomes three U+FFFD: workerd keeps a key as the bytes of its generalized UTF-8
+ * (a lone surrogate is 3 bytes that are not UTF-8) and `list()` reads each of those bytes back as
+ * U+FFFD, so put/get with the same string, and the keys `list()` returns, agree with Durable Objects.
+ * Where we differ: two different lone surrogates (or a key with U+FFFD U+FFFD U+FFFD in their place)
+ * name one key here and two there; the SQL stores keep well-formed text only.
+ *
+ * Where we differ, too: a key with NUL (U+0000) is refused (Durable Objects accept it), because SQLite
  * drivers read text back cut at a NUL and the SQL stores refuse it; better here, at the call, than at
  * the flush.
  *
@@ -51,8 +56,8 @@ const LONE_SURROGATES = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])
 export function toKey(argument: string, value: unknown, sized = true): string {
   // Durable Objects: `TypeError: Cannot convert a Symbol value to a string`.
   if (typeof value === 'symbol') throw new InvalidArgumentError(argument, 'Cannot convert a Symbol value to a string')
-  const key = String(value).replace(LONE_SURROGATES, '\uFFFD')
-  const nul = key.indexOf('\0')
+  const text = String(value)
+  const nul = text.indexOf('\0')
   if (nul >= 0) {
     throw new InvalidArgumentError(
       argument,
@@ -60,10 +65,10 @@ export function toKey(argument: string, value: unknown, sized = true): string {
     )
   }
   if (sized) {
-    const bytes = utf8Length(key)
+    const bytes = utf8Length(text) // a lone surrogate counts its 3 bytes, as in workerd
     if (bytes > MAX_KEY_BYTES) throw new KeyTooLargeError(argument, bytes, MAX_KEY_BYTES)
   }
-  return key
+  return text.replace(LONE_SURROGATES, '\uFFFD\uFFFD\uFFFD')
 }
 
 /** Refuses a call naming more than {@link MAX_KEYS_PER_CALL} keys or entries. */
@@ -87,7 +92,7 @@ export function checkValueSize(argument: string, key: string, encoded: EncodedVa
   if (bytes > MAX_VALUE_BYTES + VALUE_SIZE_SLACK) throw new ValueTooLargeError(argument, key, bytes, MAX_VALUE_BYTES)
 }
 
-/** UTF-8 length of a string (a lone surrogate counts as the 3 bytes of U+FFFD, as it is stored). */
+/** UTF-8 length of a string; a lone surrogate counts 3 bytes (its generalized UTF-8, as workerd stores it). */
 export function utf8Length(s: string): number {
   let bytes = 0
   for (let i = 0; i < s.length; i++) {

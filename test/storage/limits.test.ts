@@ -118,9 +118,14 @@ describe('limits', () => {
       })
     })
 
-    it('turns lone surrogates into U+FFFD, as workerd stores keys', () => {
-      expect(toKey('key', 'a\uD800b\uDFFF')).toBe('a\uFFFDb\uFFFD')
+    it('turns a lone surrogate into three U+FFFD, as workerd lists such a key back', () => {
+      expect(toKey('key', 'a\uD800b\uDFFF')).toBe('a\uFFFD\uFFFD\uFFFDb\uFFFD\uFFFD\uFFFD')
       expect(toKey('key', '\u{1F600}')).toBe('\u{1F600}')
+    })
+
+    it('sizes a lone surrogate as its 3 bytes, as workerd does', () => {
+      expect(toKey('key', 'k'.repeat(2045) + '\uD800')).toHaveLength(2048)
+      expect(() => toKey('key', 'k'.repeat(2046) + '\uD800')).toThrow(KeyTooLargeError)
     })
 
     it('refuses NUL (the SQL stores cannot give it back; Durable Objects accept it)', () => {
@@ -147,7 +152,7 @@ describe('limits', () => {
     })
   })
 
-  it('utf8Length counts 1-4 bytes per code point, and 3 for a lone surrogate', () => {
+  it('utf8Length counts 1-4 bytes per code point, and 3 for a lone surrogate (generalized UTF-8)', () => {
     expect(['a', '\u00e9', '\u20ac', '\u{1F600}', '\uD800', ''].map(utf8Length)).toEqual([1, 2, 3, 4, 3, 0])
   })
 
