@@ -100,3 +100,6 @@ export class TestRoom extends Room {
     }
   }
 }
+
+// Real Durable Object storage for storage-semantics.test.ts (bindings STORAGE_REFERENCE, STORAGE_REFERENCE_KV).
+export { StorageReference, StorageReferenceKv } from './storage-reference.js'
