@@ -84,9 +84,12 @@ export interface ObjectStorageOptions {
  * wrote nothing), and every later call rejects with the same error. The turn failed; a new turn gets a
  * new `ObjectStorage`.
  *
- * Where it differs from Durable Objects: see the README's porting table and the TSDoc of `toKey`
- * (keys), `encodeValue` (values), `src/storage/limits.ts` (limits) and {@link transaction}. Not provided:
- * alarms (`getAlarm`/`setAlarm`/`deleteAlarm`), `transactionSync`, `sql`, `kv`, bookmarks.
+ * Where it differs from Durable Objects (each checked against real `ctx.storage` in
+ * test/workers/storage-semantics.test.ts): the limits are the KV backend's, stricter than a
+ * SQLite-backed object's (src/storage/limits.ts); a key with NUL is refused and two different lone
+ * surrogates name one key (`toKey`); a few values are refused or kept differently (`encodeValue`); a
+ * transaction's writes are durable at the turn's flush ({@link transaction}). Not provided: alarms
+ * (`getAlarm`/`setAlarm`/`deleteAlarm`), `transactionSync`, `sql`, `kv`, bookmarks.
  *
  * @example
  * ```ts
@@ -120,6 +123,7 @@ export class ObjectStorage {
    * order of the keys, whatever the order asked), each key once.
    */
   get<T = unknown>(keys: readonly string[], options?: StorageGetOptions): Promise<Map<string, T>>
+  /** Either of the above, by the type of `keys` (an array: many). */
   async get(keys: unknown, options?: StorageGetOptions): Promise<unknown> {
     return this.#core.get(undefined, keys, options)
   }
@@ -134,6 +138,7 @@ export class ObjectStorage {
    * `undefined` are skipped, as in Durable Objects.
    */
   put<T>(entries: Record<string, T>, options?: StoragePutOptions): Promise<void>
+  /** Either of the above: an object (not an array) as first argument is `entries`, as in Durable Objects. */
   async put(keyOrEntries: unknown, value?: unknown, options?: unknown): Promise<void> {
     return this.#core.put(undefined, keyOrEntries, value, options, arguments.length)
   }
@@ -142,6 +147,7 @@ export class ObjectStorage {
   delete(key: string, options?: StoragePutOptions): Promise<boolean>
   /** Deletes `keys` (at most 128); how many of them existed (each key counted once). */
   delete(keys: readonly string[], options?: StoragePutOptions): Promise<number>
+  /** Either of the above, by the type of `keys` (an array: many). */
   async delete(keys: unknown, options?: StoragePutOptions): Promise<boolean | number> {
     return this.#core.delete(undefined, keys, options)
   }
@@ -198,6 +204,10 @@ export class ObjectStorage {
    * On failure (`StaleFencingTokenError`: the lease is gone and nothing was written;
    * `StoreUnavailableError`) the buffered writes are dropped and this storage rejects every later call
    * with the same error: the turn failed.
+   *
+   * Flush also when the handler threw: Durable Objects keep the writes a request made before it failed.
+   * Multiple flushes reach the store in call order; a flush with nothing new settles with the one in
+   * flight, so that it still means "every earlier write is durable".
    */
   flush(): Promise<FlushResult | undefined> {
     return this.#core.flush()

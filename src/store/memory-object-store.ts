@@ -13,8 +13,11 @@ import {
 
 /** The lease fields a lease check compares: same object, same holder, same token. */
 export interface LeaseRef {
+  /** The object. */
   doId: string
+  /** The holder, as in `do_locks.node_id`. */
   nodeId: string
+  /** The holder's token. */
   fencingToken: number
 }
 
@@ -74,6 +77,7 @@ export class MemoryObjectStore implements ObjectStore {
   /** Nothing to create. */
   async ensureSchema(): Promise<void> {}
 
+  /** See {@link ObjectStore.get}: the keys found, in key order; rejects when the lease does not hold. */
   async get(lease: ObjectLease, keys: readonly string[]): Promise<Map<string, EncodedValue>> {
     const ref = checkLease(lease)
     if (!Array.isArray(keys)) {
@@ -93,6 +97,7 @@ export class MemoryObjectStore implements ObjectStore {
     return found
   }
 
+  /** See {@link ObjectStore.list}: every bound given applies; rejects when the lease does not hold. */
   async list(lease: ObjectLease, range: ObjectListRange): Promise<Array<[string, EncodedValue]>> {
     const ref = checkLease(lease)
     const { inRange, reverse, limit } = checkRange(range)
@@ -102,6 +107,7 @@ export class MemoryObjectStore implements ObjectStore {
     return limit === undefined ? entries : entries.slice(0, limit)
   }
 
+  /** See {@link ObjectStore.flush}: lease check, extension and writes in one synchronous step. */
   async flush(lease: ObjectLease, writes: ObjectWrites): Promise<FlushResult> {
     const ref = checkLease(lease)
     const { deleteAll, entries } = checkWrites(writes)

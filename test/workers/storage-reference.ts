@@ -11,11 +11,16 @@
  */
 export class StorageReference {
   constructor(
-    readonly ctx: unknown,
+    readonly ctx: { storage: { put(key: string, value: unknown): Promise<void> } },
     readonly env: unknown,
   ) {}
 
-  fetch(): Response {
+  /** `/put-then-throw`: a request that writes and then fails (do its writes stay?). */
+  async fetch(request: Request): Promise<Response> {
+    if (new URL(request.url).pathname === '/put-then-throw') {
+      await this.ctx.storage.put('written-before-the-throw', true)
+      throw new Error('the handler failed after its write')
+    }
     return new Response('storage reference: enter it with runInDurableObject')
   }
 }

@@ -449,6 +449,26 @@ describe('Durable Object storage semantics: real ctx.storage (workerd) and Objec
   })
 })
 
+describe('what the owner of an ObjectStorage must do to behave like a Durable Object', () => {
+  it('flush when the handler threw: a Durable Object keeps the writes a failed request made', async () => {
+    const namespace = bindings.STORAGE_REFERENCE
+    const id = namespace.idFromName(`storage-${run}-${++objects}`)
+    const failed = await namespace
+      .get(id)
+      .fetch('https://reference/put-then-throw')
+      .then(
+        (response) => response.status,
+        (error: unknown) => String(error),
+      )
+    expect(failed).not.toBe(200)
+    expect(
+      await runInDurableObject(namespace.get(id), (_instance, state) =>
+        (state.storage as Storage).get('written-before-the-throw'),
+      ),
+    ).toBe(true)
+  })
+})
+
 describe('where ObjectStorage differs from local workerd, on purpose', () => {
   it('keys: workerd (SQLite-backed, also a class declared KV-backed, locally) takes 2049-byte keys; we refuse them as the KV backend does', async () => {
     const key = 'k'.repeat(2049)
