@@ -2,7 +2,7 @@
  * How the SQL stores turn a driver's error into the library's: one mapper for every SQLite-dialect
  * backend (libSQL puts the SQLite code in `code`, D1 at the end of its message).
  */
-import { LockError, StoreUnavailableError } from '../errors.js'
+import { LockError, StatementError, StoreUnavailableError } from '../errors.js'
 import { STALE_TOKEN_MESSAGE } from './sql.js'
 
 /** SQLite result codes, wherever the driver put them. */
@@ -14,13 +14,56 @@ const TRANSIENT_TEXT =
   /database is locked|database table is locked|timeout|timed out|ECONNRESET|ECONNREFUSED|EPIPE|fetch failed|network|socket|HRANA_WEBSOCKET|SERVER_ERROR|D1_ERROR.*(reset|overloaded|unavailable)/i
 
 /**
- * A driver error as a {@link StoreUnavailableError} (library errors pass through unchanged), retryable
- * when the same request may succeed later. `what` names the store in the message (`'object store'`).
+ * SQLite codes that name the statement's own failure: the database refused what it was asked
+ * (a constraint, a missing table, a type or size the statement cannot carry). Deterministic, so a
+ * retry would only repeat it. Other non-transient codes (IOERR, FULL, CORRUPT, CANTOPEN, READONLY)
+ * are the database's trouble, not the statement's: they stay a non-retryable StoreUnavailableError.
+ */
+const SQLITE_STATEMENT = /^SQLITE_(ERROR|CONSTRAINT|MISMATCH|RANGE|TOOBIG|AUTH)/
+
+/**
+ * A driver error as the library's: {@link StatementError} when the database refused a statement (but
+ * not the fence's own abort, which `fencedWrite` and `flush` turn into `StaleFencingTokenError`), else
+ * {@link StoreUnavailableError}, retryable when the same request may succeed later. Library errors
+ * pass through unchanged. `what` names the store in the message (`'object store'`).
  */
 export function toStoreError(error: unknown, what = 'lock store'): LockError {
   if (error instanceof LockError) return error
+  const codes = sqliteCodesOf(error)
+  if (codes.length > 0 && !codes.some((code) => SQLITE_TRANSIENT.test(code)) && !mentionsStaleToken(error)) {
+    const code = codes.find((c) => SQLITE_STATEMENT.test(c))
+    if (code !== undefined) return new StatementError(databaseWords(error), { sqliteCode: code, cause: error })
+  }
   const text = errorText(error)
   return new StoreUnavailableError(`${what} request failed: ${text}`, { cause: error, retryable: isTransient(text) })
+}
+
+/**
+ * The SQLite codes an error carries, most specific first: libSQL sets `code` on the error and its
+ * cause (e.g. `SQLITE_CONSTRAINT_PRIMARYKEY`); D1 puts it at the end of the message.
+ */
+function sqliteCodesOf(error: unknown): string[] {
+  const codes: string[] = []
+  let e: unknown = error
+  for (let depth = 0; depth < 4 && e instanceof Error; depth++, e = e.cause) {
+    const code = (e as { code?: unknown }).code
+    if (typeof code === 'string' && /^SQLITE_[A-Z_]+$/.test(code)) codes.push(code)
+    codes.push(...(e.message.match(SQLITE_CODE) ?? []))
+  }
+  if (!(error instanceof Error)) codes.push(...(String(error).match(SQLITE_CODE) ?? []))
+  return [...new Set(codes)]
+}
+
+/** The database's own words, said once: the innermost message without `D1_ERROR:` / `SQLITE_*:` decorations. */
+function databaseWords(error: unknown): string {
+  let message = error instanceof Error ? error.message : String(error)
+  let e: unknown = error instanceof Error ? error.cause : undefined
+  for (let depth = 0; depth < 4 && e instanceof Error && e.message !== ''; depth++, e = e.cause) message = e.message
+  const words = message
+    .replace(/^(?:(?:D1_ERROR|SQLITE_[A-Z_]+|Error):\s*)+/, '')
+    .replace(/(?::\s*SQLITE_[A-Z_]+)+\s*$/, '')
+    .trim()
+  return words === '' ? message : words
 }
 
 /**
@@ -39,12 +82,12 @@ export function mentionsStaleToken(error: unknown): boolean {
   return errorText(error).includes(STALE_TOKEN_MESSAGE)
 }
 
-/** An error's code, message and its cause's message, as one string to search. */
+/** An error's code, message and its cause's message, as one string to search; nothing said twice. */
 export function errorText(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code
-    const causeText = error.cause instanceof Error ? ` (${error.cause.message})` : ''
-    return `${typeof code === 'string' ? `${code}: ` : ''}${error.message}${causeText}`
-  }
-  return String(error)
+  if (!(error instanceof Error)) return String(error)
+  const code = (error as { code?: unknown }).code
+  const prefix = typeof code === 'string' && !error.message.includes(code) ? `${code}: ` : ''
+  const cause =
+    error.cause instanceof Error && !error.message.includes(error.cause.message) ? ` (${error.cause.message})` : ''
+  return `${prefix}${error.message}${cause}`
 }

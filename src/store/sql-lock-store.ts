@@ -1,11 +1,6 @@
-import {
-  CorruptLockRowError,
-  InvalidArgumentError,
-  LockError,
-  StaleFencingTokenError,
-  StoreUnavailableError,
-} from '../errors.js'
+import { CorruptLockRowError, InvalidArgumentError, StaleFencingTokenError, StoreUnavailableError } from '../errors.js'
 import { throwIfLeaseEnded, type FenceLock } from './lease-signal.js'
+import { mentionsStaleToken, toStoreError } from './sql-errors.js'
 import { assertDoId, assertNodeId, assertToken, describe } from '../validate.js'
 import { checkAcquire, checkListFilter, checkPrune, checkRef, checkRefresh } from './requests.js'
 import {
@@ -20,7 +15,7 @@ import {
   type RefreshRequest,
   type StoreAcquireResult,
 } from './lock-store.js'
-import { DEFAULT_TABLE, STALE_TOKEN_MESSAGE, lockTableSql, type LockTableSql } from './sql.js'
+import { DEFAULT_TABLE, lockTableSql, type LockTableSql } from './sql.js'
 
 /**
  * A value a statement argument may take: text, a number (finite), a bigint, a boolean (bound as 1/0),
@@ -280,44 +275,6 @@ function checkValue(value: unknown, argument: string): SqlValue {
     argument,
     `expected a string, number, bigint, boolean, null, Uint8Array or ArrayBuffer, got ${describe(value)}`,
   )
-}
-
-/** SQLite result codes (libSQL puts them in `code`, D1 at the end of its message). */
-const SQLITE_CODE = /\bSQLITE_[A-Z_]+/g
-/** The ones that mean "another connection is writing" (PROTOCOL: a WAL lock race): the same statement may succeed later. */
-const SQLITE_TRANSIENT = /^SQLITE_(BUSY|LOCKED|PROTOCOL)/
-/** Transport trouble, for errors that carry no SQLite code. */
-const TRANSIENT_TEXT =
-  /database is locked|database table is locked|timeout|timed out|ECONNRESET|ECONNREFUSED|EPIPE|fetch failed|network|socket|HRANA_WEBSOCKET|SERVER_ERROR|D1_ERROR.*(reset|overloaded|unavailable)/i
-
-function toStoreError(error: unknown): LockError {
-  if (error instanceof LockError) return error
-  const text = errorText(error)
-  return new StoreUnavailableError(`lock store request failed: ${text}`, { cause: error, retryable: isTransient(text) })
-}
-
-/**
- * Whether retrying the same request may succeed. A SQLite code other than BUSY/LOCKED names the
- * statement's own failure (constraint, syntax, missing table), which a retry would only repeat, and
- * its message quotes table and column names, so the transport words are not looked for in it.
- */
-function isTransient(text: string): boolean {
-  const codes = text.match(SQLITE_CODE) ?? []
-  if (codes.length > 0) return codes.some((code) => SQLITE_TRANSIENT.test(code))
-  return TRANSIENT_TEXT.test(text)
-}
-
-function mentionsStaleToken(error: unknown): boolean {
-  return errorText(error).includes(STALE_TOKEN_MESSAGE)
-}
-
-function errorText(error: unknown): string {
-  if (error instanceof Error) {
-    const code = (error as { code?: unknown }).code
-    const causeText = error.cause instanceof Error ? ` (${error.cause.message})` : ''
-    return `${typeof code === 'string' ? `${code}: ` : ''}${error.message}${causeText}`
-  }
-  return String(error)
 }
 
 /**

@@ -491,8 +491,8 @@ describe('LibSQLLockStore with groupCommit', () => {
     ])
     expect(counted.requests()).toBe(5) // the combined batch, then each operation alone
     expect(poison.status === 'rejected' && poison.reason).toMatchObject({
-      name: 'StoreUnavailableError',
-      retryable: false,
+      name: 'StatementError',
+      sqliteCode: expect.stringMatching(/^SQLITE_CONSTRAINT/),
       message: expect.stringMatching(/poisoned row/),
     })
     expect(y.status === 'fulfilled' && y.value.acquired && y.value.lock.fencingToken).toBe(1)

@@ -8,6 +8,7 @@ import {
   InvalidArgumentError,
   LibSQLLockStore,
   SqlLockStore,
+  StatementError,
   StoreUnavailableError,
   type LibSQLClientLike,
   type Lock,
@@ -402,8 +403,8 @@ describe('LibSQLLockStore', () => {
       await store.ensureSchema()
       await client.execute('DELETE FROM do_locks_high_water')
       await expect(store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 1_000 })).rejects.toMatchObject({
-        name: 'StoreUnavailableError',
-        retryable: false,
+        name: 'StatementError',
+        sqliteCode: expect.stringMatching(/^SQLITE_CONSTRAINT/),
         message: expect.stringMatching(/NOT NULL/),
       })
       expect(await store.get('x')).toBeNull()
@@ -557,7 +558,7 @@ describe('LibSQLLockStore', () => {
       await expect(store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 1000 })).rejects.toBeInstanceOf(StoreUnavailableError)
     })
 
-    it('judges retryable by the SQLite code, not by words in the table and column names a failed statement quotes', async () => {
+    it('judges a refused statement by the SQLite code, not by words in the table and column names it quotes', async () => {
       const client = open()
       const store = new LibSQLLockStore(client)
       await store.ensureSchema()
@@ -567,16 +568,17 @@ describe('LibSQLLockStore', () => {
       const duplicate = await store
         .fencedWrite(lock.lock, [{ sql: "INSERT INTO sessions VALUES ('s1')" }])
         .catch((e: unknown) => e)
+      expect(duplicate).toBeInstanceOf(StatementError)
       expect(duplicate).toMatchObject({
-        retryable: false,
+        sqliteCode: expect.stringMatching(/^SQLITE_CONSTRAINT/),
         message: expect.stringMatching(/UNIQUE constraint failed: sessions\.socket/),
       })
       const missing = await new LibSQLLockStore(client, { table: 'network_timeout_locks' })
         .get('x')
         .catch((e: unknown) => e)
-      expect(missing).toBeInstanceOf(StoreUnavailableError)
+      expect(missing).toBeInstanceOf(StatementError)
       expect(missing).toMatchObject({
-        retryable: false,
+        sqliteCode: 'SQLITE_ERROR',
         message: expect.stringMatching(/no such table: network_timeout_locks/),
       })
     })
@@ -659,12 +661,12 @@ describe('LibSQLLockStore', () => {
       await expect(failing('The client is closed').get('x')).rejects.toMatchObject({ retryable: false })
     })
 
-    it('reports a missing table (ensureSchema not called) as a non-retryable StoreUnavailableError', async () => {
+    it('reports a missing table (ensureSchema not called) as a StatementError, said once', async () => {
       const store = new LibSQLLockStore(open())
       const error = await store.get('x').catch((e) => e)
-      expect(error).toBeInstanceOf(StoreUnavailableError)
-      expect(error.retryable).toBe(false)
-      expect(error.message).toMatch(/no such table/)
+      expect(error).toBeInstanceOf(StatementError)
+      expect(error.sqliteCode).toBe('SQLITE_ERROR')
+      expect(error.message).toBe('statement failed (SQLITE_ERROR): no such table: do_locks')
     })
   })
 

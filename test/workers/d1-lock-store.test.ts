@@ -32,6 +32,7 @@ import {
   InvalidArgumentError,
   STALE_TOKEN_MESSAGE,
   StaleFencingTokenError,
+  StatementError,
   StoreUnavailableError,
   type LockRecord,
   type StoreAcquireResult,
@@ -280,7 +281,7 @@ describe('D1LockStore (workerd)', () => {
       expect(await rows()).toEqual([])
     })
 
-    it('rolls back the fence and earlier statements when a later statement fails, reporting a store error, not a stale token', async () => {
+    it('rolls back the fence and earlier statements when a later statement fails, reporting the refused statement, not a stale token', async () => {
       const { store } = await setup()
       const lock = won(await store.acquire({ doId: 'room', nodeId: 'a', ttlMs: 10_000 }))
       const error = await store
@@ -289,9 +290,9 @@ describe('D1LockStore (workerd)', () => {
           { sql: `INSERT INTO "${state}" (k, v, token) VALUES (?1, NULL, 1)`, args: ['b'] },
         ])
         .catch((e: unknown) => e)
-      expect(error).toBeInstanceOf(StoreUnavailableError)
+      expect(error).toBeInstanceOf(StatementError)
       expect(error).not.toBeInstanceOf(StaleFencingTokenError)
-      expect((error as StoreUnavailableError).retryable).toBe(false)
+      expect((error as StatementError).sqliteCode).toMatch(/^SQLITE_CONSTRAINT/)
       expect((error as Error).message).toMatch(/NOT NULL/)
       expect(await rows()).toEqual([])
     })
@@ -331,21 +332,21 @@ describe('D1LockStore (workerd)', () => {
   })
 
   describe('store failures', () => {
-    it('reports a missing table (ensureSchema not called) as a non-retryable StoreUnavailableError', async () => {
+    it("reports a missing table (ensureSchema not called) as a StatementError, in D1's words said once", async () => {
       const store = open()
       const error = await store.get('x').catch((e: unknown) => e)
-      expect(error).toBeInstanceOf(StoreUnavailableError)
-      expect((error as StoreUnavailableError).retryable).toBe(false)
-      expect((error as Error).message).toContain(`D1_ERROR: no such table: ${store.sql.table}`)
+      expect(error).toBeInstanceOf(StatementError)
+      expect((error as StatementError).sqliteCode).toBe('SQLITE_ERROR')
+      expect((error as Error).message).toBe(`statement failed (SQLITE_ERROR): no such table: ${store.sql.table}`)
       expect((error as Error).cause).toBeInstanceOf(Error)
     })
 
-    it('reports a D1 function the runtime forbids as a store error (D1 refuses e.g. sqlite_version())', async () => {
+    it('reports a D1 function the runtime forbids as a refused statement (D1 refuses e.g. sqlite_version())', async () => {
       const store = open()
       await store.ensureSchema()
       const lock = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
       const error = await store.fencedWrite(lock, [{ sql: 'SELECT sqlite_version()' }]).catch((e: unknown) => e)
-      expect(error).toBeInstanceOf(StoreUnavailableError)
+      expect(error).toBeInstanceOf(StatementError)
       expect((error as Error).message).toMatch(/not authorized/)
     })
   })

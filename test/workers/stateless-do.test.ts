@@ -223,8 +223,7 @@ describe('StatelessDO in workerd (examples/worker)', () => {
     const res = await testRoom(room).fetch(`https://example.test/rooms/${room}?missing-table`, { method: 'POST' })
     expect(res.status).toBe(500)
     expect(res.headers.get('Retry-After')).toBeNull()
-    // statement_failed once the store throws StatementError for such codes; store_failed until then.
-    expect(await res.json()).toEqual({ error: expect.stringMatching(/^(statement|store)_failed$/), doId: room })
+    expect(await res.json()).toEqual({ error: 'statement_failed', doId: room })
     expect(await state(room)).toEqual({ row: null, log: [] })
     await untilReleased(room)
   })
