@@ -83,6 +83,21 @@ export function timingsForTtl(guard: GuardTimings, ttlMs: number): LeaseTimings 
   return { ttlMs, heartbeatMs, driftMs }
 }
 
+/**
+ * How long from `now` until the next heartbeat of a lease that a request sent at `sentAt` made valid
+ * until `validUntil`. The period counts from when the request was SENT, as the validity does: counted
+ * from the answer, a slow store (an acquire slower than about 2/3 of the ttl) would push the first
+ * heartbeat past the end of the validity it was meant to extend. And the heartbeat keeps its place in
+ * what is left of the window (`ttl - drift`) when less is left than a whole window, so that a
+ * shortened validity is renewed sooner. Never negative: an overdue heartbeat is sent at once.
+ */
+export function nextHeartbeatDelay(timings: LeaseTimings, sentAt: number, now: number, validUntil: number): number {
+  const byPeriod = sentAt + timings.heartbeatMs - now
+  const window = timings.ttlMs - timings.driftMs
+  const byWhatIsLeft = ((validUntil - now) * timings.heartbeatMs) / window
+  return Math.max(0, Math.min(byPeriod, byWhatIsLeft))
+}
+
 /** Whether a heartbeat every `heartbeatMs` comes before the local validity (`ttl - drift`) ends. */
 export function heartbeatFits(timings: LeaseTimings): boolean {
   return timings.heartbeatMs < timings.ttlMs - timings.driftMs

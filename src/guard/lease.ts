@@ -7,7 +7,7 @@ import type { Clock } from '../clock.js'
 import { LockLostError, ShutdownError, type LockError } from '../errors.js'
 import type { LockRecord, LockRef, LockStore } from '../store/lock-store.js'
 import { fullJitterDelay, type Backoff } from './backoff.js'
-import { validityEnd, type LeaseTimings } from './lease-rules.js'
+import { nextHeartbeatDelay, validityEnd, type LeaseTimings } from './lease-rules.js'
 import { setLongTimeout, type LongTimeout } from './timers.js'
 import type { GuardEvent, GuardOperation, Lock } from './types.js'
 
@@ -92,7 +92,7 @@ export class Lease {
     this.#lock = lock
     this.lock = lock
     this.#armValidityTimer()
-    if (heartbeat) this.#scheduleHeartbeat(timings.heartbeatMs)
+    if (heartbeat) this.#scheduleHeartbeatAfter(sentAt)
   }
 
   /** True once the lease ended, whichever way. */
@@ -163,6 +163,12 @@ export class Lease {
     }, remaining)
   }
 
+  /** Schedules the next heartbeat after a request, sent at `sentAt`, that made the lease valid. */
+  #scheduleHeartbeatAfter(sentAt: number): void {
+    const now = this.#host.clock.monotonic()
+    this.#scheduleHeartbeat(nextHeartbeatDelay(this.timings, sentAt, now, this.#lock.validUntil))
+  }
+
   #scheduleHeartbeat(delayMs: number, failures = 0): void {
     this.#heartbeatTimer?.cancel()
     this.#heartbeatTimer = setLongTimeout(() => void this.#beat(failures), delayMs)
@@ -172,7 +178,7 @@ export class Lease {
   async #beat(failures: number): Promise<void> {
     if (this.#ended) return
     try {
-      if ((await this.#refresh(false)) && !this.#ended) this.#scheduleHeartbeat(this.timings.heartbeatMs)
+      await this.#refresh(false) // a successful refresh schedules the next heartbeat
     } catch {
       const remaining = this.#lock.validUntil - this.#host.clock.monotonic()
       if (remaining <= 0 || this.#ended) return // the validity timer ends the lease
@@ -183,19 +189,33 @@ export class Lease {
 
   /**
    * Refreshes in the store: `true` if extended, `false` if the lease is gone (then it has ended);
-   * rejects on store failure. A manual refresh (`manual`) restarts a heartbeat loop that gave up.
+   * rejects on store failure (a heartbeat's rejection is handled here, a `manual` one's by its caller). Success
+   * schedules the next heartbeat, so a manual refresh also restarts a heartbeat loop that gave up.
    */
   #refresh(manual: boolean): Promise<boolean> {
     if (this.#refreshing) return this.#refreshing
-    const promise = this.#sendRefresh(manual).finally(() => {
+    const settle = () => {
       if (this.#refreshing === promise) this.#refreshing = undefined
-    })
+    }
+    const promise = this.#sendRefresh().then(
+      (sentAt) => {
+        settle()
+        // Scheduled only now that this refresh is over: a heartbeat due at once must not join it.
+        if (sentAt !== undefined && this.#heartbeat && !this.#ended) this.#scheduleHeartbeatAfter(sentAt)
+        return sentAt !== undefined
+      },
+      (error: unknown) => {
+        settle()
+        throw error
+      },
+    )
     this.#refreshing = promise
     if (!manual) promise.catch(() => {})
     return promise
   }
 
-  async #sendRefresh(manual: boolean): Promise<boolean> {
+  /** One refresh request; resolves when it was sent if it extended the lease, `undefined` if lost. */
+  async #sendRefresh(): Promise<number | undefined> {
     const host = this.#host
     const lock = this.#lock
     const sentAt = host.clock.monotonic()
@@ -207,18 +227,16 @@ export class Lease {
       host.emit({ type: 'error', ...ref, operation: 'refresh', error })
       throw error
     }
-    if (this.#ended) return false
+    if (this.#ended) return undefined
     if (!record) {
       void this.end({ how: 'lost', reason: 'the store no longer has this lease (expired or taken over)' })
-      return false
+      return undefined
     }
     lock.expiresAt = record.expiresAt
     lock.validUntil = Math.max(lock.validUntil, validityEnd(sentAt, this.timings))
     this.#armValidityTimer()
-    // A manual refresh may come after the heartbeat loop gave up on a failing store: restart it.
-    if (manual && this.#heartbeat) this.#scheduleHeartbeat(this.timings.heartbeatMs)
     host.emit({ type: 'refresh', ...ref, durationMs: host.clock.monotonic() - sentAt })
-    return true
+    return sentAt
   }
 }
 

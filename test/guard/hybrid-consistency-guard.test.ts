@@ -297,6 +297,51 @@ describe('HybridConsistencyGuard', () => {
       expect(held(await b.acquire('x')).fencingToken).toBe(2)
     })
 
+    it('sends the first heartbeat at once when the acquire answered late, before the validity counted from the request ends', async () => {
+      const guard = make()
+      const real = store.acquire.bind(store)
+      vi.spyOn(store, 'acquire').mockImplementation(async (req) => {
+        const result = await real(req)
+        await new Promise((res) => setTimeout(res, 21_000)) // a healthy but slow store: 21 s of a 30 s lease
+        return result
+      })
+      const refresh = vi.spyOn(store, 'refresh')
+      const attempt = guard.acquire('x')
+      await vi.advanceTimersByTimeAsync(21_000)
+      const lock = held(await attempt)
+      expect(lock.validUntil).toBe(lock.acquiredAt + 30_000 - 302) // counted from when the request was sent
+      await vi.advanceTimersByTimeAsync(1) // a timer set during a tick fires 1 ms later at the earliest
+      // The period (10 s) counts from the request too: the heartbeat is overdue, so it goes out now,
+      // not at 31 s, after the validity (29.698 s) it was meant to extend.
+      expect(refresh).toHaveBeenCalledTimes(1)
+      await vi.advanceTimersByTimeAsync(20_000)
+      expect(lock.signal.aborted).toBe(false)
+      expect(events.some((e) => e.type === 'lost')).toBe(false)
+    })
+
+    it('counts the next heartbeat from when a slow refresh was sent, not from its answer', async () => {
+      const guard = make()
+      const lock = held(await guard.acquire('x'))
+      await vi.advanceTimersByTimeAsync(11_000) // the first heartbeat, at 10 s, was quick
+      const real = store.refresh.bind(store)
+      const slow = vi.spyOn(store, 'refresh').mockImplementation(async (req) => {
+        const result = await real(req)
+        await new Promise((res) => setTimeout(res, 20_000))
+        return result
+      })
+      const manual = guard.refresh(lock) // sent at 11 s, answered at 31 s: valid until 40.698 s
+      await vi.advanceTimersByTimeAsync(20_000)
+      expect(await manual).toBe(lock)
+      expect(lock.validUntil).toBe(lock.acquiredAt + 11_000 + 30_000 - 302)
+      slow.mockImplementation(real)
+      // Due at 21 s (11 s + the period), so sent at once; counted from the answer it would come at
+      // 41 s, after the validity ends.
+      await vi.advanceTimersByTimeAsync(1)
+      expect(slow).toHaveBeenCalledTimes(2)
+      await vi.advanceTimersByTimeAsync(30_000)
+      expect(lock.signal.aborted).toBe(false)
+    })
+
     it('fires the signal at once when the store says the lease is gone', async () => {
       const guard = make()
       const lock = held(await guard.acquire('x'))

@@ -12,6 +12,7 @@ import {
   defaultDriftMs,
   defaultHeartbeatMs,
   heartbeatFits,
+  nextHeartbeatDelay,
   timingsForTtl,
   validityEnd,
   type GuardTimings,
@@ -104,6 +105,26 @@ describe('lease rules', () => {
       ['an explicit heartbeat never drops below 1 ms', explicit, 4, 1, 1],
     ])('%s', (_name, guard, ttlMs, heartbeatMs, driftMs) => {
       expect(timingsForTtl(guard, ttlMs)).toEqual({ ttlMs, heartbeatMs, driftMs })
+    })
+  })
+
+  describe('next heartbeat', () => {
+    const timings = { ttlMs: 30_000, heartbeatMs: 10_000, driftMs: 302 }
+    it.each([
+      // name, sent at, now, valid until, delay
+      ['a quick answer waits a whole period', 0, 0, 29_698, 10_000],
+      ['the period counts from the request, not the answer', 0, 4_000, 29_698, 6_000],
+      ['an answer later than the period: at once', 0, 21_000, 29_698, 0],
+      ['an answer past the validity: at once, never negative', 0, 40_000, 29_698, 0],
+      ['a validity cut to half the window: half the period', 0, 0, 14_849, 5_000],
+      ['a validity already over: at once', 0, 0, -1, 0],
+    ])('%s', (_name, sentAt, now, validUntil, delay) => {
+      expect(nextHeartbeatDelay(timings, sentAt, now, validUntil)).toBeCloseTo(delay, 6)
+    })
+
+    it('keeps an explicit heartbeat late in the window where it was set', () => {
+      const late = { ttlMs: 30_000, heartbeatMs: 29_600, driftMs: 302 }
+      expect(nextHeartbeatDelay(late, 1_000, 1_000, 1_000 + 29_698)).toBe(29_600)
     })
   })
 
