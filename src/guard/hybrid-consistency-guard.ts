@@ -14,6 +14,7 @@ import {
 } from './options.js'
 import { HeldLeases } from './held-leases.js'
 import { PendingWork } from './pending-work.js'
+import { TimedStore } from './timed-store.js'
 import { Sleepers } from './timers.js'
 import type { AcquireOptions, ConsistencyGuard, GuardEvent, Lock, LockHolder, LockResult } from './types.js'
 
@@ -42,6 +43,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   /** Drift margin of a lease of {@link ttlMs}, ms: `validUntil` is `ttlMs - driftMs` after the request. */
   readonly driftMs: number
   readonly #settings: GuardSettings
+  readonly #store: TimedStore
   readonly #host: LeaseHost
   readonly #leases = new HeldLeases()
   /** Store requests shutdown waits for: acquires in flight and releases. */
@@ -57,8 +59,9 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     this.ttlMs = settings.timings.ttlMs
     this.heartbeatMs = settings.timings.heartbeatMs
     this.driftMs = settings.timings.driftMs
+    this.#store = new TimedStore(settings.store, settings.requestTimeoutMs, (lease) => this.#giveBackUnused(lease))
     this.#host = {
-      store: settings.store,
+      store: this.#store,
       nodeId: settings.nodeId,
       clock: settings.clock,
       backoff: settings.backoff,
@@ -174,7 +177,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   /** Whether nobody holds `doId` right now, per the store. One round trip. */
   async isAvailable(doId: string): Promise<boolean> {
     assertDoId(doId)
-    const info = await this.#settings.store.get(doId)
+    const info = await this.#store.get(doId)
     return !info?.held
   }
 
@@ -192,7 +195,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   async validateLock(lock: Lock): Promise<boolean> {
     const lease = this.#leaseOf(lock)
     if (!lease || lease.lock.signal.aborted || this.#settings.clock.monotonic() >= lease.validUntil) return false
-    const info = await this.#settings.store.get(lock.doId)
+    const info = await this.#store.get(lock.doId)
     return !!info && info.held && info.nodeId === this.nodeId && info.fencingToken === lock.fencingToken
   }
 
@@ -256,13 +259,13 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     opts: AcquireSettings,
   ): Promise<{ lock: Lock } | { held: StoreAcquireResult & { acquired: false } } | { failure: unknown }> {
     const { signal, timings } = opts
-    const { clock, store } = this.#settings
+    const { clock } = this.#settings
     const sentAt = clock.monotonic()
     let outcome: StoreAcquireResult
     try {
       // Tracked, so that shutdown() also waits for a lease being taken right now.
       const request = { doId, nodeId: this.nodeId, ttlMs: timings.ttlMs, metadata: opts.metadata }
-      outcome = await this.#pending.track(store.acquire(request))
+      outcome = await this.#pending.track(this.#store.acquire(request))
     } catch (failure) {
       return { failure }
     }

@@ -1,5 +1,6 @@
 export { HybridConsistencyGuard } from './hybrid-consistency-guard.js'
 export type { HybridConsistencyGuardOptions } from './options.js'
+export { DEFAULT_REQUEST_TIMEOUT_MS } from './options.js'
 export type {
   AcquireOptions,
   AffinityRing,

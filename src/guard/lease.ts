@@ -5,16 +5,17 @@
  */
 import type { Clock } from '../clock.js'
 import { LockLostError, ShutdownError, type LockError } from '../errors.js'
-import type { LockRecord, LockRef, LockStore } from '../store/lock-store.js'
+import type { LockRecord, LockRef } from '../store/lock-store.js'
 import { fullJitterDelay, type Backoff } from './backoff.js'
 import { nextHeartbeatDelay, validityEnd, type LeaseTimings } from './lease-rules.js'
+import type { TimedStore } from './timed-store.js'
 import { setLongTimeout, type LongTimeout } from './timers.js'
 import type { GuardEvent, GuardOperation, Lock } from './types.js'
 
 /** What a lease needs from the guard that holds it. */
 export interface LeaseHost {
-  /** Where the lease lives. */
-  readonly store: LockStore
+  /** Where the lease lives; every request bounded by the guard's `requestTimeoutMs`. */
+  readonly store: Pick<TimedStore, 'refresh' | 'release'>
   /** The guard's node, named in every refresh and release. */
   readonly nodeId: string
   /** Local monotonic time, for validity and heartbeat timing. */

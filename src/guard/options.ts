@@ -54,6 +54,14 @@ export interface HybridConsistencyGuardOptions {
    */
   retry?: RetryOptions
   /**
+   * How long a store request (acquire, refresh, release, read) may go unanswered before it counts as
+   * failed, ms: it then fails with a retryable `StoreUnavailableError` (an acquire is retried within
+   * `waitMs`, a heartbeat within the lease's validity), and a lease granted by a late answer is given
+   * back.
+   * @default 10_000 ({@link DEFAULT_REQUEST_TIMEOUT_MS})
+   */
+  requestTimeoutMs?: number
+  /**
    * Time seam (monotonic time for lease validity).
    * @default systemClock
    */
@@ -70,6 +78,9 @@ export interface HybridConsistencyGuardOptions {
   random?: () => number
 }
 
+/** How long a store request may go unanswered by default, ms (`requestTimeoutMs`). */
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000
+
 /** A guard's options, validated, with defaults filled in (see {@link HybridConsistencyGuardOptions}). */
 export interface GuardSettings {
   /** `store`. */
@@ -84,6 +95,8 @@ export interface GuardSettings {
   readonly clock: Clock
   /** `retry`. */
   readonly backoff: Backoff
+  /** `requestTimeoutMs`. */
+  readonly requestTimeoutMs: number
   /** `onEvent`. */
   readonly onEvent: ((event: GuardEvent) => void) | undefined
   /** `random`. */
@@ -114,6 +127,7 @@ export interface AcquireSettings {
 export function resolveGuardOptions(options: HybridConsistencyGuardOptions): GuardSettings {
   if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', 'expected an object')
   const { store, nodeId, ring, ttlMs, heartbeatMs, driftMs, retry, onEvent, random } = options
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS
   const clock = options.clock ?? systemClock
   if (store === null || typeof store !== 'object' || typeof store.acquire !== 'function') {
     throw new InvalidArgumentError('store', 'expected a LockStore')
@@ -123,6 +137,7 @@ export function resolveGuardOptions(options: HybridConsistencyGuardOptions): Gua
   }
   assertNodeId(nodeId)
   const timings = resolveGuardTimings(ttlMs, heartbeatMs, driftMs)
+  assertPositiveMs('requestTimeoutMs', requestTimeoutMs, Number.MAX_SAFE_INTEGER)
   if (typeof clock?.monotonic !== 'function')
     throw new InvalidArgumentError('clock', 'expected a Clock with monotonic()')
   if (onEvent !== undefined && typeof onEvent !== 'function') {
@@ -138,6 +153,7 @@ export function resolveGuardOptions(options: HybridConsistencyGuardOptions): Gua
     timings,
     clock,
     backoff: resolveBackoff(retry),
+    requestTimeoutMs,
     onEvent,
     random: random ?? Math.random,
   }

@@ -298,7 +298,7 @@ describe('HybridConsistencyGuard', () => {
     })
 
     it('sends the first heartbeat at once when the acquire answered late, before the validity counted from the request ends', async () => {
-      const guard = make()
+      const guard = make({ requestTimeoutMs: 60_000 })
       const real = store.acquire.bind(store)
       vi.spyOn(store, 'acquire').mockImplementation(async (req) => {
         const result = await real(req)
@@ -320,7 +320,7 @@ describe('HybridConsistencyGuard', () => {
     })
 
     it('counts the next heartbeat from when a slow refresh was sent, not from its answer', async () => {
-      const guard = make()
+      const guard = make({ requestTimeoutMs: 60_000 })
       const lock = held(await guard.acquire('x'))
       await vi.advanceTimersByTimeAsync(11_000) // the first heartbeat, at 10 s, was quick
       const real = store.refresh.bind(store)

@@ -64,6 +64,13 @@ describe('HybridConsistencyGuard options', () => {
     })
   })
 
+  describe('refuses a bad requestTimeoutMs, by name', () => {
+    it.each([[0], [-1], [1.5], [Number.NaN], [Number.POSITIVE_INFINITY], ['10s']])('requestTimeoutMs: %s', (value) => {
+      const error = rejection(() => new HybridConsistencyGuard({ ...base(), requestTimeoutMs: value as never }))
+      expect(error.argument).toBe('requestTimeoutMs')
+    })
+  })
+
   describe('refuses a retry that is not an object, by name', () => {
     it.each([[5], ['fast'], [null], [true], [[1, 2]]])('retry: %j', (retry) => {
       expect(rejection(() => new HybridConsistencyGuard({ ...base(), retry: retry as never })).argument).toBe('retry')

@@ -62,7 +62,9 @@ describe('setLongTimeout', () => {
 describe('HybridConsistencyGuard long waits', () => {
   it('waits a 30-day shutdown deadline in full instead of giving up at once', async () => {
     const recorder = recordingStore(new MemoryLockStore({ clock }))
-    const guard = new HybridConsistencyGuard({ store: recorder.store, nodeId: 'node-a', clock })
+    // A store request may stay unanswered longer than the deadline (not by default: requestTimeoutMs).
+    const requestTimeoutMs = 60 * DAY
+    const guard = new HybridConsistencyGuard({ store: recorder.store, nodeId: 'node-a', clock, requestTimeoutMs })
     expect((await guard.acquire('x')).acquired).toBe(true)
     recorder.faults.release = () => never()
     let result: unknown
