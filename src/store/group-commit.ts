@@ -5,7 +5,7 @@
  * @module
  */
 import { InvalidArgumentError } from '../errors.js'
-import type { SqlDriver, SqlResult, SqlStatement } from './sql-lock-store.js'
+import type { SqlDriver, SqlResult, SqlStatement } from './sql-driver.js'
 
 /** The most operations one combined batch carries, unless {@link GroupCommitOptions.maxOperations} says otherwise. */
 export const DEFAULT_GROUP_COMMIT_MAX_OPERATIONS = 64

@@ -1,4 +1,5 @@
 import { systemClock, type Clock } from '../clock.js'
+import { MemoryObjectStore } from './memory-object-store.js'
 import { InvalidArgumentError } from '../errors.js'
 import { assertDoId } from '../validate.js'
 import { checkAcquire, checkListFilter, checkPrune, checkRef, checkRefresh } from './requests.js'
@@ -43,11 +44,26 @@ export class MemoryLockStore implements LockStore {
   /** The highest token prune removed; new rows start above it (invariant 2). */
   #highWater = 0
   readonly #clock: Clock
+  /**
+   * The objects' key-value rows, judged against this store's leases in the same synchronous step as
+   * each write (the in-memory equivalent of the SQL stores' fence in the flush's transaction).
+   */
+  readonly objects: MemoryObjectStore
 
   constructor(options: MemoryLockStoreOptions = {}) {
     const clock = options.clock ?? systemClock
     if (typeof clock?.now !== 'function') throw new InvalidArgumentError('clock', 'expected a Clock with now()')
     this.#clock = clock
+    this.objects = new MemoryObjectStore({
+      holds: (ref) => this.#held(ref, this.#now()) !== undefined,
+      holdsAndExtend: (ref, ttlMs) => {
+        const now = this.#now()
+        const row = this.#held(ref, now)
+        if (!row) return null
+        row.expiresAt = now + ttlMs
+        return row.expiresAt
+      },
+    })
   }
 
   /** Nothing to create: resolves at once. */

@@ -16,39 +16,11 @@ import {
   type StoreAcquireResult,
 } from './lock-store.js'
 import { DEFAULT_TABLE, lockTableSql, type LockTableSql } from './sql.js'
+import type { SqlDriver, SqlResult, SqlStatement, SqlValue } from './sql-driver.js'
+import { DEFAULT_OBJECT_TABLE } from './object-sql.js'
+import { SqlObjectStore } from './sql-object-store.js'
 
-/**
- * A value a statement argument may take: text, a number (finite), a bigint, a boolean (bound as 1/0),
- * NULL, or bytes. Anything else is refused by `fencedWrite` before any I/O.
- */
-export type SqlValue = string | number | bigint | null | Uint8Array | ArrayBuffer | boolean
-
-/** One SQL statement with positional arguments (`?1`, `?2`, ... or `?`). */
-export interface SqlStatement {
-  /** The SQL text (one statement). */
-  sql: string
-  /** Values for its placeholders, in order (`?1` is `args[0]`); omitted: none. */
-  args?: SqlValue[]
-}
-
-/** What a driver returns for one statement. Rows are keyed by column name. */
-export interface SqlResult {
-  /** The rows the statement returned (SELECT, RETURNING), each keyed by column name. */
-  rows: ReadonlyArray<Record<string, unknown>>
-  /** Rows the statement inserted, updated or deleted (not counting triggers' changes). */
-  rowsAffected: number
-}
-
-/**
- * The two operations a SQL lock store needs from a database. Each call must be ONE request to the
- * database; `batch` must run its statements in one write transaction that rolls back as a whole.
- */
-export interface SqlDriver {
-  /** Runs one statement in one request. */
-  execute(statement: SqlStatement): Promise<SqlResult>
-  /** Runs the statements in one request and one write transaction; one result per statement, in order. */
-  batch(statements: SqlStatement[]): Promise<SqlResult[]>
-}
+export type { SqlDriver, SqlResult, SqlStatement, SqlValue } from './sql-driver.js'
 
 /** Options of {@link SqlLockStore} (and of the libSQL and D1 stores built on it). */
 export interface SqlLockStoreOptions {
@@ -59,6 +31,14 @@ export interface SqlLockStoreOptions {
    * @default 'do_locks'
    */
   table?: string
+  /**
+   * Object storage table (the `storage` of a `StatelessDO`), in the same database so a flush's writes
+   * and its lease check share one transaction. A plain SQL identifier like `table`.
+   *
+   * @default 'do_storage' with the default lock table, else `<table>_storage` (so two lock tables in one
+   * database never share objects' rows)
+   */
+  objectTable?: string
 }
 
 /**
@@ -68,6 +48,11 @@ export interface SqlLockStoreOptions {
 export class SqlLockStore implements LockStore {
   /** The statements this store runs (useful for audits and benchmarks). */
   readonly sql: LockTableSql
+  /**
+   * The objects' key-value rows (`do_storage`), over the same database and driver: what
+   * `ObjectStorage` (a `StatelessDO`'s `storage`) reads and flushes under this store's leases.
+   */
+  readonly objects: SqlObjectStore
   readonly #driver: SqlDriver
 
   constructor(driver: SqlDriver, options: SqlLockStoreOptions = {}) {
@@ -80,12 +65,19 @@ export class SqlLockStore implements LockStore {
       throw new InvalidArgumentError('client', 'expected a database client with execute() and batch()')
     }
     this.sql = lockTableSql(options.table ?? DEFAULT_TABLE)
+    this.objects = new SqlObjectStore(driver, {
+      table: options.objectTable ?? defaultObjectTable(this.sql.table),
+      lockTable: this.sql.table,
+    })
     this.#driver = driver
   }
 
-  /** Creates the table, its index, the high-water mark and the fence view + trigger if missing; upgrades an earlier fence. One batch. */
+  /**
+   * Creates the lock table, its index, the high-water mark, the fence view + trigger and the object
+   * storage table if missing; upgrades an earlier fence. One batch.
+   */
   async ensureSchema(): Promise<void> {
-    await this.#batch(this.sql.schema.map((sql) => ({ sql })))
+    await this.#batch([...this.sql.schema, ...this.objects.sql.schema].map((sql) => ({ sql })))
   }
 
   /**
@@ -327,4 +319,16 @@ function parseInfo(row: Record<string, unknown>, doId: string): LockInfo {
   const record = parseRecord(row, doId)
   const storeNow = toInt(row, doId, 'store_now')
   return { ...record, held: record.expiresAt > storeNow, storeNow }
+}
+
+/**
+ * `do_storage` beside `do_locks`; `<table>_storage` beside any other lock table, so that two lock tables
+ * in one database (tenants) keep their objects apart even when their ids coincide.
+ */
+function defaultObjectTable(lockTable: string): string {
+  if (lockTable === DEFAULT_TABLE) return DEFAULT_OBJECT_TABLE
+  if (lockTable.length > 48) {
+    throw new InvalidArgumentError('objectTable', `required when table is longer than 48 characters ("${lockTable}")`)
+  }
+  return `${lockTable}_storage`
 }

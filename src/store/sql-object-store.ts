@@ -20,7 +20,7 @@ import {
 } from './object-sql.js'
 import { DEFAULT_TABLE, assertTableName, lockTableSql, type LockTableSql } from './sql.js'
 import { mentionsStaleToken, toStoreError } from './sql-errors.js'
-import type { SqlDriver, SqlResult, SqlStatement, SqlValue } from './sql-lock-store.js'
+import type { SqlDriver, SqlResult, SqlStatement, SqlValue } from './sql-driver.js'
 
 /** Where a {@link SqlObjectStore} keeps its rows, and which lock table's leases it judges. */
 export interface SqlObjectStoreOptions {

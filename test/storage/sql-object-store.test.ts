@@ -7,6 +7,7 @@ import {
   InvalidArgumentError,
   LibSQLLockStore,
   StaleFencingTokenError,
+  StatementError,
   StoreUnavailableError,
   type LockRecord,
   type SqlDriver,
@@ -174,6 +175,7 @@ describe('SqlObjectStore', () => {
     // (The lock store's own tables are its business; only the storage tables are checked here.)
     expect(names.map((r) => String(r.name)).filter((n) => n.endsWith('_storage'))).toEqual([
       'do_storage',
+      'tenant_locks_storage', // the tenant lock store's own default, unused here
       'tenant_storage',
     ])
   })
@@ -317,9 +319,8 @@ describe('SqlObjectStore', () => {
       const error = await objects
         .flush({ ...lease, ttlMs: 60_000 }, { deleteAll: true, entries })
         .catch((e: unknown) => e)
-      expect(error).toBeInstanceOf(StoreUnavailableError)
-      expect((error as StoreUnavailableError).retryable).toBe(false)
-      expect((error as Error).message).toMatch(/^object store request failed: .*no_such_table/)
+      expect(error).toBeInstanceOf(StatementError)
+      expect((error as Error).message).toMatch(/^statement failed \(SQLITE_ERROR\): no such table: .*no_such_table/)
       breakLast = false
       expect(await objects.list(lease, {})).toEqual([['a', 'before']])
       expect((await locks.get('obj'))!.expiresAt).toBe(row!.expiresAt)

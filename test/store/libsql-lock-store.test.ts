@@ -174,8 +174,10 @@ describe('LibSQLLockStore', () => {
     expect(tables.rows.map((r) => r.name)).toEqual([
       'do_locks',
       'do_locks_high_water',
+      'do_storage',
       'tenant_locks',
       'tenant_locks_high_water',
+      'tenant_locks_storage',
     ])
   })
 
