@@ -9,11 +9,39 @@ export class HeldLeases {
    * {@link prune} scans the leases only once it has passed, not on every acquire.
    */
   #validityFloor = Infinity
+  /**
+   * No lease is endangered by a store clock less than this far ahead of ours: a lower bound of each
+   * lease's `storeOffsetCeiling + driftMs`, so {@link observeStoreOffset} scans only past it.
+   */
+  #storeOffsetTrigger = Infinity
 
   /** Lists a lease just taken. */
   add(lease: Lease): void {
     this.#leases.set(lease.lock, lease)
     this.#validityFloor = Math.min(this.#validityFloor, lease.validUntil)
+    this.#storeOffsetTrigger = Math.min(this.#storeOffsetTrigger, lease.storeOffsetCeiling + lease.timings.driftMs)
+  }
+
+  /**
+   * A store answer showed the store's clock at least `offset` ahead of local monotonic time (store
+   * time minus when the answer arrived); `answeredFor` is the lease the answer renewed, if any, whose
+   * new ceiling enters the trigger. Leases renewed by the store's clock before it stepped forward
+   * shrink their validity ({@link Lease.storeClockAhead}).
+   */
+  observeStoreOffset(offset: number, answeredFor?: Lease): void {
+    if (answeredFor) {
+      const trigger = answeredFor.storeOffsetCeiling + answeredFor.timings.driftMs
+      this.#storeOffsetTrigger = Math.min(this.#storeOffsetTrigger, trigger)
+    }
+    if (!(offset > this.#storeOffsetTrigger)) return
+    let trigger = Infinity
+    for (const lease of this.all()) {
+      lease.storeClockAhead(offset)
+      if (lease.ended) continue
+      trigger = Math.min(trigger, lease.storeOffsetCeiling + lease.timings.driftMs)
+      this.#validityFloor = Math.min(this.#validityFloor, lease.validUntil)
+    }
+    this.#storeOffsetTrigger = trigger
   }
 
   /** The lease behind `lock`, if it is still held. */

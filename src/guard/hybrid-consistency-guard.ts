@@ -70,6 +70,8 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       track: (promise) => this.#pending.track(promise),
       forget: (lease) => this.#leases.delete(lease),
       release: (lock) => this.release(lock),
+      observeStoreTime: (storeTime, answeredAt, lease) =>
+        this.#leases.observeStoreOffset(storeTime - answeredAt, lease),
     }
   }
 
@@ -269,6 +271,9 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     } catch (failure) {
       return { failure }
     }
+    // Every acquire answer carries the store's clock: it may show a step that shortens other leases.
+    const storeTime = outcome.acquired ? outcome.lock.acquiredAt : outcome.storeNow
+    this.#leases.observeStoreOffset(storeTime - clock.monotonic())
     if (!outcome.acquired) return { held: outcome }
     if (this.isShuttingDown || signal?.aborted) {
       // Shutdown began, or the caller gave up, while the request was in flight: hand nothing out, give

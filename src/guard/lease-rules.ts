@@ -98,6 +98,23 @@ export function nextHeartbeatDelay(timings: LeaseTimings, sentAt: number, now: n
   return Math.max(0, Math.min(byPeriod, byWhatIsLeft))
 }
 
+/**
+ * The validity left to a lease once a store answer shows the store's clock ran ahead of ours. Offsets
+ * are the store's wall clock minus local monotonic time. At the lease's last answer the store's clock
+ * was at most `storeOffsetCeiling` ahead (store time minus when the request was sent); a later answer
+ * shows it at least `storeOffsetFloor` ahead (store time minus when that answer arrived). If the
+ * floor passed the ceiling by more than the drift margin, the store's clock stepped forward (NTP, a
+ * VM resuming) and reaches the lease's `storeExpiresAt` sooner than `validUntil` assumed: at local
+ * `storeExpiresAt - storeOffsetFloor`, minus the margin. Otherwise the validity stands.
+ */
+export function validityAfterStoreClockStep(
+  lease: { validUntil: number; storeExpiresAt: number; storeOffsetCeiling: number; driftMs: number },
+  storeOffsetFloor: number,
+): number {
+  if (!(storeOffsetFloor - lease.storeOffsetCeiling > lease.driftMs)) return lease.validUntil
+  return Math.min(lease.validUntil, lease.storeExpiresAt - storeOffsetFloor - lease.driftMs)
+}
+
 /** Whether a heartbeat every `heartbeatMs` comes before the local validity (`ttl - drift`) ends. */
 export function heartbeatFits(timings: LeaseTimings): boolean {
   return timings.heartbeatMs < timings.ttlMs - timings.driftMs

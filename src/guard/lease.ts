@@ -7,7 +7,7 @@ import type { Clock } from '../clock.js'
 import { LockLostError, ShutdownError, type LockError } from '../errors.js'
 import type { LockRecord, LockRef } from '../store/lock-store.js'
 import { fullJitterDelay, type Backoff } from './backoff.js'
-import { nextHeartbeatDelay, validityEnd, type LeaseTimings } from './lease-rules.js'
+import { nextHeartbeatDelay, validityAfterStoreClockStep, validityEnd, type LeaseTimings } from './lease-rules.js'
 import type { TimedStore } from './timed-store.js'
 import { setLongTimeout, type LongTimeout } from './timers.js'
 import type { GuardEvent, GuardOperation, Lock } from './types.js'
@@ -32,6 +32,11 @@ export interface LeaseHost {
   forget(lease: Lease): void
   /** The guard's `release`, for `lock[Symbol.asyncDispose]`. */
   release(lock: Lock): Promise<boolean>
+  /**
+   * A refresh of `lease` answered at `answeredAt` (local monotonic) with the store's clock at
+   * `storeTime`: lets the guard check its other leases against the store's clock.
+   */
+  observeStoreTime(storeTime: number, answeredAt: number, lease: Lease): void
 }
 
 /**
@@ -48,7 +53,12 @@ export type LeaseEnd =
       /** Why, for the `LockLostError` and the `lost` event. */
       reason: string
     }
-  | { /** Its local validity ended before a refresh moved it. */ how: 'ran-out' }
+  | {
+      /** Its local validity ended before a refresh moved it. */
+      how: 'ran-out'
+      /** Why, when not the usual "validity ran out before a refresh succeeded". */
+      reason?: string
+    }
 
 type MutableLock = { -readonly [K in keyof Lock]: Lock[K] }
 
@@ -78,6 +88,10 @@ export class Lease {
   /** The refresh in flight: heartbeats and manual refreshes join it, so they never overlap. */
   #refreshing: Promise<boolean> | undefined
   #ended = false
+  /** When the request behind the current validity was sent (local monotonic). */
+  #renewedAt: number
+  /** How far ahead of local time the store's clock was at most, at its last answer for this lease. */
+  #storeOffsetCeiling: number
 
   /**
    * Adopts `record`, granted by an acquire sent at `sentAt` (local monotonic), and starts its timers.
@@ -92,6 +106,8 @@ export class Lease {
     Object.defineProperty(lock, 'signal', { enumerable: true, get: () => this.#signal() })
     this.#lock = lock
     this.lock = lock
+    this.#renewedAt = sentAt
+    this.#storeOffsetCeiling = storeOffset(record.acquiredAt, sentAt)
     this.#armValidityTimer()
     if (heartbeat) this.#scheduleHeartbeatAfter(sentAt)
   }
@@ -104,6 +120,40 @@ export class Lease {
   /** The lease's local validity deadline (`lock.validUntil`). */
   get validUntil(): number {
     return this.#lock.validUntil
+  }
+
+  /**
+   * How far ahead of local monotonic time the store's wall clock was at most when it last answered for
+   * this lease (its store time minus when the request was sent); `Infinity` if the store gave no time.
+   */
+  get storeOffsetCeiling(): number {
+    return this.#storeOffsetCeiling
+  }
+
+  /**
+   * A later store answer shows the store's clock at least `storeOffsetFloor` ahead of local time. If
+   * that is more than the drift margin past {@link storeOffsetCeiling}, the store's clock stepped
+   * forward since this lease's last answer and expires it sooner: `validUntil` shrinks to match, the
+   * lease ends at once if nothing is left, and the next heartbeat is brought forward.
+   */
+  storeClockAhead(storeOffsetFloor: number): void {
+    if (this.#ended) return
+    const lock = this.#lock
+    const storeExpiresAt = lock.expiresAt
+    const { driftMs } = this.timings
+    const validUntil = validityAfterStoreClockStep(
+      { validUntil: lock.validUntil, storeExpiresAt, storeOffsetCeiling: this.#storeOffsetCeiling, driftMs },
+      storeOffsetFloor,
+    )
+    if (validUntil >= lock.validUntil) return
+    lock.validUntil = validUntil
+    if (this.#host.clock.monotonic() >= validUntil) {
+      const ahead = Math.round(storeOffsetFloor - this.#storeOffsetCeiling)
+      void this.end({ how: 'ran-out', reason: `the store's clock jumped ${ahead} ms ahead: by it the lease expired` })
+      return
+    }
+    this.#armValidityTimer()
+    if (this.#heartbeat && !this.#refreshing) this.#scheduleHeartbeatAfter(this.#renewedAt)
   }
 
   /**
@@ -125,7 +175,7 @@ export class Lease {
     this.#validityTimer?.cancel()
     this.#host.forget(this)
     const { doId, fencingToken } = this.#lock
-    const reason = end.how === 'lost' ? end.reason : end.how === 'ran-out' ? RAN_OUT : 'released'
+    const reason = end.how === 'lost' ? end.reason : end.how === 'ran-out' ? (end.reason ?? RAN_OUT) : 'released'
     this.#endReason =
       end.how === 'shutdown' ? () => new ShutdownError() : () => new LockLostError(doId, fencingToken, reason)
     if (this.#controller && !this.#controller.signal.aborted) this.#controller.abort(this.#endReason())
@@ -233,12 +283,24 @@ export class Lease {
       void this.end({ how: 'lost', reason: 'the store no longer has this lease (expired or taken over)' })
       return undefined
     }
+    const answeredAt = host.clock.monotonic()
     lock.expiresAt = record.expiresAt
     lock.validUntil = Math.max(lock.validUntil, validityEnd(sentAt, this.timings))
+    this.#renewedAt = sentAt
+    // The store renewed the lease by its clock as it is now: a step before this answer is harmless to
+    // this lease, but other leases of the guard may have been renewed by the clock before the step.
+    const storeTime = record.expiresAt - this.timings.ttlMs
+    this.#storeOffsetCeiling = storeOffset(storeTime, sentAt)
     this.#armValidityTimer()
-    host.emit({ type: 'refresh', ...ref, durationMs: host.clock.monotonic() - sentAt })
+    host.emit({ type: 'refresh', ...ref, durationMs: answeredAt - sentAt })
+    host.observeStoreTime(storeTime, answeredAt, this)
     return sentAt
   }
+}
+
+/** The store's clock minus ours, at most, for an answer carrying `storeTime` to a request sent at `sentAt`. */
+function storeOffset(storeTime: number, sentAt: number): number {
+  return Number.isFinite(storeTime) ? storeTime - sentAt : Infinity
 }
 
 /**

@@ -16,7 +16,12 @@ export interface Lock extends LockRecord {
   readonly ttlMs: number
   /**
    * Local monotonic deadline (`clock.monotonic()` units): start of the acquire or last refresh + ttl -
-   * drift margin. Until then the lease is certainly still held, whatever the clocks of other nodes say.
+   * drift margin. Until then the lease is certainly still held, whatever the clocks of other nodes say,
+   * as long as the store's clock runs steadily. When a store answer (an acquire's, a refresh's, for any
+   * lease of the guard) shows the store's clock jumped ahead by more than the drift margin since this
+   * lease was renewed, `validUntil` shrinks by the jump, and the signal fires at once if nothing is
+   * left. What remains: a jump is seen only at the guard's next store answer, so for up to a heartbeat
+   * period after it `validUntil` can still be too late; fenced writes are refused by the store anyway.
    */
   readonly validUntil: number
   /** Fires when the lease is lost or released; its `reason` is a `LockLostError` or `ShutdownError`. */

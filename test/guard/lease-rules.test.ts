@@ -13,6 +13,7 @@ import {
   defaultHeartbeatMs,
   heartbeatFits,
   nextHeartbeatDelay,
+  validityAfterStoreClockStep,
   timingsForTtl,
   validityEnd,
   type GuardTimings,
@@ -125,6 +126,28 @@ describe('lease rules', () => {
     it('keeps an explicit heartbeat late in the window where it was set', () => {
       const late = { ttlMs: 30_000, heartbeatMs: 29_600, driftMs: 302 }
       expect(nextHeartbeatDelay(late, 1_000, 1_000, 1_000 + 29_698)).toBe(29_600)
+    })
+  })
+
+  describe('validity after a store clock step', () => {
+    // A 30 s lease renewed by a refresh sent at our 30 000 that the store read at its 31 000 (its clock
+    // at most 1 000 ms ahead): store expiry 61 000, local validity 30 000 + 29 698.
+    const lease = { validUntil: 59_698, storeExpiresAt: 61_000, storeOffsetCeiling: 1_000, driftMs: 302 }
+    it.each([
+      // name, offset now seen (floor), validity after
+      ['no step: the floor is below the ceiling', 900, 59_698],
+      ['a step within the drift margin', 1_302, 59_698],
+      ['a step just past the margin shrinks by the whole step', 1_303, 61_000 - 1_303 - 302],
+      ['a 10 s step', 11_000, 61_000 - 11_000 - 302],
+      ['a step past the expiry leaves a deadline already passed', 70_000, 61_000 - 70_000 - 302],
+      ['a backward step changes nothing', -50_000, 59_698],
+      ['no store time (NaN) changes nothing', Number.NaN, 59_698],
+    ])('%s', (_name, floor, validUntil) => {
+      expect(validityAfterStoreClockStep(lease, floor)).toBe(validUntil)
+    })
+
+    it('never lengthens a validity that was already shorter', () => {
+      expect(validityAfterStoreClockStep({ ...lease, validUntil: 40_000 }, 11_000)).toBe(40_000)
     })
   })
 
