@@ -21,7 +21,7 @@ import type { AcquireOptions, ConsistencyGuard, GuardEvent, Lock, LockHolder, Lo
 export type { HybridConsistencyGuardOptions } from './options.js'
 
 /**
- * Coordinates who serves a DO id: a TTL lease in a {@link LockStore} (one round trip per operation),
+ * Coordinates who serves a DO id: a TTL lease in a `LockStore` (one round trip per operation),
  * kept alive by heartbeats, with a fencing token for storage-side rejection of stale holders, and a
  * consistent-hash ring for routing hints.
  *
@@ -89,7 +89,8 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   /**
    * Tries to take the lease on `doId`: once by default, or until `waitMs` runs out. Resolves
    * `{ acquired: false, holder, retryAfterMs }` when someone else holds it; rejects with
-   * `StoreUnavailableError` when the store cannot answer, and with `signal.reason` when aborted.
+   * `StoreUnavailableError` when the store cannot answer, and with `signal.reason` when aborted. An
+   * attempt unanswered for `requestTimeoutMs` is a retryable store failure (retried within `waitMs`).
    */
   async acquire(doId: string, options: AcquireOptions = {}): Promise<LockResult> {
     assertDoId(doId)
@@ -168,7 +169,8 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   /**
    * Extends the lease now (heartbeats do this on their own). Resolves the same lock with later
    * `expiresAt`/`validUntil`, or `null` if the lease was lost (then `lock.signal` has fired).
-   * Rejects with `StoreUnavailableError` if the store could not answer; the lease is then unchanged.
+   * Rejects with `StoreUnavailableError` if the store could not answer (within `requestTimeoutMs`); the
+   * lease is then unchanged.
    */
   async refresh(lock: Lock): Promise<Lock | null> {
     const lease = this.#leaseOf(lock)
@@ -233,6 +235,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
    * and how many it could not (store trouble, or not finished within `timeoutMs`). With `timeoutMs`
    * it never waits longer than that for the store (say, inside a SIGTERM grace period): whatever has
    * not finished by then keeps running in the background, and its leases run out by their TTL at worst.
+   * Without it, the wait is still bounded: each store request counts as failed after `requestTimeoutMs`.
    */
   async shutdown(
     options: { timeoutMs?: number } = {},

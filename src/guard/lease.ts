@@ -45,8 +45,14 @@ export interface LeaseHost {
  * refresh moved it (reported lost, and given back in the background: the store may still count it ours).
  */
 export type LeaseEnd =
-  | { /** The holder released it. */ how: 'released' }
-  | { /** The guard shut down. */ how: 'shutdown' }
+  | {
+      /** The holder released it. */
+      how: 'released'
+    }
+  | {
+      /** The guard shut down. */
+      how: 'shutdown'
+    }
   | {
       /** The store said the lease is gone. */
       how: 'lost'
