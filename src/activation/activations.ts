@@ -61,6 +61,17 @@ export interface ActivationsOptions<F extends ActivationFlusher = ActivationFlus
   onEnd?: (activation: Activation<F>, reason: ActivationEndReason, error: unknown) => void
 }
 
+/** Options of one {@link Activations.run} call. */
+export interface RunOptions extends TurnOptions {
+  /** How long this turn waits for an object another node holds, ms. @default the registry's `waitMs` */
+  waitMs?: number
+  /**
+   * The lease length, ms, if this turn is the one that takes the lease (a cold start); a warm
+   * activation keeps the lease it has. @default the registry's `ttlMs`, else the guard's
+   */
+  ttlMs?: number
+}
+
 type Acquired = { acquired: true } | { acquired: false; holder?: LockHolder | undefined; retryAfterMs: number }
 
 const ignore = () => {}
@@ -141,13 +152,16 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
   async run<T>(
     doId: string,
     turn: (activation: Activation<F>) => T | PromiseLike<T>,
-    options: TurnOptions = {},
+    options: RunOptions = {},
   ): Promise<T> {
     assertDoId(doId)
     if (typeof turn !== 'function') throw new InvalidArgumentError('turn', 'expected a function')
-    const { signal } = options
+    if (options === null || typeof options !== 'object') throw new InvalidArgumentError('options', 'expected an object')
+    const { signal, waitMs = this.waitMs, ttlMs } = options
+    assertNonNegativeInteger('options.waitMs', waitMs)
+    if (ttlMs !== undefined) assertPositiveMs('options.ttlMs', ttlMs)
     const start = this.#clock.monotonic()
-    const deadline = start + this.waitMs
+    const deadline = start + waitMs
     const ownDeadline = start + this.maxWaitMs
     let ownLease = false
     for (;;) {
@@ -162,7 +176,7 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
         continue
       }
       const result = await abortable(
-        this.#acquire(doId, Math.max(0, (ownLease ? ownDeadline : deadline) - now)),
+        this.#acquire(doId, Math.max(0, (ownLease ? ownDeadline : deadline) - now), ttlMs),
         signal,
       )
       if (result.acquired) continue // the loop finds the new activation
@@ -196,18 +210,17 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
     await Promise.all([...this.#activations.values()].map((activation) => activation.shutdown()))
   }
 
-  #acquire(doId: string, waitMs: number): Promise<Acquired> {
+  #acquire(doId: string, waitMs: number, ttlMs: number | undefined): Promise<Acquired> {
     let pending = this.#acquiring.get(doId)
     if (!pending) {
-      pending = this.#activate(doId, waitMs).finally(() => this.#acquiring.delete(doId))
+      pending = this.#activate(doId, waitMs, ttlMs).finally(() => this.#acquiring.delete(doId))
       this.#acquiring.set(doId, pending)
     }
     return pending
   }
 
   /** Takes the lease and creates the activation; the one place both happen. */
-  async #activate(doId: string, waitMs: number): Promise<Acquired> {
-    const { ttlMs } = this.#options
+  async #activate(doId: string, waitMs: number, ttlMs = this.#options.ttlMs): Promise<Acquired> {
     // Not the caller's signal: the acquire is shared, and one caller leaving must not fail the others.
     const result = await this.#guard.acquire(doId, ttlMs === undefined ? { waitMs } : { waitMs, ttlMs })
     if (!result.acquired) return result

@@ -22,8 +22,8 @@ import { InvalidArgumentError } from '../errors.js'
  *   ends with none pending costs no flush: warm reads take 0 round trips (invariant 13).
  */
 export interface Flusher {
-  /** Sends every write buffered so far in one fenced batch; resolves once it committed. */
-  flush(): Promise<void>
+  /** Sends every write buffered so far in one fenced batch; resolves (with anything) once it committed. */
+  flush(): Promise<unknown>
   /** Whether writes are buffered that no `flush()` has taken yet. */
   hasPendingWrites(): boolean
 }
@@ -152,7 +152,7 @@ export class OutputGate {
     this.#flushes++
     let flushing: Promise<void>
     try {
-      flushing = Promise.resolve(this.#flusher.flush())
+      flushing = Promise.resolve(this.#flusher.flush()).then(() => undefined)
     } catch (error) {
       flushing = Promise.reject(error)
     }

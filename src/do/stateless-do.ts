@@ -1,14 +1,14 @@
-import {
-  InvalidArgumentError,
-  LockContendedError,
-  LockError,
-  LockLostError,
-  StaleFencingTokenError,
-  type LockErrorBody,
-} from '../errors.js'
-import type { AcquireOptions, ConsistencyGuard, Lock, LockResult } from '../guard/types.js'
+import type { Activation } from '../activation/activation.js'
+import { InvalidArgumentError } from '../errors.js'
+import type { AcquireOptions, ConsistencyGuard, Lock } from '../guard/types.js'
+import { ObjectStorage } from '../storage/object-storage.js'
+import type { ObjectStore } from '../store/object-store.js'
 import { assertDoId } from '../validate.js'
-import { lockedRetryAfterSeconds } from './retry-after.js'
+import { answerError, isLeaseEnd, json, type Phase } from './answers.js'
+import { servePerRequest } from './per-request.js'
+import { activationsFor, type StatelessDOActivationOptions } from './node-activations.js'
+
+export type { StatelessDOActivationOptions }
 
 /**
  * The parts of a Durable Object's `ctx` (DurableObjectState) or a Worker's `ExecutionContext` this
@@ -26,9 +26,10 @@ export interface StatelessDOContext {
 
 /**
  * Where in {@link StatelessDO.fetch} an error was reported: the id (`doIdFor`), the options
- * (`acquireOptions`: a server fault), taking the lease, the handler, or giving the lease back.
+ * (`acquireOptions`: a server fault), taking the lease, the handler, committing the handler's
+ * storage writes (`flush`), or giving the lease back.
  */
-export type StatelessDOPhase = 'doId' | 'acquireOptions' | 'acquire' | 'handler' | 'release'
+export type StatelessDOPhase = Phase
 
 /**
  * Base class for a Durable Object that any node may serve. Its `fetch` runs
@@ -63,6 +64,10 @@ export abstract class StatelessDO<Env = unknown> {
   /** The Worker's bindings, as the runtime passed them. */
   protected readonly env: Env
   #guard: ConsistencyGuard | undefined
+  /** The storage of the request being served (set for the handler, cleared after it). */
+  #storage: ObjectStorage | undefined
+  /** The activation whose turn is running, if any. */
+  #activation: Activation | undefined
 
   /**
    * Called by the runtime for a Durable Object (`ctx` is its state), or by your Worker per request
@@ -121,6 +126,45 @@ export abstract class StatelessDO<Env = unknown> {
     console.error(`[stateless-do] ${phase} failed${doId === undefined ? '' : ` for "${doId}"`}:`, error)
   }
 
+  /**
+   * Where this object's key-value rows live: the same database as its lease, so that a write and the
+   * check of the lease that makes it share one transaction. Default: the guard's lock store's
+   * `objects` (every `LibSQLLockStore`, `D1LockStore` and `MemoryLockStore` has one). Override to use
+   * another table (`new SqlObjectStore(...)`); return `undefined` for an object without storage.
+   */
+  protected objectStore(): ObjectStore | undefined {
+    const store = (this.guard as { store?: { objects?: ObjectStore } }).store
+    const objects = store?.objects
+    return objects && typeof objects.flush === 'function' ? objects : undefined
+  }
+
+  /**
+   * The object's storage, with Durable Object storage's API (`get`, `put`, `delete`, `list`,
+   * `deleteAll`, `transaction`), for the request being served: what `this.ctx.storage` is in a Durable
+   * Object. Writes are buffered and committed in ONE fenced flush (lease check + writes + lease
+   * extension, one transaction) after {@link handleRequest} returns, before its response is released:
+   * no client hears of a write before it is durable, and a holder that lost its lease writes nothing
+   * (docs/design.md invariants 10-12). Outside a request it throws.
+   *
+   * @example
+   * ```ts
+   * protected async handleRequest() {
+   *   const n = ((await this.storage.get<number>('n')) ?? 0) + 1
+   *   await this.storage.put('n', n)
+   *   return Response.json({ n }) // sent only once the put committed
+   * }
+   * ```
+   */
+  protected get storage(): ObjectStorage {
+    if (this.#storage) return this.#storage
+    throw new InvalidArgumentError(
+      'storage',
+      this.objectStore() === undefined
+        ? "this object has no object store: the guard's lock store has no `objects`; override objectStore()"
+        : 'storage is there only while a request is being served (inside handleRequest)',
+    )
+  }
+
   /** The guard (created by {@link createGuard} on first use). */
   protected get guard(): ConsistencyGuard {
     this.#guard ??= this.createGuard()
@@ -128,29 +172,59 @@ export abstract class StatelessDO<Env = unknown> {
   }
 
   /**
-   * Serves `request` under the object's lease: acquire, then {@link handleRequest} with heartbeats
-   * keeping the lease, then release (through `ctx.waitUntil`, off the response path, when there is
-   * one). Answers without running the handler when it cannot: see the README's "Answers from fetch".
-   * Errors a handler throws that are not {@link LockError}s propagate (the lease is released first).
+   * How this class keeps objects active between requests. Default `{}`: activations with the
+   * defaults of {@link StatelessDOActivationOptions} (idle 10 s in a Durable Object, 1 ms in a plain
+   * Worker). Return `false` for a lease per request (acquire, handler, flush, release), the mode
+   * before activations: every request pays an acquire, and concurrent requests on one node contend
+   * for the lease instead of queueing. The options are read once per guard (its first request).
+   */
+  protected activationOptions(): StatelessDOActivationOptions | false {
+    return {}
+  }
+
+  /**
+   * Runs once when an activation of this object starts, before its first request, with
+   * {@link storage} available and no other request running (as a Durable Object's constructor with
+   * `blockConcurrencyWhile`): load state, warm caches. If it throws, the activation ends and the
+   * requests that waited fail (503 `activation_ended`).
+   */
+  protected onStart(): void | Promise<void> {}
+
+  /**
+   * Runs `fn` with no other request of this object starting until it settles, as
+   * `ctx.blockConcurrencyWhile` does in a Durable Object. Only inside a request (and with activations).
+   * If `fn` throws, the activation ends (the object is reset), as in Durable Objects.
+   */
+  protected blockConcurrencyWhile<T>(fn: () => T | Promise<T>): Promise<T> {
+    const activation = this.#activation
+    if (!activation) {
+      throw new InvalidArgumentError('blockConcurrencyWhile', 'only inside a request, with activations on')
+    }
+    return activation.blockConcurrencyWhile(fn)
+  }
+
+  /**
+   * Serves `request` as a turn of the object's activation on this node: requests for one object run
+   * one at a time, in arrival order (docs/design.md invariant 9); the first one takes the lease (a
+   * cold start), later ones find it held (warm). {@link handleRequest} runs with {@link storage};
+   * its writes are committed in one fenced flush before its response is released (invariant 12); a
+   * flush that fails is the answer (503 `lease_lost` / `store_unavailable`), never the handler's
+   * response. The lease is given back when the object has been idle for `idleMs`, off the response
+   * path. With `activationOptions()` returning `false`: acquire, handler, flush, release per request.
+   * Answers without running the handler when it cannot: see the README's "Answers from fetch".
+   * Errors a handler throws that are not {@link LockError}s propagate (after its writes were flushed).
    *
-   * **A held object** is answered 503 `locked`, with `retryAfterMs` in the body the time left on the
-   * holder's lease: an upper bound, since a StatelessDO holder releases right after its handler and
-   * only a crashed one keeps the object that long. `Retry-After` is therefore `1` (the smallest HTTP
-   * unit) while the holder's lease is young, held for less than a heartbeat period (a third of the
-   * lease length this request uses), and the time left on it, in whole seconds rounded up, once it is
-   * older (a long handler kept alive by heartbeats, or a holder that stopped heartbeating). How long
-   * it was held comes from the holder's `acquiredAt` when the guard reports it, else from when its
-   * lease was last written (acquired or refreshed).
+   * **A held object** (another node serves it) is answered 503 `locked`, with `retryAfterMs` in the
+   * body the time left on the holder's lease (an upper bound). With a lease per request,
+   * `Retry-After` is `1` while the holder's lease is young (held less than a third of the lease),
+   * else the time left on it ({@link lockedRetryAfterSeconds}).
    *
    * **The client going away** (`request.signal`, which workerd fires only with the
-   * `enable_request_signal` compatibility flag): while the lease is being taken, the acquire stops,
-   * any lease taken is given back and the answer is 499 (nothing reported). During the handler,
-   * nothing is interrupted: the handler runs to its end unless it listens to `request.signal` itself
-   * (a handler that rejects with that signal's reason is answered 499, not reported), and the lease
-   * is released after it either way. With `ctx.waitUntil` (a Worker's `ExecutionContext`), the
-   * handler and the release are registered at once, so the runtime keeps them running after the
-   * client left (Workers allows such work about 30 s more); without it, a runtime that cancels the
-   * request stops both, and the lease runs out by its TTL.
+   * `enable_request_signal` compatibility flag): a request still waiting for the lease or its turn
+   * stops and is answered 499 (nothing reported). A running handler is not interrupted unless it
+   * listens to `request.signal` itself (a handler that rejects with that signal's reason is answered
+   * 499). With `ctx.waitUntil`, the request's work and the lease's release are registered at once, so
+   * the runtime keeps them running after the client left.
    */
   async fetch(request: Request): Promise<Response> {
     let doId: string
@@ -160,145 +234,92 @@ export abstract class StatelessDO<Env = unknown> {
       doId = id
     } catch (error) {
       this.onError(error, 'doId', undefined)
-      return json(400, { error: 'bad_request', message: messageOf(error) })
+      return json(400, { error: 'bad_request', message: error instanceof Error ? error.message : String(error) })
     }
+    const fail = (error: unknown, phase: Phase, lostToken?: number) =>
+      answerError(error, { doId, request, phase, lostToken, report: (e, p, id) => this.onError(e, p, id) })
 
     let options: AcquireOptions
+    let activation: StatelessDOActivationOptions | false
     try {
       options = { signal: request.signal, ...this.acquireOptions(request) }
+      activation = this.activationOptions()
+      if (activation !== false && (activation === null || typeof activation !== 'object')) {
+        throw new InvalidArgumentError('activationOptions', 'expected an object or false')
+      }
     } catch (error) {
-      return this.#answer(error, 'acquireOptions', doId, request)
+      return fail(error, 'acquireOptions')
     }
-
     const guard = this.guard
-    let lock: Lock
-    try {
-      const result = await guard.acquire(doId, options)
-      if (!result.acquired) return lockedResponse(doId, result, leaseMsOf(options, guard))
-      lock = result.lock
-    } catch (error) {
-      return this.#answer(error, 'acquire', doId, request)
+    if (activation === false) {
+      return servePerRequest({
+        request,
+        doId,
+        guard,
+        options,
+        ctx: this.ctx,
+        objects: this.objectStore(),
+        handle: (lock) => this.handleRequest(request, lock, lock.signal),
+        setStorage: (storage) => (this.#storage = storage),
+        fail,
+        report: (error, phase) => this.onError(error, phase, doId),
+      })
     }
 
-    // Registered before the handler runs: the runtime then keeps the handler and the release going
-    // if the client leaves (a Worker cancels a request whose client went away otherwise).
-    let settle!: (freed: Promise<boolean>) => void
-    const released = new Promise<boolean>((resolve) => (settle = resolve))
-    const waitUntil = typeof this.ctx?.waitUntil === 'function' ? this.ctx.waitUntil.bind(this.ctx) : undefined
-    waitUntil?.(released)
-
-    // The handler learned the lease was gone (lost signal, or a fenced write refused): reported as such,
-    // and its release is not a second alarm.
-    let lost = false
+    const settings = { idleMs: this.ctx?.id ? 10_000 : 1, ...activation }
+    let phase: Phase = 'acquire'
+    let token: number | undefined
     try {
-      return await this.handleRequest(request, lock, lock.signal)
+      const registry = activationsFor(guard, settings, this.objectStore())
+      const { waitMs, ttlMs } = options
+      return await registry.run(
+        doId,
+        (current) =>
+          this.#turn(
+            request,
+            current,
+            (p) => (phase = p),
+            (t) => (token = t),
+          ),
+        {
+          signal: request.signal,
+          ...(waitMs === undefined ? {} : { waitMs }),
+          ...(ttlMs === undefined ? {} : { ttlMs }),
+        },
+      )
     } catch (error) {
-      lost = error instanceof LockLostError || error instanceof StaleFencingTokenError || lock.signal.aborted
-      return this.#answer(error, 'handler', doId, request, lost ? lock : undefined)
+      // `phase` says how far the turn got: still waiting (acquire), in the handler, or past it, in the
+      // output gate (its flush, or an earlier one whose writes it may have read).
+      return fail(error, phase as Phase, isLeaseEnd(error) && token !== undefined ? token : undefined)
+    }
+  }
+
+  /** One request as a turn of `activation`: onStart on the activation's first turn, then the handler. */
+  async #turn(
+    request: Request,
+    activation: Activation,
+    setPhase: (phase: Phase) => void,
+    setToken: (token: number) => void,
+  ): Promise<Response> {
+    setPhase('handler')
+    setToken(activation.lock.fencingToken)
+    this.#activation = activation
+    this.#storage = activation.flusher instanceof ObjectStorage ? activation.flusher : undefined
+    // The release at the end of the activation happens after this request: keep the invocation alive.
+    if (typeof this.ctx?.waitUntil === 'function') this.ctx.waitUntil(activation.ended)
+    try {
+      if (!started.has(activation)) {
+        started.add(activation)
+        await activation.blockConcurrencyWhile(() => this.onStart())
+      }
+      return await this.handleRequest(request, activation.lock, activation.lock.signal)
     } finally {
-      settle(this.#release(guard, lock, doId, !lost && !lock.signal.aborted))
-      // Off the response path when the runtime keeps it alive; otherwise finish it first.
-      if (!waitUntil) await released
+      setPhase('flush')
+      this.#storage = undefined
+      this.#activation = undefined
     }
   }
-
-  /**
-   * The one table: how an error that ends a request is answered and reported. The errors know their HTTP
-   * form ({@link LockError.toResponse}); what depends on where it happened is decided here.
-   */
-  #answer(error: unknown, phase: StatelessDOPhase, doId: string, request: Request, lostLock?: Lock): Response {
-    if (request.signal?.aborted && error === request.signal.reason) {
-      // The client went away (at acquire, the guard gave back any lease it got). Nothing failed:
-      // no report, and an answer nobody will read.
-      return json(499, { error: 'client_closed_request', doId })
-    }
-    if (lostLock) {
-      // The lease went away under the handler; its fenced writes were refused, so nothing half-done
-      // is visible. Another node may serve the retry.
-      this.onError(error, phase, doId)
-      return (
-        error instanceof LockLostError || error instanceof StaleFencingTokenError
-          ? error
-          : new LockLostError(doId, lostLock.fencingToken, 'the lease ended under the handler')
-      ).toResponse(doId)
-    }
-    if (phase === 'acquireOptions' || (phase === 'acquire' && error instanceof InvalidArgumentError)) {
-      // The id was checked before the acquire, so what the guard refused is this server's own
-      // acquireOptions(): a 500 that does not show the client the internal message.
-      this.onError(error, 'acquireOptions', doId)
-      return json(500, { error: 'internal_error', doId })
-    }
-    // Every other library error answers as it says (a store outage is a 503; a refused statement, or
-    // a store failure a retry would only repeat, is a 500). Anything else is a bug: let it through.
-    if (!(error instanceof LockError)) throw error
-    this.onError(error, phase, doId)
-    return error.toResponse(doId)
-  }
-
-  /**
-   * Gives the lease back. The guard's release never rejects (store trouble goes to its onEvent
-   * hook), so a lease this node still trusted that the release did not free is reported here: it
-   * keeps others out until its TTL.
-   */
-  #release(guard: ConsistencyGuard, lock: Lock, doId: string, trusted: boolean): Promise<boolean> {
-    let releasing: Promise<boolean>
-    try {
-      releasing = guard.release(lock)
-    } catch (error) {
-      releasing = Promise.reject(error) // a guard that throws must not leave waitUntil's promise pending
-    }
-    return releasing.then(
-      (freed) => {
-        if (!freed && trusted) {
-          this.onError(
-            new LockLostError(
-              doId,
-              lock.fencingToken,
-              'release did not free the lease (the store failed or no longer had it); it runs out by its TTL',
-            ),
-            'release',
-            doId,
-          )
-        }
-        return freed
-      },
-      (error: unknown) => {
-        this.onError(error, 'release', doId)
-        return false
-      },
-    )
-  }
 }
 
-/**
- * 503 `locked`: `retryAfterMs` in the body is the time left on the holder's lease (an upper bound);
- * `Retry-After` is when the object can most likely be had ({@link lockedRetryAfterSeconds}).
- */
-function lockedResponse(
-  doId: string,
-  result: Extract<LockResult, { acquired: false }>,
-  leaseMs: number | undefined,
-): Response {
-  const holder = result.holder && { nodeId: result.holder.nodeId, fencingToken: result.holder.fencingToken }
-  const retryAfterSeconds = lockedRetryAfterSeconds({
-    holder: result.holder,
-    retryAfterMs: result.retryAfterMs,
-    leaseMs,
-  })
-  return new LockContendedError(doId, result.retryAfterMs, holder, { retryAfterSeconds }).toResponse()
-}
-
-/** The lease length this request asked for: its own `ttlMs`, else the guard's (HybridConsistencyGuard has one). */
-function leaseMsOf(options: AcquireOptions, guard: ConsistencyGuard): number | undefined {
-  if (typeof options.ttlMs === 'number') return options.ttlMs
-  const ttlMs = (guard as { ttlMs?: unknown }).ttlMs
-  return typeof ttlMs === 'number' ? ttlMs : undefined
-}
-
-function json(status: number, body: LockErrorBody): Response {
-  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } })
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
-}
+/** Activations whose onStart has run (or is running). */
+const started = new WeakSet<Activation>()

@@ -1,4 +1,5 @@
 import { InvalidArgumentError, LockContendedError, ShutdownError, StoreUnavailableError } from '../errors.js'
+import type { LockStore } from '../store/lock-store.js'
 import type { LockRecord, StoreAcquireResult } from '../store/lock-store.js'
 import { assertDoId, describe } from '../validate.js'
 import { fullJitterDelay } from './backoff.js'
@@ -73,6 +74,15 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       observeStoreTime: (storeTime, answeredAt, lease) =>
         this.#leases.observeStoreOffset(storeTime - answeredAt, lease),
     }
+  }
+
+  /**
+   * The lock store this guard takes its leases from, as passed in `options.store` (not the guard's
+   * internal timed wrapper). A `StatelessDO` finds the object storage of its leases here
+   * (`store.objects`: the same database).
+   */
+  get store(): LockStore {
+    return this.#settings.store
   }
 
   /** Locks this guard holds right now. */

@@ -29,6 +29,10 @@ interface Env {
 
 /** Inserts a room by name (`/create/<name>`) or writes to a table that does not exist (`/missing`). */
 class Rooms extends StatelessDO<Env> {
+  // These tests specify the lease-per-request mode; activations have their own (stateless-do-activations.test.ts).
+  protected override activationOptions(): false {
+    return false
+  }
   errors: Array<[unknown, StatelessDOPhase]> = []
   protected createGuard(): ConsistencyGuard {
     return this.env.guard

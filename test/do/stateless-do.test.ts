@@ -30,6 +30,10 @@ interface Env {
 }
 
 class Room extends StatelessDO<Env> {
+  // These tests specify the lease-per-request mode; activations have their own (stateless-do-activations.test.ts).
+  protected override activationOptions(): false {
+    return false
+  }
   errors: Array<[unknown, string]> = []
   protected createGuard(): ConsistencyGuard {
     return this.env.guard

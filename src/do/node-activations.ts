@@ -1,0 +1,66 @@
+/**
+ * The activations a StatelessDO class keeps on a node: one registry per guard (a guard is a node: one
+ * per isolate or process), shared by every instance and request that uses that guard, so that all the
+ * requests for one object on this node become turns of ONE activation (docs/design.md invariant 9).
+ *
+ * @module
+ */
+import { Activations, type ActivationFlusher } from '../activation/activations.js'
+import type { ConsistencyGuard, Lock } from '../guard/types.js'
+import { ObjectStorage } from '../storage/object-storage.js'
+import type { ObjectStore } from '../store/object-store.js'
+
+/**
+ * How long objects stay active on a node between requests, and how requests queue for them
+ * (`StatelessDO.activationOptions`).
+ */
+export interface StatelessDOActivationOptions {
+  /**
+   * An object with no request for this long ends its activation: its writes are flushed and its
+   * lease released, so another node may take it.
+   * @default 10_000 in a Durable Object (the platform routes an object's requests to one instance: a
+   * warm lease is the point), 1 in a plain Worker (every isolate is a node: let go as soon as the
+   * queue is empty, as a per-request lease would)
+   */
+  idleMs?: number
+  /**
+   * Requests that may wait behind the running one; one more is answered 503 `queue_full`.
+   * @default 1000
+   */
+  maxQueued?: number
+  /**
+   * How long a request may wait for its turn, ms; past it, 503 `turn_timeout`.
+   * @default 10_000
+   */
+  maxWaitMs?: number
+}
+
+/** The storage of an activation of an object that has none: nothing to flush, nothing to drop. */
+const NO_STORAGE: ActivationFlusher = {
+  flush: async () => undefined,
+  hasPendingWrites: () => false,
+  discard: () => {},
+}
+
+const registries = new WeakMap<object, Activations>()
+
+/**
+ * The registry of `guard`'s node, created on first use with `options` (later callers share it, so
+ * one guard's objects share one set of settings: give classes with other settings their own guard).
+ */
+export function activationsFor(
+  guard: ConsistencyGuard,
+  options: StatelessDOActivationOptions,
+  objects: ObjectStore | undefined,
+): Activations {
+  let registry = registries.get(guard)
+  if (!registry) {
+    registry = new Activations({
+      guard,
+      ...options,
+      createFlusher: (lock: Lock) => (objects ? new ObjectStorage({ store: objects, lease: lock }) : NO_STORAGE),
+    })
+    registries.set(guard, registry)
+  }
+  return registry
+}

@@ -1,0 +1,143 @@
+/**
+ * StatelessDO with activations (the default): an object's requests on one node are turns of one
+ * activation, run one at a time in arrival order, kept warm between requests, and let go when idle
+ * (docs/design.md invariants 9-13).
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import {
+  HybridConsistencyGuard,
+  MemoryLockStore,
+  StatelessDO,
+  type ConsistencyGuard,
+  type StatelessDOActivationOptions,
+} from '../../src/index.js'
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+interface Env {
+  guard: HybridConsistencyGuard
+  activation?: StatelessDOActivationOptions
+  /** Records every turn's enter and exit, to prove turns never overlap. */
+  trace: string[]
+  starts?: number
+}
+
+/** A counter whose increments read, pause, then write: overlapping turns would lose updates. */
+class Counter extends StatelessDO<Env> {
+  protected createGuard(): ConsistencyGuard {
+    return this.env.guard
+  }
+  protected override activationOptions(): StatelessDOActivationOptions {
+    return this.env.activation ?? {}
+  }
+  protected override async onStart(): Promise<void> {
+    this.env.starts = (this.env.starts ?? 0) + 1
+  }
+  protected override onError(): void {}
+  protected async handleRequest(request: Request): Promise<Response> {
+    const id = new URL(request.url).searchParams.get('id') ?? '?'
+    this.env.trace.push(`enter ${id}`)
+    try {
+      const n = (await this.storage.get<number>('n')) ?? 0
+      if (request.method === 'GET') return Response.json({ n })
+      await sleep(1)
+      await this.storage.put('n', n + 1)
+      return Response.json({ n: n + 1 })
+    } finally {
+      this.env.trace.push(`exit ${id}`)
+    }
+  }
+}
+
+const object = { id: { toString: () => 'counter' } }
+const post = (id: number | string) => new Request(`https://do/?id=${id}`, { method: 'POST' })
+
+/** No two turns overlap: every `enter` is followed by its own `exit` before the next `enter`. */
+function expectOneAtATime(trace: string[]): void {
+  for (let i = 0; i < trace.length; i += 2) {
+    expect(trace[i]!.startsWith('enter ')).toBe(true)
+    expect(trace[i + 1]).toBe(`exit ${trace[i]!.slice('enter '.length)}`)
+  }
+}
+
+describe('StatelessDO activations', () => {
+  const guards: HybridConsistencyGuard[] = []
+  const guardOn = (store: MemoryLockStore, nodeId = 'node-a') => {
+    const guard = new HybridConsistencyGuard({ store, nodeId })
+    guards.push(guard)
+    return guard
+  }
+  afterEach(async () => {
+    await Promise.all(guards.splice(0).map((g) => g.shutdown()))
+  })
+
+  for (const concurrent of [10, 50]) {
+    it(`serves ${concurrent} concurrent requests to one object: all 200, one at a time, in arrival order, none lost`, async () => {
+      const store = new MemoryLockStore()
+      const env: Env = { guard: guardOn(store), trace: [] }
+      const responses = await Promise.all(
+        Array.from({ length: concurrent }, (_, i) => new Counter(object, env).fetch(post(i))),
+      )
+      expect(responses.map((r) => r.status)).toEqual(responses.map(() => 200))
+      const values = await Promise.all(responses.map(async (r) => ((await r.json()) as { n: number }).n))
+      expect(values).toEqual(values.map((_, i) => i + 1)) // arrival order: request i saw i increments before it
+      expectOneAtATime(env.trace)
+      expect(env.trace.filter((t) => t.startsWith('enter'))).toEqual(values.map((_, i) => `enter ${i}`))
+      const read = await new Counter(object, env).fetch(new Request('https://do/?id=read'))
+      expect(await read.json()).toEqual({ n: concurrent })
+      expect(env.starts).toBe(1) // one activation, one onStart
+      expect((await store.get('counter'))?.fencingToken).toBe(1) // one lease for all of them
+    })
+  }
+
+  it('keeps the lease warm between requests, and gives it back once idle for idleMs', async () => {
+    const store = new MemoryLockStore()
+    const env: Env = { guard: guardOn(store), trace: [], activation: { idleMs: 50 } }
+    expect((await new Counter(object, env).fetch(post(1))).status).toBe(200)
+    expect((await store.get('counter'))?.held).toBe(true)
+    await sleep(10)
+    expect((await new Counter(object, env).fetch(post(2))).status).toBe(200)
+    expect((await store.get('counter'))?.fencingToken).toBe(1) // still the same lease
+    await sleep(150)
+    expect((await store.get('counter'))?.held).toBe(false)
+    // A new activation takes the next token and still sees every acknowledged write.
+    const res = await new Counter(object, env).fetch(post(3))
+    expect(await res.json()).toEqual({ n: 3 })
+    expect((await store.get('counter'))?.fencingToken).toBe(2)
+    expect(env.starts).toBe(2)
+  })
+
+  it('answers 503 locked on another node while the object is active here, and serves it there once idle', async () => {
+    const store = new MemoryLockStore()
+    const here: Env = { guard: guardOn(store, 'node-a'), trace: [], activation: { idleMs: 50 } }
+    const there: Env = { guard: guardOn(store, 'node-b'), trace: [], activation: { idleMs: 50 } }
+    expect((await new Counter(object, here).fetch(post('a1'))).status).toBe(200)
+    const refused = await new Counter(object, there).fetch(post('b1'))
+    expect(refused.status).toBe(503)
+    expect(await refused.json()).toMatchObject({ error: 'locked', holder: 'node-a' })
+    expect(refused.headers.get('Retry-After')).not.toBeNull()
+    await sleep(150)
+    const served = await new Counter(object, there).fetch(post('b2'))
+    expect(await served.json()).toEqual({ n: 2 })
+  })
+
+  it('fails the turns queued behind a lost lease with 503 lease_lost, and loses nothing it acknowledged', async () => {
+    const store = new MemoryLockStore()
+    const guard = guardOn(store)
+    const env: Env = { guard, trace: [] }
+    expect(await (await new Counter(object, env).fetch(post(0))).json()).toEqual({ n: 1 })
+    // The lease is taken away (evicted by an operator) while more requests come in.
+    const pending = Array.from({ length: 5 }, (_, i) => new Counter(object, env).fetch(post(i + 1)))
+    await store.forceRelease('counter')
+    await guard.refresh(guard.heldLocks[0]!) // the heartbeat finds the lease gone: its signal fires
+    const responses = await Promise.all(pending)
+    const ok = responses.filter((r) => r.status === 200).length
+    for (const r of responses.filter((x) => x.status !== 200)) {
+      expect(r.status).toBe(503)
+      expect(((await r.json()) as { error: string }).error).toMatch(/^(lease_lost|activation_ended)$/)
+    }
+    // Every acknowledged increment is there, and nothing else.
+    const res = await new Counter(object, env).fetch(new Request('https://do/?id=read'))
+    expect(await res.json()).toEqual({ n: 1 + ok })
+  })
+})
