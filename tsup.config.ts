@@ -1,13 +1,18 @@
 import { defineConfig } from 'tsup'
 
-export default defineConfig({
+const shared = {
   entry: ['src/index.ts'],
-  format: ['esm', 'cjs'],
-  dts: true,
   sourcemap: true,
-  clean: true,
   target: 'es2022',
   treeshake: true,
   // Users bring their own client (node, web or D1); never bundle it.
   external: ['@libsql/client'],
-})
+} as const
+
+export default defineConfig([
+  // ESM imports devalue (the value serializer, a dependency) as users install it.
+  { ...shared, format: 'esm', dts: true, clean: true },
+  // devalue ships only as ESM: the CommonJS build carries its own copy, so `require('stateless-do')`
+  // works on every Node the package supports (>= 20), not only where require() can load ESM (20.19+).
+  { ...shared, format: 'cjs', dts: true, noExternal: ['devalue'] },
+])
