@@ -3,8 +3,8 @@
  *
  * @module
  */
+export { ConsistentHashRing } from './consistent-hash-ring.js'
 export {
-  ConsistentHashRing,
   DEFAULT_NODE_WEIGHT,
   DEFAULT_VNODES,
   MAX_POINTS_PER_NODE,
@@ -15,7 +15,7 @@ export {
   type ConsistentHashRingOptions,
   type LoadSource,
   type RingNode,
-} from './consistent-hash-ring.js'
+} from './options.js'
 export { BoundedLoadBalancer, type BoundedLoadBalancerOptions } from './bounded-load-balancer.js'
 export { DEFAULT_LOAD_FACTOR, boundedCapacity } from './capacity.js'
 export { murmurHash3, murmurHash3Bytes } from './hash.js'
