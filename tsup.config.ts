@@ -1,13 +1,13 @@
-import { defineConfig } from 'tsup'
+import { defineConfig, type Options } from 'tsup'
 
-const shared = {
+const shared: Options = {
   entry: ['src/index.ts'],
   sourcemap: true,
   target: 'es2022',
   treeshake: true,
   // Users bring their own client (node, web or D1); never bundle it.
   external: ['@libsql/client'],
-} as const
+}
 
 export default defineConfig([
   // ESM imports devalue (the value serializer, a dependency) as users install it.
