@@ -19,8 +19,9 @@ export interface StatelessDOActivationOptions {
    * An object with no request for this long ends its activation: its writes are flushed and its
    * lease released, so another node may take it.
    * @default 10_000 in a Durable Object (the platform routes an object's requests to one instance: a
-   * warm lease is the point), 1 in a plain Worker (every isolate is a node: let go as soon as the
-   * queue is empty, as a per-request lease would)
+   * warm lease is the point), 1 without `ctx.id` when activations are turned on there (every isolate
+   * or process is a node: let go as soon as the queue is empty, as a per-request lease would; plain
+   * Workers default to a lease per request, see `StatelessDO.activationOptions`)
    */
   idleMs?: number
   /**

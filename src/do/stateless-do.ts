@@ -172,14 +172,18 @@ export abstract class StatelessDO<Env = unknown> {
   }
 
   /**
-   * How this class keeps objects active between requests. Default `{}`: activations with the
-   * defaults of {@link StatelessDOActivationOptions} (idle 10 s in a Durable Object, 1 ms in a plain
-   * Worker). Return `false` for a lease per request (acquire, handler, flush, release), the mode
-   * before activations: every request pays an acquire, and concurrent requests on one node contend
-   * for the lease instead of queueing. The options are read once per guard (its first request).
+   * How this class keeps objects active between requests. Default: in a Durable Object (`ctx.id`
+   * set) `{}`, activations with the defaults of {@link StatelessDOActivationOptions} (idle 10 s);
+   * without `ctx.id` (a plain Worker, a Node server) `false`, a lease per request (acquire, handler,
+   * flush, release): every request pays an acquire, and concurrent requests on one node contend for
+   * the lease instead of queueing. Why plain Workers default to `false`: an activation is shared by
+   * the requests of an isolate, and workerd refuses a Response (or any I/O object) that one request's
+   * turn made being returned by another ("Cannot perform I/O on behalf of a different request"); a
+   * Durable Object's requests share one I/O context, so its turns may. Return `{}` (or options) to
+   * opt in where that does not apply (Node). The options are read once per guard (its first request).
    */
   protected activationOptions(): StatelessDOActivationOptions | false {
-    return {}
+    return this.ctx?.id ? {} : false
   }
 
   /**
