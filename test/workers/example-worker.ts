@@ -7,11 +7,14 @@
 import { Room } from '../../examples/worker/src/index.js'
 import {
   D1LockStore,
+  HybridConsistencyGuard,
   LockLostError,
   StaleFencingTokenError,
   fencedWrite,
   type AcquireOptions,
+  type ConsistencyGuard,
   type Lock,
+  type StatelessDOActivationOptions,
   type StatelessDOPhase,
 } from '../../src/index.js'
 
@@ -56,21 +59,45 @@ export function open(tag: string): void {
 }
 
 /**
+ * How long a TestRoom stays active without a request, ms: short, so that a test can see its lease
+ * given back (the example's Room keeps a Durable Object's lease for the default 10 s).
+ */
+export const TEST_ROOM_IDLE_MS = 50
+
+// TestRoom's own node (guard and lock store over the same D1 tables as the example's): a guard's
+// objects share one activation registry with the settings of its first request, so TestRoom's
+// short idleMs needs a guard of its own. To the example's Room it is another node.
+let testGuard: HybridConsistencyGuard | undefined
+
+/**
  * The example's Room with test hooks, all opt-in per request:
  * - `?tag=<t>`: report the lease to `tagged(t)` on entering the handler, and the outcome when leaving;
  * - `&gate`: then wait for `open(t)` before running the example's handler;
- * - `?ttl=ms`: lease length for this request (short leases for the lost-lease tests);
+ * - `?ttl=ms`: lease length, if this request starts the activation (short leases for the lost-lease tests);
  * - `?missing-table`: first a fenced write to a table that does not exist.
+ *
+ * It runs on a node of its own (its own guard), with activations idle after {@link TEST_ROOM_IDLE_MS}.
  */
 export class TestRoom extends Room {
+  protected override createGuard(): ConsistencyGuard {
+    return (testGuard ??= new HybridConsistencyGuard({
+      store: new D1LockStore(this.env.DB),
+      nodeId: `test-room-${crypto.randomUUID()}`,
+    }))
+  }
+
+  protected override activationOptions(): StatelessDOActivationOptions {
+    return { idleMs: TEST_ROOM_IDLE_MS }
+  }
+
   protected override acquireOptions(request: Request): AcquireOptions {
     const ttl = new URL(request.url).searchParams.get('ttl')
     return { ...super.acquireOptions(request), ...(ttl === null ? {} : { ttlMs: Number(ttl) }) }
   }
 
-  /** Lost leases and stale writes are what the tests provoke: they check them through `outcome`. */
+  /** Lost leases and stale writes are what the tests provoke: they check them through the answers. */
   protected override onError(error: unknown, phase: StatelessDOPhase, doId: string | undefined): void {
-    if (phase === 'handler' && (error instanceof LockLostError || error instanceof StaleFencingTokenError)) return
+    if (error instanceof LockLostError || error instanceof StaleFencingTokenError) return
     super.onError(error, phase, doId)
   }
 

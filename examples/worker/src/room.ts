@@ -3,34 +3,24 @@ import {
   D1LockStore,
   HybridConsistencyGuard,
   StatelessDO,
-  fencedWrite,
   type AcquireOptions,
   type ConsistencyGuard,
   type Lock,
 } from 'stateless-do'
 
 export interface Env {
-  /** D1 database holding the lease table (`do_locks`) and the rooms' state, so writes can be fenced. */
+  /** D1 database holding the leases (`do_locks`) and the objects' storage (`do_storage`), so writes can be fenced. */
   DB: D1Database
   /** The `Room` Durable Object namespace. */
   ROOMS: DurableObjectNamespace
 }
 
-/** The example's own state. It lives in the same database as `do_locks`: that is what lets a write be fenced. */
-const STATE_SCHEMA = [
-  `CREATE TABLE IF NOT EXISTS rooms (
-    name TEXT PRIMARY KEY,
-    count INTEGER NOT NULL,
-    token INTEGER NOT NULL            -- fencing token of the last write
-  )`,
-  `CREATE TABLE IF NOT EXISTS room_log (
-    room TEXT NOT NULL,
-    count INTEGER NOT NULL,
-    token INTEGER NOT NULL,           -- the lease that wrote this row
-    node TEXT NOT NULL,
-    PRIMARY KEY (room, count)
-  )`,
-]
+/** One line of a room's log: the count a POST reached, the lease that wrote it, the node that held it. */
+export interface LogEntry {
+  count: number
+  token: number
+  node: string
+}
 
 // Per isolate: the lock store, the guard (its random node id is this isolate's name in
 // do_locks.node_id, shown to other isolates in 503 answers), and the schema check. Created lazily:
@@ -44,24 +34,24 @@ function storeFor(env: Env): D1LockStore {
 }
 
 /**
- * Creates `do_locks` and the state tables (idempotent), until it has once succeeded in this isolate.
+ * Creates `do_locks` and `do_storage` (idempotent), until it has once succeeded in this isolate.
  * Only success is remembered, never a promise: a promise made in one request and awaited by others
  * hangs them all if that first request is cancelled (its client went away) before it settles.
  */
 async function ensureSchema(env: Env): Promise<void> {
   if (schemaReady) return
   await storeFor(env).ensureSchema()
-  await env.DB.batch(STATE_SCHEMA.map((sql) => env.DB.prepare(sql)))
   schemaReady = true
 }
 
 /**
  * A chat-room-like counter: `POST` increments the room's counter and appends to its log, `GET` reads
- * both. Any isolate may serve a room; the lease in `do_locks` makes sure only one does at a time, and
- * the fenced write makes sure a holder that lost its lease cannot write.
+ * both. Written as a Durable Object would be, against `this.storage` (the API of `ctx.storage`); any
+ * isolate may serve a room: the lease in `do_locks` makes sure only one does at a time, and every
+ * write is committed in a flush that checks that lease, so a holder that lost it writes nothing.
  *
- * Query parameters (to try contention by hand):
- * - `hold=ms`: keep the lease that long before writing (a lost lease ends the wait early).
+ * Query parameters (to try it by hand):
+ * - `hold=ms`: hold the turn that long before writing (a lost lease ends the wait early).
  * - `wait=ms`: when another isolate serves the room, wait up to that long instead of answering 503.
  */
 export class Room extends StatelessDO<Env> {
@@ -75,7 +65,7 @@ export class Room extends StatelessDO<Env> {
   }
 
   // One guard per isolate, shared by every object and request it serves: it holds this isolate's
-  // leases and runs their heartbeats. StatelessDO asks for it once per object.
+  // leases and runs their heartbeats. Its lock store's `objects` (do_storage) is `this.storage`'s table.
   protected createGuard(): ConsistencyGuard {
     return (guard ??= new HybridConsistencyGuard({ store: storeFor(this.env), nodeId: crypto.randomUUID() }))
   }
@@ -94,40 +84,30 @@ export class Room extends StatelessDO<Env> {
     return super.fetch(request)
   }
 
+  // What a Durable Object's fetch would do with this.ctx.storage. Requests for one room run one at a
+  // time on this node, so the read-modify-write below needs no transaction; its put is committed (with
+  // the lease check) before the response leaves.
   protected async handleRequest(request: Request, lock: Lock, signal: AbortSignal): Promise<Response> {
-    const db = this.env.DB
     if (request.method === 'GET') {
-      const room = await db.prepare('SELECT count, token FROM rooms WHERE name = ?').bind(lock.doId).first()
-      const { results: log } = await db
-        .prepare('SELECT count, token, node FROM room_log WHERE room = ? ORDER BY count')
-        .bind(lock.doId)
-        .all()
-      return Response.json({ room: lock.doId, count: room?.count ?? 0, log })
+      const count = (await this.storage.get<number>('count')) ?? 0
+      const log = [...(await this.storage.list<LogEntry>({ prefix: 'log:' })).values()]
+      return Response.json({ room: lock.doId, count, log })
     }
-    if (request.method !== 'POST')
+    if (request.method !== 'POST') {
       return new Response('use GET or POST\n', { status: 405, headers: { Allow: 'GET, POST' } })
+    }
 
     await sleep(queryMs(request, 'hold', 60_000), signal)
-    // One D1 batch, one transaction: applied only if this lease (doId + token) is still current.
-    const [updated] = await fencedWrite(storeFor(this.env), lock, [
-      {
-        sql: `INSERT INTO rooms (name, count, token) VALUES (?1, 1, ?2)
-              ON CONFLICT (name) DO UPDATE SET count = count + 1, token = excluded.token
-              RETURNING count`,
-        args: [lock.doId, lock.fencingToken],
-      },
-      {
-        sql: 'INSERT INTO room_log (room, count, token, node) SELECT name, count, token, ?2 FROM rooms WHERE name = ?1',
-        args: [lock.doId, lock.nodeId],
-      },
-    ])
-    return Response.json({
-      room: lock.doId,
-      count: updated?.rows[0]?.count,
-      token: lock.fencingToken,
-      node: lock.nodeId,
-    })
+    const count = ((await this.storage.get<number>('count')) ?? 0) + 1
+    const entry: LogEntry = { count, token: lock.fencingToken, node: lock.nodeId }
+    await this.storage.put({ count, [logKey(count)]: entry })
+    return Response.json({ room: lock.doId, ...entry })
   }
+}
+
+/** `log:000000000042`: zero-padded, so that `list({ prefix: 'log:' })` returns the log in count order. */
+function logKey(count: number): string {
+  return `log:${String(count).padStart(12, '0')}`
 }
 
 /** `lobby` in `/rooms/lobby`, `/rooms/lobby/anything` and `/worker/rooms/lobby`; undefined otherwise. */
