@@ -316,9 +316,12 @@ export abstract class StatelessDO<Env = unknown> {
         started.add(activation)
         await activation.blockConcurrencyWhile(() => this.onStart())
       }
-      return await this.handleRequest(request, activation.lock, activation.lock.signal)
-    } finally {
+      const response = await this.handleRequest(request, activation.lock, activation.lock.signal)
+      // Past the handler: what fails from here on is the output gate (this turn's flush, or an earlier
+      // one whose writes it may have read). A handler's own throw stays a 'handler' failure.
       setPhase('flush')
+      return response
+    } finally {
       this.#storage = undefined
       this.#activation = undefined
     }

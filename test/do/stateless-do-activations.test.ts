@@ -8,6 +8,7 @@ import {
   HybridConsistencyGuard,
   MemoryLockStore,
   StatelessDO,
+  StatementError,
   type ConsistencyGuard,
   type StatelessDOActivationOptions,
 } from '../../src/index.js'
@@ -119,6 +120,36 @@ describe('StatelessDO activations', () => {
     await sleep(150)
     const served = await new Counter(object, there).fetch(post('b2'))
     expect(await served.json()).toEqual({ n: 2 })
+  })
+
+  it("reports a handler's own failure in phase handler, and a failed flush in phase flush", async () => {
+    const store = new MemoryLockStore()
+    const errors: string[] = []
+    class Reporting extends Counter {
+      protected override onError(_error: unknown, phase: string): void {
+        errors.push(phase)
+      }
+      protected override async handleRequest(request: Request): Promise<Response> {
+        if (new URL(request.url).searchParams.has('bad')) {
+          await this.storage.get('n')
+          throw new StatementError('no such table: rooms', { sqliteCode: 'SQLITE_ERROR' })
+        }
+        return super.handleRequest(request)
+      }
+    }
+    const guard = guardOn(store)
+    const env: Env = { guard, trace: [] }
+    const bad = await new Reporting(object, env).fetch(new Request('https://do/?bad', { method: 'POST' }))
+    expect(bad.status).toBe(500)
+    expect(errors).toEqual(['handler'])
+    // A write whose flush is fenced out: the lease was taken away before the turn ended.
+    const pending = new Reporting(object, env).fetch(post('late'))
+    await store.forceRelease('counter')
+    expect((await guardOn(store, 'node-b').acquire('counter')).acquired).toBe(true)
+    const late = await pending
+    expect(late.status).toBe(503)
+    expect(await late.json()).toEqual({ error: 'lease_lost', doId: 'counter' })
+    expect(errors).toEqual(['handler', 'flush'])
   })
 
   it('fails the turns queued behind a lost lease with 503 lease_lost, and loses nothing it acknowledged', async () => {
