@@ -1,0 +1,754 @@
+/**
+ * StatelessDO with activations against today's lease per request, side by side in one run (issue 15).
+ *
+ * Run: `npm run bench:do` (local `file:` database), `npm run bench:do -- --rtt 5` (every request to the
+ * database waits 5 ms, like a remote Turso primary). Options: `--rtt MS`, `--quick` (small counts, a few
+ * seconds: a smoke test). One `file:` database (WAL, busy_timeout 5000, as bench/lock.bench.ts sets it
+ * up), one `@libsql/client` client per node, every request to the database counted on the client.
+ *
+ * One StatelessDO subclass, a counter kept in `this.storage` (GET reads it, POST increments it), driven
+ * the way the tests drive it: `new Counter(ctx, env).fetch(request)` with `ctx = { id }` (Durable Object
+ * mode) and no `waitUntil`, in two modes:
+ *
+ * - per request: `activationOptions()` returns `false` (acquire, handler, flush, release per request;
+ *   without `waitUntil` the release is awaited before the response, as today in Node);
+ * - activations (the default), `idleMs` long enough never to expire during a measurement.
+ *
+ * Measured:
+ *
+ * - latency p50/p99 and store requests per request, by type: cold (the first request of an object
+ *   another node wrote last: a GET), warm read (GET), warm write (POST); sequential, interleaved one
+ *   request at a time with the order rotating, so background load hits every variant alike;
+ * - one hot object with 1 / 16 / 64 concurrent clients on one node: acknowledged (200) write turns/s.
+ *   Per request, clients wait for the lease (`acquireOptions` `waitMs`, the guard's default backoff);
+ * - 64 objects with one client each: acknowledged writes/s;
+ * - two nodes (two guards, two clients of the same database, one process) on one object, one client
+ *   each: acknowledged writes/s and 503s; activations with a long idleMs and with idleMs 5 ms;
+ * - afterwards, every object's counter read back: it must hold every acknowledged write.
+ *
+ * Throughput windows are fixed in time; each request starts as a task of its own (setImmediate), as a
+ * request from the network would; at the end of a window the requests still waiting (for the lease, or
+ * their turn) are aborted through `request.signal` (499, not counted); a 503 is retried after a short
+ * pause. Medians over interleaved rounds. Then the targets of issue 15, met / NOT met. Always
+ * exits 0.
+ */
+import { createClient, type Client } from '@libsql/client'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { cpus, loadavg, tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import {
+  HybridConsistencyGuard,
+  LibSQLLockStore,
+  StatelessDO,
+  type AcquireOptions,
+  type ConsistencyGuard,
+  type LibSQLClientLike,
+  type StatelessDOActivationOptions,
+  type StatelessDOContext,
+} from '../src/index.js'
+import { activationsFor } from '../src/do/node-activations.js'
+import { countingClient } from '../test/support/counting-client.js'
+import { rttClient } from './rtt-client.js'
+
+// --- options ----------------------------------------------------------------------------------
+
+const argv = process.argv.slice(2)
+function numberOption(name: string, fallback: number): number {
+  const i = argv.indexOf(name)
+  if (i < 0) return fallback
+  const value = Number(argv[i + 1])
+  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} expects a number >= 0, got ${String(argv[i + 1])}`)
+  return value
+}
+const RTT_MS = numberOption('--rtt', 0)
+const QUICK = argv.includes('--quick')
+const remote = RTT_MS > 0
+/** Sequential latency: samples per (mode, request type). */
+const ROUNDS = QUICK ? 15 : remote ? 150 : 300
+const WARMUP = QUICK ? 3 : 10
+/** Throughput: window per (scenario, mode), and interleaved rounds (medians). */
+const TP_MS = QUICK ? 400 : 2000
+const TP_ROUNDS = QUICK ? 1 : 3
+const HOT_CLIENTS = [1, 16, 64] as const
+const OBJECTS = 64
+/**
+ * A lease long enough that no heartbeat lands inside a measured request (heartbeat ttl/3 = 100 s);
+ * every flush extends it anyway. The guard's default is 30 s; only the heartbeat's timing differs.
+ */
+const TTL_MS = 300_000
+/** Per request, how long a request waits for the lease (the only way to serve a busy object in turn). */
+const WAIT_MS = 10_000
+/** Durable Object mode: idle long enough never to end an activation during a measurement. */
+const IDLE_MS = 600_000
+/** Two nodes, second activation variant: let go after 5 ms without a turn, so the other node gets in. */
+const SHORT_IDLE_MS = 5
+/** A client answered 503 tries again after this pause (Retry-After is seconds: a real client's pause). */
+const RETRY_PAUSE_MS = 2
+
+// --- setup ------------------------------------------------------------------------------------
+
+const benchStart = performance.now()
+const load0 = loadavg()[0]!
+const dir = mkdtempSync(join(tmpdir(), 'stateless-do-bench-do-'))
+process.on('exit', () => rmSync(dir, { recursive: true, force: true })) // also when the bench throws
+const url = `file:${join(dir, 'do.db')}`
+
+const raws: Client[] = []
+let requestCounters: Array<() => number> = []
+/** All store requests made so far, by every node's client. */
+const storeRequests = () => requestCounters.reduce((sum, count) => sum + count(), 0)
+
+/** One node's connection to the database: its own client, counted, behind the artificial network. */
+async function connect(): Promise<{ store: LibSQLLockStore; client: LibSQLClientLike }> {
+  const raw = createClient({ url })
+  raws.push(raw)
+  await raw.execute('PRAGMA journal_mode=WAL')
+  await raw.execute('PRAGMA busy_timeout=5000')
+  const counted = countingClient(raw)
+  requestCounters = [...requestCounters, counted.requests]
+  const client = rttClient(counted.client, RTT_MS).client
+  return { store: new LibSQLLockStore(client), client }
+}
+
+const nodeA = await connect()
+const storeA = nodeA.store
+const storeB = (await connect()).store // the second node of the two-node scenario
+await storeA.ensureSchema()
+await nodeA.client.execute({
+  sql: 'CREATE TABLE IF NOT EXISTS bench_floor (k TEXT PRIMARY KEY, v INTEGER NOT NULL)',
+  args: [],
+})
+const synchronous = (await raws[0]!.execute('PRAGMA synchronous')).rows[0]?.synchronous
+
+type Mode = 'perRequest' | 'activations'
+const MODES: Mode[] = ['perRequest', 'activations']
+const MODE_LABEL: Record<Mode, string> = { perRequest: 'per request', activations: 'activations' }
+
+interface Env {
+  guard: ConsistencyGuard
+  activation: StatelessDOActivationOptions | false
+  acquire: AcquireOptions
+  /** What onError saw, by phase and error: contention and clients that left are not reported. */
+  errors: Map<string, number>
+}
+
+/** The object of the benchmark: a counter in `this.storage`, as a Durable Object keeps one in `ctx.storage`. */
+class Counter extends StatelessDO<Env> {
+  protected createGuard(): ConsistencyGuard {
+    return this.env.guard
+  }
+  protected override activationOptions(): StatelessDOActivationOptions | false {
+    return this.env.activation
+  }
+  protected override acquireOptions(): AcquireOptions {
+    return this.env.acquire
+  }
+  protected override onError(error: unknown, phase: string): void {
+    const what = error instanceof Error ? `${error.name}: ${error.message.slice(0, 160)}` : String(error)
+    const key = `${phase}: ${what}`
+    this.env.errors.set(key, (this.env.errors.get(key) ?? 0) + 1)
+  }
+  protected async handleRequest(request: Request): Promise<Response> {
+    const n = (await this.storage.get<number>('n')) ?? 0
+    if (request.method === 'GET') return Response.json({ n })
+    await this.storage.put('n', n + 1)
+    return Response.json({ n: n + 1 })
+  }
+}
+
+const allErrors: Array<Map<string, number>> = []
+const guards: HybridConsistencyGuard[] = []
+function node(nodeId: string, store: LibSQLLockStore, mode: Mode | 'admin', idleMs = IDLE_MS): Env {
+  const guard = new HybridConsistencyGuard({ store, nodeId, ttlMs: TTL_MS })
+  guards.push(guard)
+  const env: Env = {
+    guard,
+    activation: mode === 'activations' ? { idleMs } : false,
+    acquire: mode === 'perRequest' ? { waitMs: WAIT_MS } : {},
+    errors: new Map(),
+  }
+  allErrors.push(env.errors)
+  return env
+}
+/** Ends a node: its activations (queued turns run, writes flushed, leases released), then its guard. */
+async function stop(env: Env): Promise<void> {
+  if (env.activation !== false) await activationsFor(env.guard, {}, undefined).shutdown()
+  await (env.guard as HybridConsistencyGuard).shutdown()
+}
+
+const contexts = new Map<string, StatelessDOContext>()
+const ctxOf = (doId: string) => {
+  let ctx = contexts.get(doId)
+  if (!ctx) contexts.set(doId, (ctx = { id: { toString: () => doId } }))
+  return ctx
+}
+const call = (env: Env, doId: string, method: 'GET' | 'POST', signal?: AbortSignal) =>
+  new Counter(ctxOf(doId), env).fetch(new Request(`https://do/${doId}`, { method, ...(signal ? { signal } : {}) }))
+
+/** Unmeasured reads and writes, lease per request, on a node of their own ("another node wrote it last"). */
+const admin = node('node-admin', storeA, 'admin')
+async function adminPost(doId: string): Promise<void> {
+  const res = await call(admin, doId, 'POST')
+  if (res.status !== 200) throw new Error(`bench: seeding ${doId} answered ${res.status} ${await res.text()}`)
+}
+async function readBack(doId: string): Promise<number> {
+  const res = await call(admin, doId, 'GET')
+  if (res.status !== 200) throw new Error(`bench: reading ${doId} back answered ${res.status} ${await res.text()}`)
+  return ((await res.json()) as { n: number }).n
+}
+/** `fn` over `items`, `concurrency` at a time. */
+async function inBatches<T>(items: readonly T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
+  for (let i = 0; i < items.length; i += concurrency) await Promise.all(items.slice(i, i + concurrency).map(fn))
+}
+
+/** Every object written during the run, with the writes acknowledged to a client (checked at the end). */
+const acknowledged = new Map<string, { acked: number; unknown: number }>()
+const ack = (doId: string, field: 'acked' | 'unknown') => {
+  const entry = acknowledged.get(doId) ?? { acked: 0, unknown: 0 }
+  entry[field]++
+  acknowledged.set(doId, entry)
+}
+const anomalies: string[] = []
+
+// --- measurement helpers ----------------------------------------------------------------------
+
+function quantile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!
+}
+function median(values: readonly number[]): number {
+  const s = [...values].sort((a, b) => a - b)
+  if (s.length === 0) return NaN
+  const m = s.length >> 1
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+const rotate = <T>(items: readonly T[], by: number): T[] => items.map((_, i) => items[(i + by) % items.length]!)
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+// --- sequential latency -----------------------------------------------------------------------
+
+type Kind = 'cold' | 'read' | 'write'
+const KINDS: Kind[] = ['cold', 'read', 'write']
+const KIND_LABEL: Record<Kind, string> = {
+  cold: 'cold (GET, first of an object)',
+  read: 'warm read (GET)',
+  write: 'warm write (POST)',
+}
+/**
+ * Lower bounds on the same client, not library paths: one request that reads nothing, and the cheapest
+ * write commit (a one-row upsert in a write batch, as the store sends a statement locally).
+ */
+type Floor = 'floorRequest' | 'floorWrite'
+const FLOORS: Floor[] = ['floorRequest', 'floorWrite']
+const FLOOR_LABEL: Record<Floor, string> = {
+  floorRequest: 'lower bound: one request, SELECT 1',
+  floorWrite: 'lower bound: one write commit (1-row upsert batch)',
+}
+let floorValue = 0
+const FLOOR_RUN: Record<Floor, () => Promise<unknown>> = {
+  floorRequest: () => nodeA.client.execute({ sql: 'SELECT 1', args: [] }),
+  floorWrite: () =>
+    nodeA.client.batch(
+      [
+        {
+          sql: 'INSERT INTO bench_floor (k, v) VALUES (?1, ?2) ON CONFLICT (k) DO UPDATE SET v = excluded.v',
+          args: ['k', ++floorValue],
+        },
+      ],
+      'write',
+    ),
+}
+interface LatencyStats {
+  times: number[]
+  requests: number[]
+}
+
+async function latencies(): Promise<Map<string, LatencyStats>> {
+  const envs: Record<Mode, Env> = {
+    perRequest: node('node-lat', storeA, 'perRequest'),
+    activations: node('node-lat-act', storeA, 'activations'),
+  }
+  // Cold objects: written last by the admin node, so a cold request must take the lease from it and
+  // read the store (no cache of this node's could be kept).
+  const coldIds: Record<Mode, string[]> = { perRequest: [], activations: [] }
+  for (const mode of MODES) {
+    coldIds[mode] = Array.from({ length: WARMUP + ROUNDS }, (_, i) => `lat-cold-${mode}-${i}`)
+    await inBatches(coldIds[mode], 32, adminPost)
+  }
+  const warmId: Record<Mode, string> = { perRequest: 'lat-warm-perRequest', activations: 'lat-warm-activations' }
+  const count: Record<Mode, number> = { perRequest: 0, activations: 0 }
+  const stats = new Map<string, LatencyStats>()
+  for (const mode of MODES) for (const kind of KINDS) stats.set(`${mode}:${kind}`, { times: [], requests: [] })
+  for (const floor of FLOORS) stats.set(floor, { times: [], requests: [] })
+
+  const coldNext: Record<Mode, number> = { perRequest: 0, activations: 0 }
+  const one = async (mode: Mode, kind: Kind, record: boolean): Promise<void> => {
+    const env = envs[mode]
+    const doId = kind === 'cold' ? coldIds[mode][coldNext[mode]++]! : warmId[mode]
+    const method = kind === 'write' ? 'POST' : 'GET'
+    const ctx = ctxOf(doId)
+    const request = new Request(`https://do/${doId}`, { method })
+    const r0 = storeRequests()
+    const t0 = performance.now()
+    const res = await new Counter(ctx, env).fetch(request)
+    const t = performance.now() - t0
+    const sent = storeRequests() - r0
+    const expected = kind === 'cold' ? 1 : kind === 'write' ? count[mode] + 1 : count[mode]
+    const body = res.status === 200 ? ((await res.json()) as { n: number }) : undefined
+    if (body?.n !== expected) {
+      anomalies.push(
+        `latency ${mode} ${kind} on ${doId}: ${res.status} ${body ? JSON.stringify(body) : await res.text()}, expected n = ${expected}`,
+      )
+    }
+    if (kind === 'write' && res.status === 200) {
+      count[mode]++
+      ack(doId, 'acked')
+    }
+    if (record) {
+      const s = stats.get(`${mode}:${kind}`)!
+      s.times.push(t)
+      s.requests.push(sent)
+    }
+    // Unmeasured: end the cold object's activation here, so its release is not counted in the next request.
+    if (kind === 'cold' && mode === 'activations') await activationsFor(env.guard, {}, undefined).get(doId)?.shutdown()
+  }
+  const floor = async (which: Floor, record: boolean): Promise<void> => {
+    const r0 = storeRequests()
+    const t0 = performance.now()
+    await FLOOR_RUN[which]()
+    const t = performance.now() - t0
+    if (record) {
+      stats.get(which)!.times.push(t)
+      stats.get(which)!.requests.push(storeRequests() - r0)
+    }
+  }
+  const variants: Array<(record: boolean) => Promise<void>> = [
+    ...MODES.flatMap((mode) => KINDS.map((kind) => (record: boolean) => one(mode, kind, record))),
+    ...FLOORS.map((which) => (record: boolean) => floor(which, record)),
+  ]
+  // The warm objects' first write (a cold start of their own), then warm-up turns of every variant.
+  for (const mode of MODES) await one(mode, 'write', false)
+  for (let i = 0; i < WARMUP; i++) for (const v of variants) await v(false)
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const v of rotate(variants, round)) await v(true)
+  }
+  for (const s of stats.values()) s.times.sort((a, b) => a - b)
+  for (const mode of MODES) await stop(envs[mode])
+  return stats
+}
+
+// --- throughput -------------------------------------------------------------------------------
+
+interface ClientSpec {
+  env: Env
+  doId: string
+  /** Which node it sends to (two-node scenario). */
+  node: string
+}
+interface LoadResult {
+  /** 200s received within the window, per second of window. */
+  writesPerSec: number
+  acked: number
+  refused: number
+  /** Why the 503s were answered (`error` in the body). */
+  refusedBy: Map<string, number>
+  /** `retryAfterMs` of the 503 `locked` answers. */
+  retryAfterMs: number[]
+  /** The `Retry-After` header (seconds) of the 503 `locked` answers. */
+  retryAfterSeconds: number[]
+  /** Answers other than 200, 503, and 499 at the window's end. */
+  other: Map<string, number>
+  /** Store requests per acknowledged write (all requests of the window and its stragglers). */
+  requestsPerAck: number
+  latencyP50: number
+  latencyP99: number
+  ackedByNode: Map<string, number>
+}
+
+/** Every client loops POST on its object for `ms`; requests still waiting at the end are aborted. */
+async function load(clients: readonly ClientSpec[], ms: number): Promise<LoadResult> {
+  // One controller per request: undici's Request keeps a listener on the signal it was given until it
+  // is garbage-collected, so one signal shared by a window's thousands of requests would pile them up.
+  const outstanding = new Set<AbortController>()
+  let ended = false
+  const result: LoadResult = {
+    writesPerSec: 0,
+    acked: 0,
+    refused: 0,
+    refusedBy: new Map(),
+    retryAfterMs: [],
+    retryAfterSeconds: [],
+    other: new Map(),
+    requestsPerAck: 0,
+    latencyP50: 0,
+    latencyP99: 0,
+    ackedByNode: new Map(),
+  }
+  const times: number[] = []
+  let ackedAll = 0
+  const r0 = storeRequests()
+  const start = performance.now()
+  const deadline = start + ms
+  const timer = setTimeout(() => {
+    ended = true
+    for (const controller of outstanding) controller.abort(new Error('the window ended'))
+  }, ms)
+  await Promise.all(
+    clients.map(async (c) => {
+      while (performance.now() < deadline && !ended) {
+        // Each request arrives as a new task, as from the network: the local libSQL client answers in
+        // microtasks, so a loop of awaits alone would keep timers (backoff, idle, the other node's
+        // retry) from ever firing.
+        await new Promise<void>((resolve) => setImmediate(resolve))
+        const controller = new AbortController()
+        outstanding.add(controller)
+        const t0 = performance.now()
+        const res = await call(c.env, c.doId, 'POST', controller.signal)
+        const t1 = performance.now()
+        outstanding.delete(controller)
+        if (res.status === 200) {
+          ackedAll++
+          ack(c.doId, 'acked')
+          if (t1 <= deadline) {
+            result.acked++
+            result.ackedByNode.set(c.node, (result.ackedByNode.get(c.node) ?? 0) + 1)
+            times.push(t1 - t0)
+          }
+        } else if (res.status === 503) {
+          result.refused++
+          const body = (await res.json()) as { error?: string; retryAfterMs?: number }
+          const why = String(body.error)
+          result.refusedBy.set(why, (result.refusedBy.get(why) ?? 0) + 1)
+          if (why === 'locked') {
+            if (typeof body.retryAfterMs === 'number') result.retryAfterMs.push(body.retryAfterMs)
+            result.retryAfterSeconds.push(Number(res.headers.get('Retry-After')))
+          }
+          if (why !== 'locked') ack(c.doId, 'unknown') // e.g. a failed flush: the write may or may not be there
+          await sleep(RETRY_PAUSE_MS)
+        } else if (res.status === 499 && controller.signal.aborted) {
+          break // waited past the window's end: never ran
+        } else {
+          const key = `${res.status} ${(await res.text()).slice(0, 200)}`
+          result.other.set(key, (result.other.get(key) ?? 0) + 1)
+          ack(c.doId, 'unknown')
+        }
+      }
+    }),
+  )
+  clearTimeout(timer)
+  times.sort((a, b) => a - b)
+  result.writesPerSec = (result.acked * 1000) / ms
+  result.requestsPerAck = (storeRequests() - r0) / Math.max(1, ackedAll)
+  result.latencyP50 = quantile(times, 0.5)
+  result.latencyP99 = quantile(times, 0.99)
+  return result
+}
+
+type Scenario = { key: string; label: string; run: (round: number) => Promise<LoadResult> }
+
+/** `clients` on one node in `mode`, on `objects` objects (clients spread over them). */
+function oneNode(mode: Mode, clients: number, objects: number, tag: string): (round: number) => Promise<LoadResult> {
+  return async (round) => {
+    const env = node(`node-${tag}-${round}`, storeA, mode)
+    const ids = Array.from({ length: objects }, (_, i) => `${tag}-${mode}-r${round}-${i}`)
+    // Untimed first write of each object: its cold start (activations), the row's creation (both).
+    for (const doId of ids) {
+      const res = await call(env, doId, 'POST')
+      if (res.status === 200) ack(doId, 'acked')
+      else anomalies.push(`${tag} ${mode}: warm-up POST on ${doId} answered ${res.status}`)
+    }
+    const specs = Array.from({ length: clients }, (_, i) => ({ env, doId: ids[i % objects]!, node: 'node-a' }))
+    const result = await load(specs, TP_MS)
+    await stop(env)
+    return result
+  }
+}
+
+/** Two nodes on one object, one client each; node a is warm on it when the window opens. */
+function twoNodes(mode: Mode, idleMs: number): (round: number) => Promise<LoadResult> {
+  return async (round) => {
+    const a = node(`node-a`, storeA, mode, idleMs)
+    const b = node(`node-b`, storeB, mode, idleMs)
+    const doId = `two-${mode}-${idleMs}-r${round}`
+    const res = await call(a, doId, 'POST')
+    if (res.status === 200) ack(doId, 'acked')
+    else anomalies.push(`two nodes ${mode}: warm-up POST answered ${res.status}`)
+    const before = (await storeA.get(doId))?.fencingToken ?? 0
+    const result = await load(
+      [
+        { env: a, doId, node: 'node-a' },
+        { env: b, doId, node: 'node-b' },
+      ],
+      TP_MS,
+    )
+    await stop(a)
+    await stop(b)
+    leasesTaken.set(`${mode}:${idleMs}`, [
+      ...(leasesTaken.get(`${mode}:${idleMs}`) ?? []),
+      ((await storeA.get(doId))?.fencingToken ?? 0) - before,
+    ])
+    return result
+  }
+}
+/** Leases taken on the two-node object during each window (its fencing token's rise). */
+const leasesTaken = new Map<string, number[]>()
+
+const SCENARIOS: Scenario[] = [
+  ...HOT_CLIENTS.flatMap((n) =>
+    MODES.map((mode) => ({ key: `hot${n}:${mode}`, label: `hot x${n}`, run: oneNode(mode, n, 1, `hot${n}`) })),
+  ),
+  ...MODES.map((mode) => ({
+    key: `many:${mode}`,
+    label: `${OBJECTS} objects`,
+    run: oneNode(mode, OBJECTS, OBJECTS, 'many'),
+  })),
+  { key: 'two:perRequest', label: 'two nodes', run: twoNodes('perRequest', IDLE_MS) },
+  { key: 'two:activations', label: 'two nodes', run: twoNodes('activations', IDLE_MS) },
+  { key: 'two:activationsShort', label: 'two nodes', run: twoNodes('activations', SHORT_IDLE_MS) },
+]
+
+async function throughputAll(): Promise<Map<string, LoadResult[]>> {
+  const samples = new Map<string, LoadResult[]>()
+  for (let round = 0; round < TP_ROUNDS; round++) {
+    for (const s of rotate(SCENARIOS, round)) samples.set(s.key, [...(samples.get(s.key) ?? []), await s.run(round)])
+  }
+  return samples
+}
+
+// --- report helpers ---------------------------------------------------------------------------
+
+/** The installed version of a package whose `exports` hide its package.json. */
+function packageVersion(name: string): string {
+  let path = dirname(createRequire(import.meta.url).resolve(name))
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(path, 'package.json'), 'utf8')) as { name?: string; version?: string }
+      if (pkg.name === name) return pkg.version ?? '?'
+    } catch {
+      // no package.json here; keep climbing
+    }
+    const parent = dirname(path)
+    if (parent === path) return '?'
+    path = parent
+  }
+}
+const fmt = (n: number, digits = 0) =>
+  Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '-'
+const ms3 = (ms: number) => fmt(ms, 3)
+const x = (r: number) => `${fmt(r, 2)}x`
+const rtt = (ms: number) => (remote ? `${fmt(ms / RTT_MS, 3)} RTT` : '-')
+function range(values: readonly number[]): string {
+  if (values.length === 0) return '-'
+  const min = Math.min(...values)
+  const max = Math.max(...values)
+  const mean = values.reduce((a, b) => a + b, 0) / values.length
+  return min === max ? `${min}` : `${fmt(mean, 2)} (${min}-${max})`
+}
+const mapText = (m: Map<string, number>) =>
+  m.size === 0
+    ? 'none'
+    : [...m]
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${v} x ${k}`)
+        .join('; ')
+const mergeCounts = (maps: readonly Map<string, number>[]) => {
+  const merged = new Map<string, number>()
+  for (const m of maps) for (const [k, v] of m) merged.set(k, (merged.get(k) ?? 0) + v)
+  return merged
+}
+
+// --- run --------------------------------------------------------------------------------------
+
+const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpus()[0]?.model ?? '?'
+console.log('# StatelessDO: activations vs a lease per request (issue 15)\n')
+console.log(
+  `machine: ${cpus().length} cores (nproc), ${cpuModel}; Node ${process.version}; @libsql/client ${packageVersion('@libsql/client')}`,
+)
+console.log(
+  `database: file: in ${tmpdir()} (WAL, busy_timeout 5000, synchronous=${String(synchronous)} (default FULL)); one client per node; RTT ${remote ? `${RTT_MS} ms (artificial, half before and half after each call)` : 'none (local)'}`,
+)
+console.log(`command: npm run bench:do${argv.length ? ` -- ${argv.join(' ')}` : ''}`)
+console.log(
+  `modes: per request = activationOptions() false, acquireOptions { waitMs: ${WAIT_MS} } in the throughput runs (release awaited: no ctx.waitUntil); activations = default, ctx with id (Durable Object mode), idleMs ${IDLE_MS}; lease ttl ${TTL_MS / 1000} s for both (no heartbeat inside a measurement); no group commit`,
+)
+console.log(
+  `latency: ${ROUNDS} requests per (mode, type), interleaved one at a time; throughput: ${TP_ROUNDS} interleaved round(s) of ${TP_MS} ms windows, medians; a 503 is retried after ${RETRY_PAUSE_MS} ms`,
+)
+console.log(`load average at start: ${fmt(load0, 2)}\n`)
+
+if (remote) {
+  // How exact the artificial network is: empty round trips through the same delay, no database.
+  const empty: LibSQLClientLike = {
+    execute: async (_statement) => ({ rows: [], rowsAffected: 0 }),
+    batch: async (_statements, _mode) => [],
+  }
+  const probe = rttClient(empty, RTT_MS)
+  const trips: number[] = []
+  for (let i = 0; i < 60; i++) {
+    const t0 = performance.now()
+    await probe.client.execute({ sql: '', args: [] })
+    trips.push(performance.now() - t0)
+  }
+  trips.sort((a, b) => a - b)
+  console.log(
+    `artificial RTT, measured on empty calls: p50 ${fmt(quantile(trips, 0.5), 3)} ms, p99 ${fmt(quantile(trips, 0.99), 3)} ms\n`,
+  )
+}
+
+const lat = await latencies()
+const latOf = (mode: Mode, kind: Kind) => lat.get(`${mode}:${kind}`)!
+const p50 = (mode: Mode, kind: Kind) => quantile(latOf(mode, kind).times, 0.5)
+const floorP50 = (which: Floor) => quantile(lat.get(which)!.times, 0.5)
+
+console.log('## Request latency by type (sequential), ms\n')
+console.log(
+  '| request | mode | p50 | p99 | p50 / RTT | store requests per request: mean (min-max) | p50 activations / per request |',
+)
+console.log('|---|---|---:|---:|---:|---:|---:|')
+for (const kind of KINDS) {
+  for (const mode of MODES) {
+    const s = latOf(mode, kind)
+    const ratio = mode === 'activations' ? x(p50('activations', kind) / p50('perRequest', kind)) : ''
+    console.log(
+      `| ${KIND_LABEL[kind]} | ${MODE_LABEL[mode]} | ${ms3(quantile(s.times, 0.5))} | ${ms3(quantile(s.times, 0.99))} | ${rtt(quantile(s.times, 0.5))} | ${range(s.requests)} | ${ratio} |`,
+    )
+  }
+}
+for (const which of FLOORS) {
+  const s = lat.get(which)!
+  console.log(
+    `| ${FLOOR_LABEL[which]} | - | ${ms3(quantile(s.times, 0.5))} | ${ms3(quantile(s.times, 0.99))} | ${rtt(quantile(s.times, 0.5))} | ${range(s.requests)} | |`,
+  )
+}
+
+const tp = await throughputAll()
+const med = (key: string, f: (r: LoadResult) => number) => median(tp.get(key)!.map(f))
+const wps = (key: string) => med(key, (r) => r.writesPerSec)
+
+console.log(`\n## One hot object, N concurrent clients on one node: acknowledged write turns/s\n`)
+console.log('| clients | per request | activations | activations / per request |')
+console.log('|---:|---:|---:|---:|')
+for (const n of HOT_CLIENTS) {
+  console.log(
+    `| ${n} | ${fmt(wps(`hot${n}:perRequest`))} | ${fmt(wps(`hot${n}:activations`))} | ${x(wps(`hot${n}:activations`) / wps(`hot${n}:perRequest`))} |`,
+  )
+}
+
+console.log(`\n## ${OBJECTS} objects, one client each, one node: acknowledged writes/s (all objects)\n`)
+console.log('| per request | activations | activations / per request |')
+console.log('|---:|---:|---:|')
+console.log(
+  `| ${fmt(wps('many:perRequest'))} | ${fmt(wps('many:activations'))} | ${x(wps('many:activations') / wps('many:perRequest'))} |`,
+)
+
+const TWO: Array<{ key: string; label: string; leases: string }> = [
+  { key: 'two:perRequest', label: `per request (waitMs ${WAIT_MS})`, leases: `perRequest:${IDLE_MS}` },
+  { key: 'two:activations', label: `activations, idleMs ${IDLE_MS}`, leases: `activations:${IDLE_MS}` },
+  {
+    key: 'two:activationsShort',
+    label: `activations, idleMs ${SHORT_IDLE_MS}`,
+    leases: `activations:${SHORT_IDLE_MS}`,
+  },
+]
+console.log(`\n## Two nodes on one object, one client each (node a warm on it first)\n`)
+console.log(
+  '| mode | acknowledged writes/s | node a / node b acknowledged | 503 answers per window | leases taken per window | vs per request |',
+)
+console.log('|---|---:|---:|---:|---:|---:|')
+for (const t of TWO) {
+  const runs = tp.get(t.key)!
+  console.log(
+    `| ${t.label} | ${fmt(wps(t.key))} | ${fmt(median(runs.map((r) => r.ackedByNode.get('node-a') ?? 0)))} / ${fmt(median(runs.map((r) => r.ackedByNode.get('node-b') ?? 0)))} | ${fmt(med(t.key, (r) => r.refused))} | ${fmt(median(leasesTaken.get(t.leases) ?? []))} | ${t.key === 'two:perRequest' ? '' : x(wps(t.key) / wps('two:perRequest'))} |`,
+  )
+}
+
+console.log('\n## Details per throughput run (medians over rounds)\n')
+console.log(
+  '| scenario | mode | writes/s | write latency p50 / p99 ms | store requests per acknowledged write | 503s per window (why, all rounds) | locked: retryAfterMs / Retry-After s (medians) | other answers |',
+)
+console.log('|---|---|---:|---:|---:|---:|---:|---|')
+for (const s of SCENARIOS) {
+  const runs = tp.get(s.key)!
+  const mode = s.key.endsWith(':perRequest')
+    ? 'per request'
+    : s.key.endsWith('Short')
+      ? `activations, idle ${SHORT_IDLE_MS} ms`
+      : 'activations'
+  console.log(
+    `| ${s.label} | ${mode} | ${fmt(wps(s.key))} | ${ms3(med(s.key, (r) => r.latencyP50))} / ${ms3(med(s.key, (r) => r.latencyP99))} | ${fmt(
+      med(s.key, (r) => r.requestsPerAck),
+      2,
+    )} | ${fmt(med(s.key, (r) => r.refused))} (${mapText(mergeCounts(runs.map((r) => r.refusedBy)))}) | ${fmt(median(runs.flatMap((r) => r.retryAfterMs)))} / ${fmt(median(runs.flatMap((r) => r.retryAfterSeconds)))} | ${mapText(mergeCounts(runs.map((r) => r.other)))} |`,
+  )
+}
+
+// --- integrity --------------------------------------------------------------------------------
+
+let lost = 0
+let extra = 0
+const checked = [...acknowledged]
+await inBatches(checked, 16, async ([doId, { acked, unknown }]) => {
+  // The latency run's cold objects got one admin write each before the run (not in `acked`).
+  const seeded = doId.startsWith('lat-cold-') ? 1 : 0
+  const n = await readBack(doId)
+  if (n < acked + seeded) {
+    lost++
+    anomalies.push(`${doId}: counter ${n}, but ${acked} writes were acknowledged (+${seeded} seeded)`)
+  } else if (n > acked + seeded + unknown) {
+    extra++
+    anomalies.push(`${doId}: counter ${n}, more than the ${acked} acknowledged + ${unknown} unknown writes`)
+  }
+})
+await stop(admin)
+
+console.log('\n## Integrity\n')
+console.log(
+  `- counters read back: ${checked.length} objects; acknowledged writes missing: ${lost} objects; writes beyond acknowledged + unknown: ${extra} objects`,
+)
+const errors = mergeCounts(allErrors)
+console.log(`- onError reports (phase: error): ${mapText(errors)}`)
+console.log(`- anomalies: ${anomalies.length === 0 ? 'none' : ''}`)
+for (const a of anomalies.slice(0, 20)) console.log(`  - ${a}`)
+if (anomalies.length > 20) console.log(`  - ... and ${anomalies.length - 20} more`)
+
+// --- targets ----------------------------------------------------------------------------------
+
+/** `met` undefined: not applicable in this run (a target in RTTs, without an RTT). */
+const checks: Array<{ name: string; met: boolean | undefined; value: string }> = []
+const latencyTarget = (name: string, kind: Kind, bound: number) => {
+  const v = p50('activations', kind)
+  checks.push({
+    name: `${name} <= ${bound} RTT`,
+    met: remote ? v <= bound * RTT_MS : undefined,
+    value: remote
+      ? `${fmt(v / RTT_MS, 3)} RTT (${ms3(v)} ms; per request ${fmt(p50('perRequest', kind) / RTT_MS, 3)} RTT; lower bounds here: one request ${fmt(floorP50('floorRequest') / RTT_MS, 3)} RTT, one write commit ${fmt(floorP50('floorWrite') / RTT_MS, 3)} RTT)`
+      : `${ms3(v)} ms (no RTT: defined with --rtt 5)`,
+  })
+}
+latencyTarget('warm read p50', 'read', 0.05)
+latencyTarget('warm write p50', 'write', 1.15)
+latencyTarget('cold read p50', 'cold', 1.25)
+checks.push({
+  name: 'one hot object, 64 concurrent clients >= 1,000 acknowledged write turns/s',
+  met: wps('hot64:activations') >= 1000,
+  value: `${fmt(wps('hot64:activations'))}/s (per request ${fmt(wps('hot64:perRequest'))}/s)`,
+})
+checks.push({
+  name: `${OBJECTS} objects x 1 client >= 3x the per-request throughput`,
+  met: wps('many:perRequest') > 0 && wps('many:activations') >= 3 * wps('many:perRequest'),
+  value:
+    wps('many:perRequest') > 0
+      ? `${x(wps('many:activations') / wps('many:perRequest'))} (${fmt(wps('many:activations'))} vs ${fmt(wps('many:perRequest'))} writes/s)`
+      : `not measured: per request acknowledged no write within the ${TP_MS} ms window (activations ${fmt(wps('many:activations'))}/s)`,
+})
+console.log(`\n## Targets${remote ? '' : ' (defined with --rtt 5; local figures for reference)'}\n`)
+for (const c of checks)
+  console.log(`- ${c.met === undefined ? 'n/a' : c.met ? 'met' : 'NOT met'}: ${c.name}: ${c.value}`)
+console.log(
+  `\nload average at end: ${fmt(loadavg()[0]!, 2)}; bench took ${fmt((performance.now() - benchStart) / 1000, 1)} s`,
+)
+
+await Promise.all(guards.map((g) => g.shutdown()))
+for (const raw of raws) raw.close()
+rmSync(dir, { recursive: true, force: true })
