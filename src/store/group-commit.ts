@@ -16,8 +16,9 @@ export const DEFAULT_GROUP_COMMIT_STALL_MS = 1_000
 /** Tuning for {@link groupCommitDriver} (and `LibSQLLockStore`'s `groupCommit` option). */
 export interface GroupCommitOptions {
   /**
-   * The most caller operations combined into one batch (an acquire is 2 statements, a refresh or
-   * release 1). More waiting operations go out in the next batch, after this one returns. Default 64.
+   * The most caller operations combined into one batch (an acquire is 2 statements, 3 with a
+   * prefetch; a refresh or release 1). More waiting operations go out in the next batch, after this
+   * one returns. Default 64.
    */
   maxOperations?: number
   /**

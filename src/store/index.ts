@@ -5,12 +5,19 @@ export type {
   LockRecord,
   LockRef,
   LockStore,
+  PrefetchedRows,
   PruneOptions,
   PruneResult,
   RefreshRequest,
   StoreAcquireResult,
 } from './lock-store.js'
-export { DEFAULT_LIST_LIMIT, DEFAULT_PRUNE_LIMIT, MAX_LIST_LIMIT, MAX_PRUNE_LIMIT } from './lock-store.js'
+export {
+  DEFAULT_LIST_LIMIT,
+  DEFAULT_PRUNE_LIMIT,
+  MAX_LIST_LIMIT,
+  MAX_PREFETCH_ROWS,
+  MAX_PRUNE_LIMIT,
+} from './lock-store.js'
 export { SqlLockStore } from './sql-lock-store.js'
 export type { SqlDriver, SqlLockStoreOptions, SqlResult, SqlStatement, SqlValue } from './sql-lock-store.js'
 export { LibSQLLockStore, recoverLibSQLConnection } from './libsql.js'

@@ -8,6 +8,7 @@ import {
   type SqlStatement,
   type SqlValue,
 } from './sql-lock-store.js'
+import { objectTableFor, objectTableSql } from './object-sql.js'
 import { DEFAULT_TABLE, lockTableSql } from './sql.js'
 
 /**
@@ -96,27 +97,33 @@ export class LibSQLLockStore extends SqlLockStore {
     if (typeof groupCommit !== 'boolean' && (groupCommit === null || typeof groupCommit !== 'object')) {
       throw new InvalidArgumentError('groupCommit', 'expected a boolean or { maxOperations?, stallMs? }')
     }
-    super(
-      groupCommit === false ? driver : groupCommitLockOperations(driver, options.table ?? DEFAULT_TABLE, groupCommit),
-      options,
-    )
+    super(groupCommit === false ? driver : groupCommitLockOperations(driver, options, groupCommit), options)
   }
 }
 
 /**
- * Only acquire ([upsert, holder]), refresh and release share a transaction with other callers': they
- * cannot raise (a lost race or a stale holder is an empty result, not an error). Matched by exact
- * shape, so `get` (the same SELECT as `holder`, sent alone) is not combined.
+ * Only acquire ([upsert, holder] or [upsert, holder, prefetch]), refresh and release share a
+ * transaction with other callers': they cannot raise (a lost race or a stale holder is an empty result,
+ * not an error; a prefetch only reads). Matched by exact shape, so `get` (the same SELECT as `holder`,
+ * sent alone) is not combined.
  */
-function groupCommitLockOperations(driver: SqlDriver, table: string, options: true | GroupCommitOptions): SqlDriver {
-  const sql = lockTableSql(table)
+function groupCommitLockOperations(
+  driver: SqlDriver,
+  tables: SqlLockStoreOptions,
+  options: true | GroupCommitOptions,
+): SqlDriver {
+  const sql = lockTableSql(tables.table ?? DEFAULT_TABLE)
+  const prefetch = objectTableSql(objectTableFor(sql.table, tables.objectTable), sql).prefetch
+  const isAcquire = (s: readonly SqlStatement[]) => s[0]!.sql === sql.acquire && s[1]!.sql === sql.holder
   return groupCommitDriver(driver, {
     ...(options === true ? {} : options),
     retryAlone: failedInStatement,
     canCombine: (s) =>
-      s.length === 2
-        ? s[0]!.sql === sql.acquire && s[1]!.sql === sql.holder
-        : s.length === 1 && (s[0]!.sql === sql.refresh || s[0]!.sql === sql.release),
+      s.length === 3
+        ? isAcquire(s) && s[2]!.sql === prefetch
+        : s.length === 2
+          ? isAcquire(s)
+          : s.length === 1 && (s[0]!.sql === sql.refresh || s[0]!.sql === sql.release),
   })
 }
 

@@ -1,3 +1,5 @@
+import type { EncodedValue } from './object-store.js'
+
 /**
  * The storage seam. A `LockStore` keeps one lease row per DO id and decides every question about
  * expiry with ITS OWN clock (docs/design.md invariant 4): callers pass durations, never timestamps.
@@ -9,7 +11,9 @@
  *   restarts and {@link LockStore.prune} (invariant 2);
  * - refresh and release succeed only for the same node AND token while the lease is unexpired
  *   (invariant 3);
- * - arguments are validated before any I/O (invariant 8).
+ * - arguments are validated before any I/O (invariant 8);
+ * - an acquire with `prefetch` that wins returns the object's first rows as they were when the lease
+ *   began, in the same request (invariant 13); one that loses returns none.
  */
 export interface LockStore {
   /** Creates the lock table (and anything else the store needs) if missing. Idempotent. */
@@ -122,6 +126,28 @@ export interface AcquireRequest {
    * its path (`metadata.tags[1]`). At most 65,536 characters as JSON.
    */
   metadata?: unknown
+  /**
+   * Also read up to this many of the object's storage rows (its `objects`, in key order) in the same
+   * request and transaction as the acquire: a whole number from 1 to {@link MAX_PREFETCH_ROWS}. A won
+   * acquire returns them as `prefetched` (docs/design.md invariant 13: a cold start in one round trip);
+   * a lost one returns none. Default: no rows are read.
+   */
+  prefetch?: number
+}
+
+/**
+ * An object's storage rows as they were when a lease began: read in the acquire's own transaction,
+ * right after the lease was taken, so they are exactly the committed state the new holder starts from
+ * (nobody else can write under its new token).
+ */
+export interface PrefetchedRows {
+  /** The rows in key order (code point order), at most the `prefetch` asked for; values as encoded. */
+  readonly entries: ReadonlyArray<readonly [string, EncodedValue]>
+  /**
+   * True when `entries` are ALL the object's rows: a key not among them is not stored. False when the
+   * object has more rows than were asked for (only the first ones came).
+   */
+  readonly complete: boolean
 }
 
 /** What {@link LockStore.refresh} is asked for: the lease, and its new length from the store's now. */
@@ -137,6 +163,8 @@ export type StoreAcquireResult =
       acquired: true
       /** The lease as granted. */
       lock: LockRecord
+      /** The object's rows when the lease began; present when the request asked for a `prefetch`. */
+      prefetched?: PrefetchedRows
     }
   | {
       /** Someone else holds it. */
@@ -165,5 +193,7 @@ export const DEFAULT_LIST_LIMIT = 1000
 export const MAX_LIST_LIMIT = 100_000
 /** Default number of rows one `prune` removes at most. */
 export const DEFAULT_PRUNE_LIMIT = 1000
+/** Largest `prefetch` an acquire accepts: the most storage rows one acquire reads. */
+export const MAX_PREFETCH_ROWS = 1000
 /** Largest `limit` `prune` accepts (one transaction holds the write lock while it deletes). */
 export const MAX_PRUNE_LIMIT = 100_000

@@ -128,6 +128,18 @@ export class MemoryObjectStore implements ObjectStore {
     return { expiresAt }
   }
 
+  /**
+   * The object's first `count` committed rows in key order, read synchronously under `lease` (throws
+   * `StaleFencingTokenError` when it does not hold). For `MemoryLockStore`'s acquire, which reads them
+   * in the same synchronous step as it grants the lease: the SQL stores' `prefetch` in the acquire's
+   * transaction. Arguments are the lock store's, already validated.
+   */
+  firstRows(lease: LeaseRef, count: number): Array<[string, EncodedValue]> {
+    this.#hold(lease)
+    const rows = [...(this.#objects.get(lease.doId) ?? [])].sort(([a], [b]) => compareKeys(a, b))
+    return rows.slice(0, count)
+  }
+
   #hold(ref: LeaseRef): void {
     if (!this.#leases.holds(ref)) throw new StaleFencingTokenError(ref.doId, ref.fencingToken)
   }

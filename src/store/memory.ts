@@ -69,9 +69,12 @@ export class MemoryLockStore implements LockStore {
   /** Nothing to create: resolves at once. */
   async ensureSchema(): Promise<void> {}
 
-  /** Takes the lease if free, released or expired (token + 1); otherwise reports the holder. */
+  /**
+   * Takes the lease if free, released or expired (token + 1); otherwise reports the holder. With
+   * `prefetch`, a won lease comes with the object's first rows, read in the same synchronous step.
+   */
   async acquire(request: AcquireRequest): Promise<StoreAcquireResult> {
-    const { doId, nodeId, ttlMs, metadata } = checkAcquire(request)
+    const { doId, nodeId, ttlMs, metadata, prefetch } = checkAcquire(request)
     const now = this.#now()
     const row = this.#rows.get(doId)
     if (row && row.expiresAt > now) return { acquired: false, holder: toRecord(doId, row), storeNow: now }
@@ -83,7 +86,11 @@ export class MemoryLockStore implements LockStore {
       metadata,
     }
     this.#rows.set(doId, next)
-    return { acquired: true, lock: toRecord(doId, next) }
+    const lock = toRecord(doId, next)
+    if (prefetch === undefined) return { acquired: true, lock }
+    // One row more than asked for, as the SQL stores read: if it exists, the prefetch is not complete.
+    const rows = this.objects.firstRows(lock, prefetch + 1)
+    return { acquired: true, lock, prefetched: { entries: rows.slice(0, prefetch), complete: rows.length <= prefetch } }
   }
 
   /** Extends the lease to now + ttl if that node still holds it with that token; `null` otherwise. */

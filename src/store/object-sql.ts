@@ -4,6 +4,7 @@
  *
  * Each read also judges the lease, inside the same statement, with the store's clock (docs/design.md
  * invariants 4 and 10): a holder that lost its lease never reads state another node may have changed.
+ * The one exception, `prefetch`, reads in the acquire's own transaction, only when that acquire won.
  *
  * Hostile names: every table is aliased (`s` storage, `l` locks, `j` json_each) and every column is
  * qualified through its alias, so a table called `new`, `excluded`, `key` or `value` cannot change what
@@ -13,10 +14,24 @@
  * contract), which is also the order of the (do_id, key) primary key every statement walks.
  */
 import { InvalidArgumentError } from '../errors.js'
-import { STORE_NOW, assertTableName, type LockTableSql } from './sql.js'
+import { DEFAULT_TABLE, STORE_NOW, assertTableName, type LockTableSql } from './sql.js'
 
 /** The object storage table's name unless the store is told otherwise. */
 export const DEFAULT_OBJECT_TABLE = 'do_storage'
+
+/**
+ * The storage table beside `lockTable` unless one is named: `do_storage` beside `do_locks`,
+ * `<table>_storage` beside any other lock table, so that two lock tables in one database (tenants) keep
+ * their objects apart even when their ids coincide.
+ */
+export function objectTableFor(lockTable: string, objectTable?: string): string {
+  if (objectTable !== undefined) return objectTable
+  if (lockTable === DEFAULT_TABLE) return DEFAULT_OBJECT_TABLE
+  if (lockTable.length > 48) {
+    throw new InvalidArgumentError('objectTable', `required when table is longer than 48 characters ("${lockTable}")`)
+  }
+  return `${lockTable}_storage`
+}
 
 /**
  * The most bound parameters one statement carries: D1's limit per statement (SQLite's own default is
@@ -69,6 +84,14 @@ export interface ObjectTableSql {
    * end, prefix (two for `'range'`: the prefix and its successor), limit. Built once per shape.
    */
   list(shape: ListShape): string
+  /**
+   * The object's first rows in key order, for the lock table's `acquire` in the same batch (sent right
+   * after it): `?1 doId, ?2 limit` (the rows wanted + 1, so that a full answer shows more exist). Rows
+   * `key, value` only when that acquire took the lease (`changes() > 0`: the upsert wrote its row; the
+   * `holder` SELECT between them changes nothing), so an acquire that lost reads none. Cannot raise:
+   * group commit may combine it with other callers' operations.
+   */
+  readonly prefetch: string
   /**
    * Upserts `rows` rows (1..{@link MAX_ROWS_PER_PUT}) of one object. Args `?1 doId`, then key and value
    * of each row. Never raises on an existing row.
@@ -139,6 +162,12 @@ export function objectTableSql(table: string, lock: Pick<LockTableSql, 'table' |
       ) WITHOUT ROWID`,
     ],
     get: read('s.key IN (SELECT j.value FROM json_each(?4) AS j)'),
+    // No lease check of its own: it reads in the acquire's transaction, and only if that acquire won
+    // (changes() counts the upsert's row), so the rows are the state the new lease starts from. CAST:
+    // D1 binds every JS number as REAL.
+    prefetch: `SELECT s.key AS key, s.value AS value FROM ${t} AS s
+      WHERE s.do_id = ?1 AND changes() > 0
+      ORDER BY s.key LIMIT CAST(?2 AS INTEGER)`,
     list(shape) {
       const id = JSON.stringify(shape)
       let sql = lists.get(id)

@@ -12,12 +12,14 @@ import {
   assertNonNegativeInteger,
   assertPositiveMs,
   assertToken,
+  describe,
   serializeMetadata,
 } from '../validate.js'
 import {
   DEFAULT_LIST_LIMIT,
   DEFAULT_PRUNE_LIMIT,
   MAX_LIST_LIMIT,
+  MAX_PREFETCH_ROWS,
   MAX_PRUNE_LIMIT,
   type PruneOptions,
   type AcquireRequest,
@@ -36,16 +38,32 @@ export interface CheckedAcquire {
   readonly ttlMs: number
   /** The metadata as JSON, or null for none. */
   readonly metadata: string | null
+  /** How many storage rows to read with the lease, or `undefined` for none. */
+  readonly prefetch: number | undefined
 }
 
 /** Validates an acquire request; returns the values it validated. */
 export function checkAcquire(request: AcquireRequest): CheckedAcquire {
   if (request === null || typeof request !== 'object') throw new InvalidArgumentError('request', 'expected an object')
-  const { doId, nodeId, ttlMs, metadata } = request
+  const { doId, nodeId, ttlMs, metadata, prefetch } = request
   assertDoId(doId)
   assertNodeId(nodeId)
   assertPositiveMs('ttlMs', ttlMs)
-  return { doId, nodeId, ttlMs, metadata: serializeMetadata(metadata) }
+  if (prefetch !== undefined) assertPrefetch('prefetch', prefetch, 1)
+  return { doId, nodeId, ttlMs, metadata: serializeMetadata(metadata), prefetch }
+}
+
+/**
+ * A prefetch row count: a whole number from `min` to {@link MAX_PREFETCH_ROWS} (the store takes 1 and
+ * up; the guard and the activations also take 0, for none).
+ */
+export function assertPrefetch(argument: string, value: unknown, min: 0 | 1): asserts value is number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min || value > MAX_PREFETCH_ROWS) {
+    throw new InvalidArgumentError(
+      argument,
+      `must be a whole number from ${min} to ${MAX_PREFETCH_ROWS}, got ${describe(value)}`,
+    )
+  }
 }
 
 /** Validates a lease reference (release); returns the values it validated. */

@@ -17,8 +17,9 @@ import {
 } from './lock-store.js'
 import { DEFAULT_TABLE, lockTableSql, type LockTableSql } from './sql.js'
 import type { SqlDriver, SqlResult, SqlStatement, SqlValue } from './sql-driver.js'
-import { DEFAULT_OBJECT_TABLE } from './object-sql.js'
+import { objectTableFor } from './object-sql.js'
 import { SqlObjectStore } from './sql-object-store.js'
+import { parseInfo, parsePrefetched, parseRecord, toInt } from './sql-rows.js'
 
 export type { SqlDriver, SqlResult, SqlStatement, SqlValue } from './sql-driver.js'
 
@@ -66,7 +67,7 @@ export class SqlLockStore implements LockStore {
     }
     this.sql = lockTableSql(options.table ?? DEFAULT_TABLE)
     this.objects = new SqlObjectStore(driver, {
-      table: options.objectTable ?? defaultObjectTable(this.sql.table),
+      table: objectTableFor(this.sql.table, options.objectTable),
       lockTable: this.sql.table,
     })
     this.#driver = driver
@@ -82,17 +83,25 @@ export class SqlLockStore implements LockStore {
 
   /**
    * Takes the lease if free, released or expired (token + 1); otherwise reports the holder and the
-   * store's now. One batch: the upsert and the holder's row. A row the library could not have written
-   * is reported as {@link CorruptLockRowError}.
+   * store's now. One batch: the upsert, the holder's row and, with `prefetch`, the object's first rows
+   * (read in the same transaction, only if the lease was taken). A row the library could not have
+   * written is reported as {@link CorruptLockRowError}.
    */
   async acquire(request: AcquireRequest): Promise<StoreAcquireResult> {
-    const { doId, nodeId, ttlMs, metadata } = checkAcquire(request)
-    const [taken, current] = await this.#batch([
+    const { doId, nodeId, ttlMs, metadata, prefetch } = checkAcquire(request)
+    const statements: SqlStatement[] = [
       { sql: this.sql.acquire, args: [doId, nodeId, ttlMs, metadata] },
       { sql: this.sql.holder, args: [doId] },
-    ])
+    ]
+    // One row more than asked for: if it comes, the object has rows the prefetch does not hold.
+    if (prefetch !== undefined) statements.push({ sql: this.objects.sql.prefetch, args: [doId, prefetch + 1] })
+    const [taken, current, rows] = await this.#batch(statements)
     const won = taken?.rows[0]
-    if (won) return { acquired: true, lock: parseRecord(won, doId) }
+    if (won) {
+      const lock = parseRecord(won, doId)
+      if (prefetch === undefined) return { acquired: true, lock }
+      return { acquired: true, lock, prefetched: parsePrefetched(rows, prefetch) }
+    }
     const row = current?.rows[0]
     if (!row) throw new StoreUnavailableError(`acquire of "${doId}" returned no row`, { retryable: true })
     const holder = parseRecord(row, doId)
@@ -267,68 +276,4 @@ function checkValue(value: unknown, argument: string): SqlValue {
     argument,
     `expected a string, number, bigint, boolean, null, Uint8Array or ArrayBuffer, got ${describe(value)}`,
   )
-}
-
-/**
- * Drivers may return integers as number, bigint or string (libSQL intMode); accept all, exactly. The
- * statements return NULL for a stored value that is not a safe integer, with its SQLite type in
- * `<column>_type` (src/store/sql.ts), so the driver never has to read one.
- */
-function toInt(row: Record<string, unknown>, doId: string, column: string): number {
-  const value = row[column]
-  const n =
-    typeof value === 'bigint'
-      ? Number(value)
-      : typeof value === 'string' && /^-?\d+$/.test(value)
-        ? Number(value)
-        : value
-  if (typeof n === 'number' && Number.isSafeInteger(n)) return n
-  const stored = row[`${column}_type`] ?? typeof value
-  throw new CorruptLockRowError(
-    doId,
-    column,
-    stored === 'integer'
-      ? 'is an integer beyond ±(2^53 - 1), which JavaScript cannot hold exactly'
-      : `is not an integer (${String(stored)})`,
-  )
-}
-
-function parseRecord(row: Record<string, unknown>, doId: string): LockRecord {
-  if (typeof row.do_id !== 'string') throw new CorruptLockRowError(doId, 'do_id', 'is not text')
-  if (typeof row.node_id !== 'string') throw new CorruptLockRowError(doId, 'node_id', 'is not text')
-  const record: LockRecord = {
-    doId: row.do_id,
-    nodeId: row.node_id,
-    fencingToken: toInt(row, doId, 'fencing_token'),
-    acquiredAt: toInt(row, doId, 'acquired_at'),
-    expiresAt: toInt(row, doId, 'expires_at'),
-  }
-  const raw = row.metadata
-  if (raw !== null && raw !== undefined) {
-    if (typeof raw !== 'string') throw new CorruptLockRowError(doId, 'metadata', 'is not text')
-    try {
-      record.metadata = JSON.parse(raw)
-    } catch {
-      throw new CorruptLockRowError(doId, 'metadata', 'is not valid JSON')
-    }
-  }
-  return record
-}
-
-function parseInfo(row: Record<string, unknown>, doId: string): LockInfo {
-  const record = parseRecord(row, doId)
-  const storeNow = toInt(row, doId, 'store_now')
-  return { ...record, held: record.expiresAt > storeNow, storeNow }
-}
-
-/**
- * `do_storage` beside `do_locks`; `<table>_storage` beside any other lock table, so that two lock tables
- * in one database (tenants) keep their objects apart even when their ids coincide.
- */
-function defaultObjectTable(lockTable: string): string {
-  if (lockTable === DEFAULT_TABLE) return DEFAULT_OBJECT_TABLE
-  if (lockTable.length > 48) {
-    throw new InvalidArgumentError('objectTable', `required when table is longer than 48 characters ("${lockTable}")`)
-  }
-  return `${lockTable}_storage`
 }

@@ -3,7 +3,15 @@
  * `file:`, D1 in workerd). Each `it` is a clause of the contract in docs/design.md.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { InvalidArgumentError, type LockRecord, type LockStore, type StoreAcquireResult } from '../../src/index.js'
+import {
+  InvalidArgumentError,
+  MAX_PREFETCH_ROWS,
+  type AcquireRequest,
+  type LockRecord,
+  type LockStore,
+  type ObjectStore,
+  type StoreAcquireResult,
+} from '../../src/index.js'
 import { MAX_METADATA_DEPTH } from '../../src/validate.js'
 
 export interface StoreHarness {
@@ -49,6 +57,19 @@ export function describeLockStoreContract(
   describe(`LockStore contract: ${name}`, () => {
     let h: StoreHarness
     let store: LockStore
+
+    /** The store's object storage (every LockStore under the contract has `objects`). */
+    const objectsOf = (): ObjectStore => {
+      const objects = (store as { objects?: ObjectStore }).objects
+      if (!objects) throw new Error('the store under test has no objects')
+      return objects
+    }
+    /** Gives `doId` these storage rows, under a lease of its own that is released afterwards. */
+    const writeRows = async (doId: string, rows: Record<string, string>, deleteAll = false) => {
+      const lock = won(await store.acquire({ doId, nodeId: 'writer', ttlMs: 10_000 }))
+      await objectsOf().flush({ ...lock, ttlMs: 10_000 }, { deleteAll, entries: new Map(Object.entries(rows)) })
+      expect(await store.release(lock)).toBe(true)
+    }
 
     beforeEach(async () => {
       h = await create()
@@ -158,6 +179,74 @@ export function describeLockStoreContract(
       it('stores no metadata when none is given', async () => {
         const lock = won(await store.acquire({ doId: 'm', nodeId: 'n1', ttlMs: 10_000 }))
         expect(lock.metadata).toBeUndefined()
+      })
+    })
+
+    // Each clause uses ids of its own: a harness may drop only the lock table between tests, not the
+    // storage table beside it.
+    describe('acquire with prefetch (invariant 13: a cold start in one round trip)', () => {
+      const prefetched = (result: StoreAcquireResult) => (result.acquired ? result.prefetched : undefined)
+
+      it("returns the object's rows in code point order, values as stored, and no other object's", async () => {
+        await writeRows('rows-order', { b: '"2"', a: '"1"', '\u{1F600}': '"emoji"', '\uFF5E': '"tilde"' })
+        await writeRows('rows-order-2', { a: '"other"' })
+        await writeRows('rows-orde', { z: '"other"' })
+        const result = await store.acquire({ doId: 'rows-order', nodeId: 'n1', ttlMs: 10_000, prefetch: 10 })
+        expect(result.acquired && result.lock).toMatchObject({ doId: 'rows-order', nodeId: 'n1', fencingToken: 2 })
+        expect(prefetched(result)).toEqual({
+          entries: [
+            ['a', '"1"'],
+            ['b', '"2"'],
+            ['\uFF5E', '"tilde"'],
+            ['\u{1F600}', '"emoji"'],
+          ],
+          complete: true,
+        })
+      })
+
+      it('says complete when the object has at most prefetch rows, and gives only the first prefetch when it has more', async () => {
+        await writeRows('rows-limit', { c: '3', a: '1', b: '2' })
+        const all = ['a', 'b', 'c'].map((k, i) => [k, String(i + 1)])
+        for (const [prefetch, complete] of [
+          [3, true],
+          [MAX_PREFETCH_ROWS, true],
+          [2, false],
+          [1, false],
+        ] as const) {
+          const result = await store.acquire({ doId: 'rows-limit', nodeId: 'n1', ttlMs: 10_000, prefetch })
+          expect(prefetched(result)).toEqual({ entries: all.slice(0, prefetch), complete })
+          await store.release(won(result))
+        }
+      })
+
+      it('gives an object without rows (never written, or emptied) no entries, complete', async () => {
+        const fresh = await store.acquire({ doId: 'rows-none', nodeId: 'n1', ttlMs: 10_000, prefetch: 5 })
+        expect(prefetched(fresh)).toEqual({ entries: [], complete: true })
+        await store.release(won(fresh))
+        await writeRows('rows-none', { k: 'v' })
+        await writeRows('rows-none', {}, true)
+        const emptied = await store.acquire({ doId: 'rows-none', nodeId: 'n2', ttlMs: 10_000, prefetch: 5 })
+        expect(prefetched(emptied)).toEqual({ entries: [], complete: true })
+      })
+
+      it('takes an expired lease the same way: the rows the previous holder committed', async () => {
+        const old = won(await store.acquire({ doId: 'rows-expired', nodeId: 'a', ttlMs: 30 }))
+        const { expiresAt } = await objectsOf().flush({ ...old, ttlMs: 30 }, { entries: new Map([['n', '7']]) })
+        await outlive({ ...old, expiresAt }, 60)
+        const next = await store.acquire({ doId: 'rows-expired', nodeId: 'b', ttlMs: 10_000, prefetch: 1 })
+        expect(next.acquired && next.lock.fencingToken).toBe(old.fencingToken + 1)
+        expect(prefetched(next)).toEqual({ entries: [['n', '7']], complete: true })
+      })
+
+      it('returns no rows to an acquire that lost, and none without prefetch', async () => {
+        await writeRows('rows-lost', { secret: '"s"' })
+        const holder = await store.acquire({ doId: 'rows-lost', nodeId: 'a', ttlMs: 10_000 })
+        expect(holder.acquired).toBe(true)
+        expect(holder).not.toHaveProperty('prefetched')
+        const lost = await store.acquire({ doId: 'rows-lost', nodeId: 'b', ttlMs: 10_000, prefetch: 10 })
+        expect(lost.acquired).toBe(false)
+        expect(lost).not.toHaveProperty('prefetched')
+        expect(JSON.stringify(lost)).not.toContain('secret')
       })
     })
 
@@ -381,6 +470,14 @@ export function describeLockStoreContract(
         ['nodeId with a NUL', () => store.acquire({ doId: 'x', nodeId: 'n\0', ttlMs: 1 }), 'nodeId'],
         ['empty nodeId', () => store.acquire({ doId: 'x', nodeId: '', ttlMs: 1 }), 'nodeId'],
         ['zero ttl', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: 0 }), 'ttlMs'],
+        ...([0, -1, 1.5, MAX_PREFETCH_ROWS + 1, Number.NaN, '5', null] as unknown[]).map(
+          (prefetch) =>
+            [
+              `prefetch ${typeof prefetch === 'string' ? `'${prefetch}'` : String(prefetch)}`,
+              () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: 1, prefetch: prefetch as number }),
+              'prefetch',
+            ] as [string, () => Promise<unknown>, string],
+        ),
         ['negative ttl', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: -5 }), 'ttlMs'],
         ['NaN ttl', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: Number.NaN }), 'ttlMs'],
         ['infinite ttl', () => store.acquire({ doId: 'x', nodeId: 'n', ttlMs: Infinity }), 'ttlMs'],
@@ -501,6 +598,13 @@ export function describeLockStoreContract(
         expect(await store.get('n')).toMatchObject({ held: true, nodeId: 'a' })
       })
 
+      it('acquire uses the prefetch it validated', async () => {
+        const result = await store.acquire(
+          shifty<AcquireRequest>({ doId: 'rows-once', nodeId: 'a', ttlMs: 1000 }, 'prefetch', 1, 0),
+        )
+        expect(result.acquired && result.prefetched).toEqual({ entries: [], complete: true })
+      })
+
       it('refresh and release use the fields they validated', async () => {
         const lock = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 1000 }))
         const refreshed = await store.refresh(shifty({ ...lock, ttlMs: 0 }, 'ttlMs', 1000, 8e15))
@@ -521,7 +625,7 @@ export function describeLockStoreContract(
     // Not registered at all for an in-process store: there is no round trip to count.
     if (!options.inProcess)
       describe('one round trip per operation (invariant 6)', () => {
-        it('sends exactly one request for each of acquire (won and lost), refresh, release, get, list, forceRelease', async () => {
+        it('sends exactly one request for each of acquire (won and lost, with and without prefetch), refresh, release, get, list, forceRelease', async () => {
           expect(h.requests, 'the harness must count requests').toBeTypeOf('function')
           const count = async (op: () => Promise<unknown>) => {
             const before = h.requests!()
@@ -533,6 +637,13 @@ export function describeLockStoreContract(
             await count(async () => (lock = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })))),
           ).toBe(1)
           expect(await count(() => store.acquire({ doId: 'x', nodeId: 'b', ttlMs: 10_000 }))).toBe(1)
+          expect(await count(() => store.acquire({ doId: 'x', nodeId: 'b', ttlMs: 10_000, prefetch: 10 }))).toBe(1)
+          await writeRows('rows-count', { k: 'v' })
+          const withRows = await count(async () => {
+            const r = await store.acquire({ doId: 'rows-count', nodeId: 'a', ttlMs: 10_000, prefetch: 10 })
+            expect(r.acquired && r.prefetched).toEqual({ entries: [['k', 'v']], complete: true })
+          })
+          expect(withRows).toBe(1)
           expect(await count(() => store.refresh({ ...lock!, ttlMs: 10_000 }))).toBe(1)
           expect(await count(() => store.get('x'))).toBe(1)
           expect(await count(() => store.list())).toBe(1)
