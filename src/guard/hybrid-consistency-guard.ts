@@ -273,13 +273,13 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     doId: string,
     opts: AcquireSettings,
   ): Promise<{ lock: Lock } | { held: StoreAcquireResult & { acquired: false } } | { failure: unknown }> {
-    const { signal, timings } = opts
+    const { signal, timings, metadata, prefetch } = opts
     const { clock } = this.#settings
     const sentAt = clock.monotonic()
     let outcome: StoreAcquireResult
     try {
       // Tracked, so that shutdown() also waits for a lease being taken right now.
-      const request = { doId, nodeId: this.nodeId, ttlMs: timings.ttlMs, metadata: opts.metadata }
+      const request = { doId, nodeId: this.nodeId, ttlMs: timings.ttlMs, metadata, ...(prefetch ? { prefetch } : {}) }
       outcome = await this.#pending.track(this.#store.acquire(request))
     } catch (failure) {
       return { failure }
@@ -306,7 +306,9 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
         ),
       }
     }
-    const lease = new Lease(this.#host, outcome.lock, timings, sentAt, opts.heartbeat)
+    // The lock copies the record it is given: the prefetched rows go along (lock.prefetched).
+    const record = outcome.prefetched ? { ...outcome.lock, prefetched: outcome.prefetched } : outcome.lock
+    const lease = new Lease(this.#host, record, timings, sentAt, opts.heartbeat)
     this.#leases.add(lease)
     return { lock: lease.lock }
   }

@@ -5,6 +5,7 @@
 import { systemClock, type Clock } from '../clock.js'
 import { InvalidArgumentError } from '../errors.js'
 import type { LockStore } from '../store/lock-store.js'
+import { assertPrefetch } from '../store/requests.js'
 import { assertNodeId, assertPositiveMs, describe, serializeMetadata } from '../validate.js'
 import { resolveBackoff, type Backoff } from './backoff.js'
 import {
@@ -117,6 +118,8 @@ export interface AcquireSettings {
   readonly signal: AbortSignal | undefined
   /** `metadata`, as a copy of the JSON the store keeps. */
   readonly metadata: unknown
+  /** `prefetch` (0: none). */
+  readonly prefetch: number
 }
 
 /**
@@ -224,6 +227,7 @@ export function resolveAcquireOptions(options: AcquireOptions, guard: GuardSetti
   const waitMs = options.waitMs ?? 0
   const ttlMs = options.ttlMs ?? guard.timings.ttlMs
   const heartbeat: unknown = options.heartbeat
+  const prefetch = options.prefetch ?? 0
   if (typeof waitMs !== 'number' || !Number.isFinite(waitMs) || waitMs < 0) {
     throw new InvalidArgumentError('options.waitMs', `must be a finite number >= 0, got ${describe(waitMs)}`)
   }
@@ -234,6 +238,7 @@ export function resolveAcquireOptions(options: AcquireOptions, guard: GuardSetti
   if (heartbeat !== undefined && typeof heartbeat !== 'boolean') {
     throw new InvalidArgumentError('options.heartbeat', 'expected a boolean')
   }
+  assertPrefetch('options.prefetch', prefetch, 0)
   const timings = timingsForTtl(guard.timings, ttlMs)
   if (heartbeat !== false && !heartbeatFits(timings)) {
     throw new InvalidArgumentError(
@@ -250,6 +255,7 @@ export function resolveAcquireOptions(options: AcquireOptions, guard: GuardSetti
     backoff,
     signal,
     metadata: json === null ? undefined : JSON.parse(json),
+    prefetch,
   }
 }
 

@@ -1,4 +1,4 @@
-import type { LockRecord } from '../store/lock-store.js'
+import type { LockRecord, PrefetchedRows } from '../store/lock-store.js'
 
 /**
  * A lease held through a {@link ConsistencyGuard}. The guard keeps it current: `expiresAt` and
@@ -26,6 +26,13 @@ export interface Lock extends LockRecord {
   readonly validUntil: number
   /** Fires when the lease is lost or released; its `reason` is a `LockLostError` or `ShutdownError`. */
   readonly signal: AbortSignal
+  /**
+   * The object's storage rows when this lease began (values encoded, as the object store keeps them),
+   * read by the acquire in the same request; present when the acquire asked for a `prefetch`.
+   * `complete`: they are every row of the object (any other key is absent); otherwise only the first
+   * `prefetch` rows in key order. Not updated afterwards: the lease's own writes are not in it.
+   */
+  readonly prefetched?: PrefetchedRows
   /** Releases the lease (`guard.release(lock)`), for `await using lock = r.lock`. */
   [Symbol.asyncDispose](): Promise<void>
 }
@@ -121,6 +128,14 @@ export interface AcquireOptions {
    * @default true
    */
   heartbeat?: boolean
+  /**
+   * Also read up to this many of the object's storage rows (the lock store's `objects`, in key order)
+   * in the acquire's own request, and hand them out as `lock.prefetched`: a cold start that needs no
+   * further request for reads (docs/design.md invariant 13). A whole number from 0 to
+   * `MAX_PREFETCH_ROWS` (1000); 0 reads none.
+   * @default 0
+   */
+  prefetch?: number
 }
 
 /**
