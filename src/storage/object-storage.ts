@@ -12,10 +12,12 @@
  * the cache, the write layers and the flush live in storage-core.ts.
  */
 import { InvalidArgumentError } from '../errors.js'
+import type { PrefetchedRows } from '../store/lock-store.js'
 import type { FlushResult, ObjectLease, ObjectStore } from '../store/object-store.js'
 import { assertDoId, assertNodeId, assertPositiveMs, assertToken, describe } from '../validate.js'
 import { TransactionEndedError } from './errors.js'
 import type { Layer } from './layer.js'
+import { checkPrefetched } from './prefetched.js'
 import type { StorageGetOptions, StorageListOptions, StoragePutOptions, StorageTransactionOptions } from './options.js'
 import { StorageCore } from './storage-core.js'
 
@@ -29,6 +31,14 @@ export interface ObjectStorageOptions {
    * cache and buffered writes are dropped (docs/design.md invariants 7 and 11).
    */
   lease: ObjectLease & { signal?: AbortSignal }
+  /**
+   * The object's rows when the lease began, as the acquire read them (a guard `Lock`'s `prefetched`):
+   * the cache starts with them, so reading them costs no request. When `complete`, they are every row
+   * of the object: a key not among them is absent and `list()` is answered from the cache, with no
+   * request either. Give only rows read under THIS lease, in its acquire (docs/design.md invariant 11).
+   * @default none: every first read of a key goes to the store
+   */
+  prefetched?: PrefetchedRows
 }
 
 /**
@@ -83,7 +93,7 @@ export class ObjectStorage {
     if (options === null || typeof options !== 'object') {
       throw new InvalidArgumentError('options', `expected { store, lease }, got ${describe(options)}`)
     }
-    const { store, lease } = options
+    const { store, lease, prefetched } = options
     if (
       store === null ||
       typeof store !== 'object' ||
@@ -107,8 +117,9 @@ export class ObjectStorage {
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new InvalidArgumentError('options.lease.signal', `expected an AbortSignal, got ${describe(signal)}`)
     }
+    const rows = prefetched === undefined ? undefined : checkPrefetched(prefetched)
     // A copy: the store is always asked under the lease this storage was made for.
-    this.#core = new StorageCore(store, { doId, nodeId, fencingToken, ttlMs }, signal)
+    this.#core = new StorageCore(store, { doId, nodeId, fencingToken, ttlMs }, signal, rows)
   }
 
   /**

@@ -29,7 +29,10 @@ export class StorageCore {
   readonly #signal: AbortSignal | undefined
   /** What the store holds, as far as this lease has read or flushed it (`null`: known absent). */
   readonly #committed = new Map<string, Slot>()
-  /** `#committed` knows every key of the object (after a flushed `deleteAll`): no read needs the store. */
+  /**
+   * `#committed` knows every key of the object (after a flushed `deleteAll`, or a complete prefetch): no
+   * read needs the store.
+   */
   #complete = false
   /** Bumped by every committed flush: a read that began before one must not fill the cache. */
   #epoch = 0
@@ -44,11 +47,23 @@ export class StorageCore {
   /** Why this storage ended; every call rejects with it. */
   #ended: unknown
 
-  /** `store` and `lease` as `ObjectStorage`'s constructor validated them; `lease` is its own copy. */
-  constructor(store: ObjectStore, lease: ObjectLease, signal: AbortSignal | undefined) {
+  /**
+   * `store`, `lease` and `prefetched` as `ObjectStorage`'s constructor validated them (`lease` is its
+   * own copy): the prefetched rows are committed state, and with `complete` the whole of it.
+   */
+  constructor(
+    store: ObjectStore,
+    lease: ObjectLease,
+    signal: AbortSignal | undefined,
+    prefetched?: { entries: Iterable<[string, EncodedValue]>; complete: boolean },
+  ) {
     this.#store = store
     this.#lease = lease
     this.#signal = signal
+    if (prefetched) {
+      for (const [key, value] of prefetched.entries) this.#committed.set(key, value)
+      this.#complete = prefetched.complete
+    }
     signal?.addEventListener('abort', () => this.#end(this.#leaseError()), { once: true })
   }
 
