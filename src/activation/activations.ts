@@ -6,6 +6,7 @@
 import { systemClock, type Clock } from '../clock.js'
 import { InvalidArgumentError, LockContendedError } from '../errors.js'
 import type { ConsistencyGuard, Lock, LockHolder } from '../guard/types.js'
+import { assertPrefetch } from '../store/requests.js'
 import { assertDoId, assertNonNegativeInteger, assertPositiveMs } from '../validate.js'
 import { Activation } from './activation.js'
 import { ActivationEndedError, TurnTimeoutError, type ActivationEndReason } from './errors.js'
@@ -38,6 +39,12 @@ export interface ActivationsOptions<F extends ActivationFlusher = ActivationFlus
   waitMs?: number
   /** The lease length to acquire with, ms. @default the guard's */
   ttlMs?: number
+  /**
+   * Storage rows to read with each cold start's acquire (the guard's `AcquireOptions.prefetch`), which
+   * `createFlusher` finds as `lock.prefetched`: 0 to `MAX_PREFETCH_ROWS`; 0 asks for none.
+   * @default 0
+   */
+  prefetch?: number
   /** See {@link ActivationOptions.idleMs}. @default 10_000 */
   idleMs?: number
   /** See {@link TurnQueueOptions.maxQueued}. @default 1000 */
@@ -96,6 +103,8 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
   readonly #guard: ActivationsOptions<F>['guard']
   readonly #createFlusher: ActivationsOptions<F>['createFlusher']
   readonly #options: ActivationsOptions<F>
+  /** `prefetch`, as validated. */
+  readonly #prefetch: number
   readonly #clock: Clock
   readonly #activations = new Map<string, Activation<F>>()
   /** The acquire in flight per object, shared by every turn that arrives meanwhile. */
@@ -113,6 +122,8 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
     assertNonNegativeInteger('waitMs', waitMs)
     assertPositiveMs('maxWaitMs', maxWaitMs)
     if (options.ttlMs !== undefined) assertPositiveMs('ttlMs', options.ttlMs)
+    const { prefetch = 0 } = options
+    assertPrefetch('prefetch', prefetch, 0)
     if (options.idleMs !== undefined) assertPositiveMs('idleMs', options.idleMs)
     if (options.maxQueued !== undefined) assertNonNegativeInteger('maxQueued', options.maxQueued)
     if (options.retryAfterMs !== undefined) assertPositiveMs('retryAfterMs', options.retryAfterMs)
@@ -126,6 +137,7 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
     this.#guard = guard
     this.#createFlusher = createFlusher
     this.#options = options
+    this.#prefetch = prefetch
     this.#clock = clock
   }
 
@@ -222,7 +234,12 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
   /** Takes the lease and creates the activation; the one place both happen. */
   async #activate(doId: string, waitMs: number, ttlMs = this.#options.ttlMs): Promise<Acquired> {
     // Not the caller's signal: the acquire is shared, and one caller leaving must not fail the others.
-    const result = await this.#guard.acquire(doId, ttlMs === undefined ? { waitMs } : { waitMs, ttlMs })
+    const prefetch = this.#prefetch
+    const result = await this.#guard.acquire(doId, {
+      waitMs,
+      ...(ttlMs === undefined ? {} : { ttlMs }),
+      ...(prefetch > 0 ? { prefetch } : {}),
+    })
     if (!result.acquired) return result
     const { lock } = result
     let activation: Activation<F>

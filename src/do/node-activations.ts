@@ -9,6 +9,7 @@ import { Activations, type ActivationFlusher } from '../activation/activations.j
 import type { ConsistencyGuard, Lock } from '../guard/types.js'
 import { ObjectStorage } from '../storage/object-storage.js'
 import type { ObjectStore } from '../store/object-store.js'
+import { assertPrefetch } from '../store/requests.js'
 
 /**
  * How long objects stay active on a node between requests, and how requests queue for them
@@ -34,7 +35,20 @@ export interface StatelessDOActivationOptions {
    * @default 10_000
    */
   maxWaitMs?: number
+  /**
+   * How many of the object's storage rows a cold start reads with its acquire, in the same request
+   * (docs/design.md invariant 13: a cold activation costs one round trip). An object with at most this
+   * many rows then answers every read of its first turn from memory, absent keys and `list()`
+   * included; a larger one has its first rows in key order cached. 0 to `MAX_PREFETCH_ROWS` (1000);
+   * 0 reads none. Applies when `this.storage` is the guard's lock store's own `objects` (the default
+   * `objectStore()`): the rows are read from that table.
+   * @default 128
+   */
+  prefetch?: number
 }
+
+/** Storage rows a cold start reads with its acquire unless `prefetch` says otherwise. */
+const DEFAULT_PREFETCH_ROWS = 128
 
 /** The storage of an activation of an object that has none: nothing to flush, nothing to drop. */
 const NO_STORAGE: ActivationFlusher = {
@@ -56,10 +70,20 @@ export function activationsFor(
 ): Activations {
   let registry = registries.get(guard)
   if (!registry) {
+    // The rows come from the lock store's objects: only an ObjectStorage over that same store may
+    // start from them (another object store has other rows).
+    const own = objects !== undefined && (guard as { store?: { objects?: unknown } }).store?.objects === objects
+    const { prefetch = DEFAULT_PREFETCH_ROWS, ...rest } = options
+    assertPrefetch('prefetch', prefetch, 0)
     registry = new Activations({
       guard,
-      ...options,
-      createFlusher: (lock: Lock) => (objects ? new ObjectStorage({ store: objects, lease: lock }) : NO_STORAGE),
+      ...rest,
+      prefetch: own ? prefetch : 0,
+      createFlusher: (lock: Lock) => {
+        if (!objects) return NO_STORAGE
+        const { prefetched } = lock
+        return new ObjectStorage({ store: objects, lease: lock, ...(own && prefetched ? { prefetched } : {}) })
+      },
     })
     registries.set(guard, registry)
   }

@@ -7,7 +7,7 @@ import { createClient, type Client } from '@libsql/client'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, afterEach, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, describe, expect, it, vi } from 'vitest'
 import {
   HybridConsistencyGuard,
   InvalidArgumentError,
@@ -16,6 +16,7 @@ import {
   StatelessDO,
   StoreUnavailableError,
   type ConsistencyGuard,
+  type StatelessDOActivationOptions,
   type LockStore,
   type ObjectStore,
 } from '../../src/index.js'
@@ -27,7 +28,7 @@ interface Env {
   /** Runs inside the handler, after its writes, before it answers. */
   after?: () => Promise<void> | void
   /** `false`: a lease per request. Default: activations. */
-  activation?: false | { idleMs?: number }
+  activation?: false | StatelessDOActivationOptions
 }
 
 /** A counter kept in `this.storage`, as a Durable Object keeps it in `this.ctx.storage`. */
@@ -223,12 +224,81 @@ describe('StatelessDO storage', () => {
       const room = () => new Counter({ id: { toString: () => 'counter' } }, env)
       counted.reset()
       expect(await (await room().fetch(post())).json()).toEqual({ n: 1 })
-      expect(counted.requests()).toBe(4) // cold: acquire, get n, get log, flush
+      expect(counted.requests()).toBe(2) // cold: acquire (with the object's rows), flush
       counted.reset()
       expect(await (await room().fetch(read())).json()).toEqual({ n: 1 })
       expect(counted.requests()).toBe(0) // warm read: from the activation's cache
       expect(await (await room().fetch(post())).json()).toEqual({ n: 2 })
       expect(counted.requests()).toBe(1) // warm write: its flush, which also extends the lease
+    })
+
+    /** A libSQL store on a file of its own, its requests counted, and a fresh node (guard) per call. */
+    const counting = async (name: string) => {
+      const client = createClient({ url: `file:${join(dir, `${name}.db`)}` })
+      clients.push(client)
+      const counted = countingClient(client)
+      const store = new LibSQLLockStore(counted.client)
+      await store.ensureSchema()
+      /** A request served by a node of its own: its first turn is a cold start. */
+      const coldly = async (request: Request, activation: StatelessDOActivationOptions = {}) => {
+        const guard = guardFor(store)
+        const env: Env = { guard, activation: { idleMs: 60_000, ...activation } }
+        counted.reset()
+        const body: unknown = await (
+          await new Counter({ id: { toString: () => 'counter' } }, env).fetch(request)
+        ).json()
+        const requests = counted.requests()
+        await guard.shutdown() // lets the object go for the next node
+        return { body, requests }
+      }
+      return { client, counted, store, coldly }
+    }
+
+    it("costs, cold, one request for a read and two for a write: the acquire carries the object's rows (invariant 13)", async () => {
+      const { coldly } = await counting('cold')
+      expect(await coldly(post())).toEqual({ body: { n: 1 }, requests: 2 }) // acquire + rows, flush
+      expect(await coldly(read())).toEqual({ body: { n: 1 }, requests: 1 }) // acquire + rows
+      expect(await coldly(post())).toEqual({ body: { n: 2 }, requests: 2 }) // both reads answered from the rows
+    })
+
+    it('costs, cold, one more request per first read of a key past the prefetch when the object has more rows', async () => {
+      const { coldly } = await counting('cold-large')
+      await coldly(post()) // rows: log, n
+      // prefetch 1: only 'log' comes with the acquire, and the object is known to have more.
+      expect(await coldly(read(), { prefetch: 1 })).toEqual({ body: { n: 1 }, requests: 2 }) // acquire, get n
+      expect(await coldly(read(), { prefetch: 2 })).toEqual({ body: { n: 1 }, requests: 1 })
+    })
+
+    it('costs, cold with prefetch 0, one request each for the acquire, each first read and the flush', async () => {
+      const { coldly } = await counting('cold-off')
+      expect(await coldly(post(), { prefetch: 0 })).toEqual({ body: { n: 1 }, requests: 4 })
+      expect(await coldly(read(), { prefetch: 0 })).toEqual({ body: { n: 1 }, requests: 2 })
+    })
+  })
+
+  describe('prefetch', () => {
+    it("asks the acquire for 128 rows by default, and for none when this.storage is not the lock store's own objects", async () => {
+      const store = new MemoryLockStore()
+      const own = guardFor(store)
+      const acquire = vi.spyOn(own, 'acquire')
+      await new Counter(undefined, { guard: own }).fetch(post())
+      expect(acquire.mock.calls[0]![1]).toMatchObject({ prefetch: 128 })
+      // Another object store has other rows: the lock store's cannot stand in for them.
+      const other = guardFor(store)
+      const otherAcquire = vi.spyOn(other, 'acquire')
+      await new Counter(undefined, { guard: other, objects: controlled(store.objects).store }).fetch(post())
+      expect(otherAcquire.mock.calls[0]![1]).not.toHaveProperty('prefetch')
+    })
+
+    it('refuses a prefetch that is not a whole number from 0 to 1000 (a 500: the class is misconfigured), naming it, before any I/O', async () => {
+      const store = new MemoryLockStore()
+      const guard = guardFor(store)
+      const acquire = vi.spyOn(guard, 'acquire')
+      const room = new Counter(undefined, { guard, activation: { prefetch: 1001 } })
+      const res = await room.fetch(post())
+      expect(res.status).toBe(500)
+      expect(room.errors).toEqual([[expect.objectContaining({ argument: 'prefetch' }), expect.any(String)]])
+      expect(acquire).not.toHaveBeenCalled()
     })
   })
 })
