@@ -1,5 +1,6 @@
 import { systemClock, type Clock } from '../clock.js'
 import { MemoryObjectStore } from './memory-object-store.js'
+import { MAX_PREFETCH_CHARS } from './object-sql.js'
 import { InvalidArgumentError } from '../errors.js'
 import { assertDoId } from '../validate.js'
 import { checkAcquire, checkListFilter, checkPrune, checkRef, checkRefresh } from './requests.js'
@@ -90,7 +91,15 @@ export class MemoryLockStore implements LockStore {
     if (prefetch === undefined) return { acquired: true, lock }
     // One row more than asked for, as the SQL stores read: if it exists, the prefetch is not complete.
     const rows = this.objects.firstRows(lock, prefetch + 1)
-    return { acquired: true, lock, prefetched: { entries: rows.slice(0, prefetch), complete: rows.length <= prefetch } }
+    // The same character budget as the SQL stores' prefetch statement.
+    const entries: Array<[string, string]> = []
+    let chars = 0
+    for (const [key, value] of rows.slice(0, prefetch)) {
+      chars += key.length + value.length
+      if (chars > MAX_PREFETCH_CHARS) return { acquired: true, lock, prefetched: { entries, complete: false } }
+      entries.push([key, value])
+    }
+    return { acquired: true, lock, prefetched: { entries, complete: rows.length <= prefetch } }
   }
 
   /** Extends the lease to now + ttl if that node still holds it with that token; `null` otherwise. */

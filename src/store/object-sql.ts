@@ -16,6 +16,12 @@
 import { InvalidArgumentError } from '../errors.js'
 import { DEFAULT_TABLE, STORE_NOW, assertTableName, type LockTableSql } from './sql.js'
 
+/**
+ * The most characters (keys and encoded values) an acquire's prefetch brings back: past it the prefetch
+ * stops, not complete, and later reads go to the store. 1 Mi characters.
+ */
+export const MAX_PREFETCH_CHARS = 1_048_576
+
 /** The object storage table's name unless the store is told otherwise. */
 export const DEFAULT_OBJECT_TABLE = 'do_storage'
 
@@ -165,9 +171,18 @@ export function objectTableSql(table: string, lock: Pick<LockTableSql, 'table' |
     // No lease check of its own: it reads in the acquire's transaction, and only if that acquire won
     // (changes() counts the upsert's row), so the rows are the state the new lease starts from. CAST:
     // D1 binds every JS number as REAL.
-    prefetch: `SELECT s.key AS key, s.value AS value FROM ${t} AS s
-      WHERE s.do_id = ?1 AND changes() > 0
-      ORDER BY s.key LIMIT CAST(?2 AS INTEGER)`,
+    // `upto`: the characters of the rows so far, this one included. Rows that start past the byte budget
+    // are not sent (a cold start must not pull megabytes); the first row that crosses it comes back as
+    // the marker that the prefetch is not complete.
+    prefetch: `SELECT p.key AS key, p.value AS value, p.upto AS upto FROM (
+        SELECT s.key AS key, s.value AS value,
+          SUM(length(s.key) + length(s.value)) OVER (ORDER BY s.key ROWS UNBOUNDED PRECEDING) AS upto
+        FROM ${t} AS s
+        WHERE s.do_id = ?1 AND changes() > 0
+        ORDER BY s.key LIMIT CAST(?2 AS INTEGER)
+      ) AS p
+      WHERE p.upto - length(p.key) - length(p.value) <= ${MAX_PREFETCH_CHARS}
+      ORDER BY p.key`,
     list(shape) {
       const id = JSON.stringify(shape)
       let sql = lists.get(id)

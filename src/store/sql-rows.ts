@@ -9,6 +9,7 @@ import { CorruptLockRowError } from '../errors.js'
 import type { LockInfo, LockRecord, PrefetchedRows } from './lock-store.js'
 import type { EncodedValue } from './object-store.js'
 import type { SqlResult } from './sql-driver.js'
+import { MAX_PREFETCH_CHARS } from './object-sql.js'
 
 /**
  * Drivers may return integers as number, bigint or string (libSQL intMode); accept all, exactly. The
@@ -74,8 +75,10 @@ export function parsePrefetched(result: SqlResult | undefined, limit: number): P
   const rows = result?.rows ?? []
   const entries: Array<[string, EncodedValue]> = []
   for (let i = 0; i < Math.min(limit, rows.length); i++) {
-    const { key, value } = rows[i]!
+    const { key, value, upto } = rows[i]!
     if (typeof key !== 'string' || typeof value !== 'string') return { entries, complete: false }
+    // Past the byte budget (MAX_PREFETCH_CHARS): the statement sent this row only to say so.
+    if (Number(upto) > MAX_PREFETCH_CHARS) return { entries, complete: false }
     entries.push([key, value])
   }
   return { entries, complete: rows.length <= limit }

@@ -34,7 +34,7 @@ class Counter extends StatelessDO<Env> {
   protected override async onStart(): Promise<void> {
     this.env.starts = (this.env.starts ?? 0) + 1
   }
-  protected override onError(): void {}
+  protected override onError(_error: unknown, _phase: string): void {}
   protected async handleRequest(request: Request): Promise<Response> {
     const id = new URL(request.url).searchParams.get('id') ?? '?'
     this.env.trace.push(`enter ${id}`)

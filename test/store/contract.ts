@@ -5,6 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
   InvalidArgumentError,
+  MAX_PREFETCH_CHARS,
   MAX_PREFETCH_ROWS,
   type AcquireRequest,
   type LockRecord,
@@ -217,6 +218,18 @@ export function describeLockStoreContract(
           expect(prefetched(result)).toEqual({ entries: all.slice(0, prefetch), complete })
           await store.release(won(result))
         }
+      })
+
+      it('stops, not complete, before the rows that would take it past MAX_PREFETCH_CHARS', async () => {
+        // Five rows of ~300 Ki characters: only three fit in the 1 Mi budget, whatever prefetch asked for.
+        const big = `"${'x'.repeat(300_000)}"`
+        await writeRows('rows-bytes', { a: big, b: big, c: big, d: big, e: big })
+        const result = await store.acquire({ doId: 'rows-bytes', nodeId: 'n1', ttlMs: 10_000, prefetch: 100 })
+        const got = prefetched(result)
+        expect(got?.complete).toBe(false)
+        expect(got?.entries.map(([k]) => k)).toEqual(['a', 'b', 'c'])
+        expect(3 * (1 + big.length)).toBeLessThanOrEqual(MAX_PREFETCH_CHARS)
+        expect(4 * (1 + big.length)).toBeGreaterThan(MAX_PREFETCH_CHARS)
       })
 
       it('gives an object without rows (never written, or emptied) no entries, complete', async () => {

@@ -159,11 +159,13 @@ describe('D1LockStore (workerd)', () => {
         { type: 'trigger', name: `${prefix}_main_fence_v2_check` },
         { type: 'index', name: `${prefix}_main_expires_at` },
         { type: 'table', name: `${prefix}_main_high_water` },
+        { type: 'table', name: `${prefix}_main_storage` },
         { type: 'table', name: `${prefix}_tenant` },
         { type: 'view', name: `${prefix}_tenant_fence_v2` },
         { type: 'trigger', name: `${prefix}_tenant_fence_v2_check` },
         { type: 'index', name: `${prefix}_tenant_expires_at` },
         { type: 'table', name: `${prefix}_tenant_high_water` },
+        { type: 'table', name: `${prefix}_tenant_storage` },
       ].sort((a, b) => (a.name < b.name ? -1 : 1)),
     )
     const fenced = await tenant.fencedWrite({ doId: 'x', nodeId: 'a', fencingToken: 1 }, [{ sql: 'SELECT 1 AS ok' }])
