@@ -48,7 +48,7 @@ export interface StatelessDOActivationOptions {
 }
 
 /** Storage rows a cold start reads with its acquire unless `prefetch` says otherwise. */
-const DEFAULT_PREFETCH_ROWS = 128
+export const DEFAULT_PREFETCH_ROWS = 128
 
 /** The storage of an activation of an object that has none: nothing to flush, nothing to drop. */
 const NO_STORAGE: ActivationFlusher = {

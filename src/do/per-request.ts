@@ -11,6 +11,7 @@ import type { AcquireOptions, ConsistencyGuard, Lock } from '../guard/types.js'
 import { ObjectStorage } from '../storage/object-storage.js'
 import type { ObjectStore } from '../store/object-store.js'
 import { isLeaseEnd, lockedResponse, type Phase } from './answers.js'
+import { DEFAULT_PREFETCH_ROWS } from './node-activations.js'
 
 /** What one request in this mode needs from the StatelessDO serving it. */
 export interface PerRequest {
@@ -36,8 +37,11 @@ export interface PerRequest {
 export async function servePerRequest(r: PerRequest): Promise<Response> {
   const { request, doId, guard, options, fail } = r
   let lock: Lock
+  // The acquire brings the object's first rows in its own batch (a cold start in one round trip) when
+  // this.storage is the lock store's own objects; the caller's acquireOptions() may say otherwise.
+  const own = r.objects !== undefined && (guard as { store?: { objects?: unknown } }).store?.objects === r.objects
   try {
-    const result = await guard.acquire(doId, options)
+    const result = await guard.acquire(doId, own ? { prefetch: DEFAULT_PREFETCH_ROWS, ...options } : options)
     if (!result.acquired) return lockedResponse(doId, result, leaseMsOf(options, guard))
     lock = result.lock
   } catch (error) {
@@ -55,7 +59,9 @@ export async function servePerRequest(r: PerRequest): Promise<Response> {
   let lost = false
   let storage: ObjectStorage | undefined
   try {
-    storage = r.objects && new ObjectStorage({ store: r.objects, lease: lock })
+    const { prefetched } = lock
+    storage =
+      r.objects && new ObjectStorage({ store: r.objects, lease: lock, ...(own && prefetched ? { prefetched } : {}) })
     r.setStorage(storage)
     let outcome: { response: Response } | { error: unknown }
     try {
