@@ -220,7 +220,14 @@ export class Activation<F extends Flusher = Flusher> {
     if (this.#state !== 'active') return
     clearTimeout(this.#idleTimer)
     this.#idleTimer = setTimeout(() => {
-      if (!this.#queue.busy && this.#queue.queued === 0) this.#end('idle', undefined, false)
+      if (this.#queue.busy || this.#queue.queued > 0) return
+      // Idle counts from when the last turn's answer went out, not from when its handler returned:
+      // with a flush still in flight, a short idleMs would end the activation after every write.
+      if (this.#gate.flushing) {
+        void this.#gate.settled().then(() => this.#armIdle())
+        return
+      }
+      this.#end('idle', undefined, false)
     }, this.idleMs)
   }
 

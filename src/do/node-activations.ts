@@ -47,6 +47,9 @@ export interface StatelessDOActivationOptions {
   prefetch?: number
 }
 
+/** How long an object stays active with no request, unless `idleMs` says otherwise. */
+export const DEFAULT_IDLE_MS = 10_000
+
 /** Storage rows a cold start reads with its acquire unless `prefetch` says otherwise. */
 export const DEFAULT_PREFETCH_ROWS = 128
 

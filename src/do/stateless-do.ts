@@ -1,12 +1,12 @@
 import type { Activation } from '../activation/activation.js'
-import { InvalidArgumentError } from '../errors.js'
+import { InvalidArgumentError, LockContendedError } from '../errors.js'
 import type { AcquireOptions, ConsistencyGuard, Lock } from '../guard/types.js'
 import { ObjectStorage } from '../storage/object-storage.js'
 import type { ObjectStore } from '../store/object-store.js'
 import { assertDoId } from '../validate.js'
 import { answerError, isLeaseEnd, json, type Phase } from './answers.js'
 import { servePerRequest } from './per-request.js'
-import { activationsFor, type StatelessDOActivationOptions } from './node-activations.js'
+import { activationsFor, DEFAULT_IDLE_MS, type StatelessDOActivationOptions } from './node-activations.js'
 
 export type { StatelessDOActivationOptions }
 
@@ -270,7 +270,7 @@ export abstract class StatelessDO<Env = unknown> {
       })
     }
 
-    const settings = { idleMs: this.ctx?.id ? 10_000 : 1, ...activation }
+    const settings = { idleMs: DEFAULT_IDLE_MS, ...activation }
     let phase: Phase = 'acquire'
     let token: number | undefined
     try {
@@ -292,6 +292,16 @@ export abstract class StatelessDO<Env = unknown> {
         },
       )
     } catch (error) {
+      if (error instanceof LockContendedError) {
+        // Another node's warm activation extends its lease at every flush, so the time left on it says
+        // nothing of when it lets go. It does so once idle for idleMs (this class's setting, which its
+        // other nodes share): that is the earliest the object can be had, so it is the Retry-After.
+        const idleSeconds = Math.max(1, Math.ceil((settings.idleMs ?? DEFAULT_IDLE_MS) / 1000))
+        const leftSeconds = Math.max(1, Math.ceil(error.retryAfterMs / 1000))
+        return new LockContendedError(doId, error.retryAfterMs, error.holder, {
+          retryAfterSeconds: Math.min(idleSeconds, leftSeconds),
+        }).toResponse()
+      }
       // `phase` says how far the turn got: still waiting (acquire), in the handler, or past it, in the
       // output gate (its flush, or an earlier one whose writes it may have read).
       return fail(error, phase as Phase, isLeaseEnd(error) && token !== undefined ? token : undefined)

@@ -170,6 +170,20 @@ describe('Activation', () => {
       expect(activation.state).not.toBe('active')
     })
 
+    it('counts idle from when the last flush settled, not from when the handler returned', async () => {
+      // A flush slower than idleMs: ending at the timer would end the activation after every write.
+      const { activation, storage } = await activate({ flusher: new FakeStorage({ rttMs: 50 }), idleMs: 10 })
+      const turn = activation.run(() => storage.put('n', 1))
+      await vi.advanceTimersByTimeAsync(30)
+      expect(activation.state).toBe('active') // the flush is still in flight
+      await vi.advanceTimersByTimeAsync(20)
+      await turn
+      await vi.advanceTimersByTimeAsync(5)
+      expect(activation.state).toBe('active') // 5 ms after the flush settled, less than idleMs
+      await vi.advanceTimersByTimeAsync(10)
+      expect(activation.endReason).toBe('idle')
+    })
+
     it('does not end while a turn runs, however long it takes', async () => {
       const { activation } = await activate({ flusher: new FakeStorage() })
       const hold = gate()

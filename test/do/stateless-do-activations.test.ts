@@ -115,8 +115,11 @@ describe('StatelessDO activations', () => {
     expect((await new Counter(object, here).fetch(post('a1'))).status).toBe(200)
     const refused = await new Counter(object, there).fetch(post('b1'))
     expect(refused.status).toBe(503)
-    expect(await refused.json()).toMatchObject({ error: 'locked', holder: 'node-a' })
-    expect(refused.headers.get('Retry-After')).not.toBeNull()
+    const body = (await refused.json()) as { error: string; holder: string; retryAfterMs: number }
+    expect(body).toMatchObject({ error: 'locked', holder: 'node-a' })
+    // The holder lets go once idle for idleMs (50 ms here): not the ~30 s left on its lease.
+    expect(refused.headers.get('Retry-After')).toBe('1')
+    expect(body.retryAfterMs).toBeGreaterThan(20_000)
     await sleep(150)
     const served = await new Counter(object, there).fetch(post('b2'))
     expect(await served.json()).toEqual({ n: 2 })

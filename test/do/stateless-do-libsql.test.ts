@@ -68,7 +68,6 @@ describe('StatelessDO on libSQL', () => {
     client.close()
   })
 
-
   it("answers 500, reports it and sends no Retry-After when a fenced write breaks the application's own UNIQUE constraint", async () => {
     const room = new Rooms(undefined, env)
     expect((await room.fetch(new Request('https://do/create/lobby'))).status).toBe(200)
@@ -91,6 +90,8 @@ describe('StatelessDO on libSQL', () => {
     expect(res.headers.get('Retry-After')).toBeNull()
     expect(await res.json()).toEqual({ error: 'statement_failed', doId: 'rooms' })
     expect(room.errors.map(([, phase]) => phase)).toEqual(['handler'])
-    expect(String(room.errors[0]![0])).toMatch(/^StatementError: statement failed \(SQLITE_ERROR\): no such table: no_such_table$/)
+    expect(String(room.errors[0]![0])).toMatch(
+      /^StatementError: statement failed \(SQLITE_ERROR\): no such table: no_such_table$/,
+    )
   })
 })
