@@ -109,8 +109,8 @@ export interface ObjectTableSql {
   readonly deleteAll: string
   /**
    * The fence that makes a flush all-or-nothing, lease extension included. Sent right after the lock
-   * table's `refresh` (args `?1 doId, ?2 nodeId, ?3 fencingToken`): it checks the lease through the lock
-   * table's fence view with the caller's token if that refresh extended the lease (`changes() > 0`) and
+   * table's `extend` (args `?1 doId, ?2 nodeId, ?3 fencingToken`): it checks the lease through the lock
+   * table's fence view with the caller's token if that extend extended the lease (`changes() > 0`) and
    * with token -1, which no lease ever carries, if it did not, so the batch aborts with the fence's
    * `STALE_TOKEN_MESSAGE` (nothing written, nothing extended). A fence before the writes and a refresh
    * after them would instead commit the writes when the lease ran out between the two statements, or

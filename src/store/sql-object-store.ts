@@ -54,7 +54,7 @@ export interface SqlObjectStoreOptions {
 export class SqlObjectStore implements ObjectStore {
   /** The statements this store runs over its table (useful for audits, benchmarks and schema wiring). */
   readonly sql: ObjectTableSql
-  /** The lock table's statements whose `refresh` every flush sends. */
+  /** The lock table's statements whose `extend` every flush sends. */
   readonly lockSql: LockTableSql
   readonly #driver: SqlDriver
 
@@ -131,7 +131,7 @@ export class SqlObjectStore implements ObjectStore {
     // Extension first, then the fence that fails unless that extension happened (object-sql.ts,
     // extendedFence): all or nothing, the extension included. An empty flush is a fenced heartbeat.
     const statements: SqlStatement[] = [
-      { sql: this.lockSql.refresh, args: [doId, nodeId, fencingToken, ttlMs] },
+      { sql: this.lockSql.extend, args: [doId, nodeId, fencingToken, ttlMs] },
       { sql: this.sql.extendedFence, args: [doId, nodeId, fencingToken] },
     ]
     if (deleteAll) statements.push({ sql: this.sql.deleteAll, args: [doId] })
@@ -155,7 +155,7 @@ export class SqlObjectStore implements ObjectStore {
     }
     const row = results[0]?.rows[0]
     if (!row) {
-      // The fence aborts the batch whenever refresh extends nothing, so only a driver that dropped the
+      // The fence aborts the batch whenever extend changes nothing, so only a driver that dropped the
       // RETURNING row gets here.
       throw new StoreUnavailableError(`object store flush of "${doId}" returned no lease row`, { retryable: false })
     }

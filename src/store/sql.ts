@@ -134,6 +134,12 @@ export interface LockTableSql {
    */
   readonly refresh: string
   /**
+   * {@link LockTableSql.refresh}'s extension with only the new `expires_at` returned: what a flush of
+   * object storage sends first in its batch (the fence after it fails unless this changed a row). Args
+   * `?1 doId, ?2 nodeId, ?3 fencingToken, ?4 ttlMs`.
+   */
+  readonly extend: string
+  /**
    * Marks the lease free (`expires_at = 0`; the row and its token stay) if that node still holds it with
    * that token, unexpired. Args `?1 doId, ?2 nodeId, ?3 fencingToken`; `rowsAffected` 1 if released.
    */
@@ -259,6 +265,11 @@ export function lockTableSql(table: string): LockTableSql {
       WHERE ${ROW}.do_id = ?1 AND ${ROW}.node_id = ?2 AND ${ROW}.fencing_token = ?3
         AND ${ROW}.expires_at > ${STORE_NOW} AND ${intact(`${ROW}.`)}
       ${returning}`,
+    // The same condition as refresh, a lighter RETURNING: a flush needs only the new expiry.
+    extend: `UPDATE ${from} SET expires_at = ${STORE_NOW} + ?4
+      WHERE ${ROW}.do_id = ?1 AND ${ROW}.node_id = ?2 AND ${ROW}.fencing_token = ?3
+        AND ${ROW}.expires_at > ${STORE_NOW} AND ${intact(`${ROW}.`)}
+      RETURNING expires_at`,
     // Never DELETE: the row carries the token forward (invariant 2; only prune removes rows). 0 = released.
     release: `UPDATE ${from} SET expires_at = 0
       WHERE ${ROW}.do_id = ?1 AND ${ROW}.node_id = ?2 AND ${ROW}.fencing_token = ?3 AND ${live}`,

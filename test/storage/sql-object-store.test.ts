@@ -239,7 +239,7 @@ describe('SqlObjectStore', () => {
       for (const call of s.calls.slice(1)) expect(call.statements[0]!.sql.trimStart()).toMatch(/^SELECT /)
     })
 
-    it('flushes as [refresh, fence, deleteAll, deletes, puts in chunks], each statement under D1s 100 parameters', async () => {
+    it('flushes as [extend, fence, deleteAll, deletes, puts in chunks], each statement under D1s 100 parameters', async () => {
       const client = open()
       const s = spy(libsqlDriver(client))
       const { objects, locks, take } = await setup(client, {}, s.driver)
@@ -251,7 +251,7 @@ describe('SqlObjectStore', () => {
       await objects.flush(lease, { entries })
       const [call] = s.calls
       const sql = call!.statements.map((st) => st.sql)
-      expect(sql[0]).toBe(locks.sql.refresh)
+      expect(sql[0]).toBe(locks.sql.extend)
       expect(sql[1]).toBe(objects.sql.extendedFence)
       expect(sql[2]).toBe(objects.sql.delete)
       const puts = call!.statements.slice(3)
@@ -266,7 +266,7 @@ describe('SqlObjectStore', () => {
       await objects.flush(lease, { deleteAll: true, entries })
       const after = s.calls[0]!.statements.map((st) => st.sql)
       // After deleteAll the deletes would find nothing: they are not sent.
-      expect(after.slice(0, 3)).toEqual([locks.sql.refresh, objects.sql.extendedFence, objects.sql.deleteAll])
+      expect(after.slice(0, 3)).toEqual([locks.sql.extend, objects.sql.extendedFence, objects.sql.deleteAll])
       expect(after.slice(3).every((q) => q.trimStart().startsWith('INSERT INTO "do_storage"'))).toBe(true)
     })
 
