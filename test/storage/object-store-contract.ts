@@ -370,14 +370,14 @@ export function describeObjectStoreContract(
       it('keeps a lease alive past its first ttl by flushing (a busy object needs no heartbeat)', async () => {
         // A ttl with room for a loaded machine (workerd's timers run late under load): each flush comes
         // well within the lease, and together they outlast it.
-        const lease = await take('obj', 'node-a', 2_000)
+        const lease = await take('obj', 'node-a', 3_000)
         let last = lease.expiresAt
-        for (let i = 0; i < 4; i++) {
-          await sleep(600)
+        for (let i = 0; i < 9; i++) {
+          await sleep(400)
           last = (await objects.flush(lease, { entries: new Map([['n', String(i)]]) })).expiresAt
         }
-        expect(last).toBeGreaterThan(lease.expiresAt + 1_500)
-        expect(await objects.get(lease, ['n'])).toEqual(new Map([['n', '3']]))
+        expect(last).toBeGreaterThan(lease.expiresAt + 3_000)
+        expect(await objects.get(lease, ['n'])).toEqual(new Map([['n', '8']]))
         const rival = await locks.acquire({ doId: lease.doId, nodeId: 'node-b', ttlMs: 1_000 })
         expect(rival.acquired).toBe(false)
       })
