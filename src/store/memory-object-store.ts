@@ -1,5 +1,6 @@
 import { InvalidArgumentError, StaleFencingTokenError } from '../errors.js'
-import { assertDoId, assertNodeId, assertPositiveMs, assertToken, describe } from '../validate.js'
+import { describe } from '../validate.js'
+import { checkLease, checkRange, checkText, checkWrites } from './object-requests.js'
 import {
   MAX_KEYS_PER_REQUEST,
   compareKeys,
@@ -100,7 +101,7 @@ export class MemoryObjectStore implements ObjectStore {
   /** See {@link ObjectStore.list}: every bound given applies; rejects when the lease does not hold. */
   async list(lease: ObjectLease, range: ObjectListRange): Promise<Array<[string, EncodedValue]>> {
     const ref = checkLease(lease)
-    const { inRange, reverse, limit } = checkRange(range)
+    const { inRange, reverse, limit } = rangeFilter(range)
     this.#hold(ref)
     const entries = [...(this.#objects.get(ref.doId) ?? [])].filter(([key]) => inRange(key))
     entries.sort(([a], [b]) => (reverse ? compareKeys(b, a) : compareKeys(a, b)))
@@ -112,7 +113,7 @@ export class MemoryObjectStore implements ObjectStore {
     const ref = checkLease(lease)
     const { deleteAll, entries } = checkWrites(writes)
     // Check, extend and write in one synchronous step (invariant 10): nothing can run in between.
-    const expiresAt = this.#leases.holdsAndExtend(ref, lease.ttlMs)
+    const expiresAt = this.#leases.holdsAndExtend(ref, ref.ttlMs)
     if (expiresAt === null) throw new StaleFencingTokenError(ref.doId, ref.fencingToken)
     let rows = this.#objects.get(ref.doId)
     if (deleteAll) rows?.clear()
@@ -148,92 +149,17 @@ export class MemoryObjectStore implements ObjectStore {
 // Validation, argument for argument as the SQL object store's (src/store/sql-object-store.ts), so both
 // reject the same input with the same argument names (the shared contract suite checks them).
 
-function checkLease(lease: ObjectLease): LeaseRef {
-  if (lease === null || typeof lease !== 'object') {
-    throw new InvalidArgumentError('lease', `expected { doId, nodeId, fencingToken, ttlMs }, got ${describe(lease)}`)
-  }
-  const { doId, nodeId, fencingToken, ttlMs } = lease
-  assertDoId(doId, 'lease.doId')
-  assertNodeId(nodeId, 'lease.nodeId')
-  assertToken(fencingToken, 'lease.fencingToken')
-  assertPositiveMs('lease.ttlMs', ttlMs)
-  return { doId, nodeId, fencingToken }
-}
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-
-/** A key or value a SQL store would give back exactly as written: a string without NUL or lone surrogates. */
-function checkText(argument: string, value: unknown): string {
-  if (typeof value !== 'string') throw new InvalidArgumentError(argument, `expected a string, got ${describe(value)}`)
-  const nul = value.indexOf('\0')
-  if (nul >= 0) {
-    throw new InvalidArgumentError(
-      argument,
-      `must not contain NUL (U+0000), found at index ${nul}: SQLite drivers read the text back cut there`,
-    )
-  }
-  if (LONE_SURROGATE.test(value)) {
-    throw new InvalidArgumentError(
-      argument,
-      'must be well-formed Unicode (a lone surrogate is stored as U+FFFD, so it would not come back as written)',
-    )
-  }
-  return value
-}
-
-function checkRange(range: ObjectListRange): {
+/** A range's bounds as a test on keys (every bound present applies). */
+function rangeFilter(range: ObjectListRange): {
   inRange: (key: string) => boolean
   reverse: boolean
   limit: number | undefined
 } {
-  if (range === null || typeof range !== 'object') {
-    throw new InvalidArgumentError(
-      'range',
-      `expected { start?, startAfter?, end?, prefix?, reverse?, limit? }, got ${describe(range)}`,
-    )
-  }
-  const bound = (name: string, value: unknown) => (value === undefined ? undefined : checkText(`range.${name}`, value))
-  const start = bound('start', range.start)
-  const startAfter = bound('startAfter', range.startAfter)
-  const end = bound('end', range.end)
-  const prefix = bound('prefix', range.prefix)
-  const { reverse, limit } = range
-  if (reverse !== undefined && typeof reverse !== 'boolean') {
-    throw new InvalidArgumentError('range.reverse', `expected a boolean, got ${describe(reverse)}`)
-  }
-  if (limit !== undefined && (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1)) {
-    throw new InvalidArgumentError('range.limit', `expected a positive safe integer, got ${describe(limit)}`)
-  }
-  // Every bound present applies; how start and startAfter combine is src/storage/'s to refuse.
+  const { start, startAfter, end, prefix, reverse, limit } = checkRange(range)
   const inRange = (key: string) =>
     (start === undefined || compareKeys(key, start) >= 0) &&
     (startAfter === undefined || compareKeys(key, startAfter) > 0) &&
     (end === undefined || compareKeys(key, end) < 0) &&
     (prefix === undefined || key.startsWith(prefix))
-  return { inRange, reverse: reverse === true, limit }
-}
-
-function checkWrites(writes: ObjectWrites): { deleteAll: boolean; entries: Array<[string, EncodedValue | null]> } {
-  if (writes === null || typeof writes !== 'object') {
-    throw new InvalidArgumentError('writes', `expected { deleteAll?, entries }, got ${describe(writes)}`)
-  }
-  const { deleteAll, entries } = writes
-  if (deleteAll !== undefined && typeof deleteAll !== 'boolean') {
-    throw new InvalidArgumentError('writes.deleteAll', `expected a boolean, got ${describe(deleteAll)}`)
-  }
-  if (!(entries instanceof Map)) {
-    throw new InvalidArgumentError(
-      'writes.entries',
-      `expected a Map of key -> string or null, got ${describe(entries)}`,
-    )
-  }
-  // All checked before anything is applied: one bad entry writes nothing of the flush.
-  const checked: Array<[string, EncodedValue | null]> = []
-  let i = 0
-  for (const [key, value] of entries as ReadonlyMap<unknown, unknown>) {
-    const k = checkText(`writes.entries[${i}] key`, key)
-    checked.push([k, value === null ? null : checkText(`writes.entries[${i}] value (key "${k}")`, value)])
-    i++
-  }
-  return { deleteAll: deleteAll === true, entries: checked }
+  return { inRange, reverse, limit }
 }

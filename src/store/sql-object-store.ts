@@ -1,5 +1,6 @@
 import { CorruptLockRowError, InvalidArgumentError, StaleFencingTokenError, StoreUnavailableError } from '../errors.js'
-import { assertDoId, assertNodeId, assertPositiveMs, assertToken, describe } from '../validate.js'
+import { describe } from '../validate.js'
+import { checkLease, checkRange, checkText, checkWrites } from './object-requests.js'
 import {
   MAX_KEYS_PER_REQUEST,
   type EncodedValue,
@@ -114,7 +115,7 @@ export class SqlObjectStore implements ObjectStore {
    */
   async list(lease: ObjectLease, range: ObjectListRange): Promise<Array<[string, EncodedValue]>> {
     const { doId, nodeId, fencingToken } = checkLease(lease)
-    const { shape, bounds } = checkRange(range)
+    const { shape, bounds } = rangeSql(range)
     const args: SqlValue[] = [doId, nodeId, fencingToken, ...bounds]
     const result = await this.#execute({ sql: this.sql.list(shape), args })
     return rowsUnderLease(result, doId, fencingToken)
@@ -127,7 +128,7 @@ export class SqlObjectStore implements ObjectStore {
    */
   async flush(lease: ObjectLease, writes: ObjectWrites): Promise<FlushResult> {
     const { doId, nodeId, fencingToken, ttlMs } = checkLease(lease)
-    const { deleteAll, puts, deletes } = checkWrites(writes)
+    const { deleteAll, puts, deletes } = splitWrites(writes)
     // Extension first, then the fence that fails unless that extension happened (object-sql.ts,
     // extendedFence): all or nothing, the extension included. An empty flush is a fenced heartbeat.
     const statements: SqlStatement[] = [
@@ -179,115 +180,46 @@ export class SqlObjectStore implements ObjectStore {
   }
 }
 
-/** Reads each lease field once and validates it before any I/O (docs/design.md invariant 8). */
-function checkLease(lease: ObjectLease): ObjectLease {
-  if (lease === null || typeof lease !== 'object') {
-    throw new InvalidArgumentError('lease', `expected { doId, nodeId, fencingToken, ttlMs }, got ${describe(lease)}`)
-  }
-  const { doId, nodeId, fencingToken, ttlMs } = lease
-  assertDoId(doId, 'lease.doId')
-  assertNodeId(nodeId, 'lease.nodeId')
-  assertToken(fencingToken, 'lease.fencingToken')
-  assertPositiveMs('lease.ttlMs', ttlMs)
-  return { doId, nodeId, fencingToken, ttlMs }
-}
-
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/
-const isWellFormed: (s: string) => boolean =
-  typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === 'function'
-    ? (s) => (s as unknown as { isWellFormed(): boolean }).isWellFormed()
-    : (s) => !LONE_SURROGATE.test(s)
-
-/** A key or value the database gives back exactly as written. */
-function checkText(argument: string, value: unknown): string {
-  if (typeof value !== 'string') throw new InvalidArgumentError(argument, `expected a string, got ${describe(value)}`)
-  const nul = value.indexOf('\0')
-  if (nul >= 0) {
-    throw new InvalidArgumentError(
-      argument,
-      `must not contain NUL (U+0000), found at index ${nul}: SQLite drivers read the text back cut there`,
-    )
-  }
-  if (!isWellFormed(value)) {
-    throw new InvalidArgumentError(
-      argument,
-      'must be well-formed Unicode (a lone surrogate is stored as U+FFFD, so it would not come back as written)',
-    )
-  }
-  return value
-}
-
-function checkRange(range: ObjectListRange): { shape: ListShape; bounds: SqlValue[] } {
-  if (range === null || typeof range !== 'object') {
-    throw new InvalidArgumentError(
-      'range',
-      `expected { start?, startAfter?, end?, prefix?, reverse?, limit? }, got ${describe(range)}`,
-    )
-  }
-  const { start, startAfter, end, prefix, reverse, limit } = range
+/** A range as the shape of its statement and the values its placeholders take. */
+function rangeSql(range: ObjectListRange): { shape: ListShape; bounds: SqlValue[] } {
+  const { start, startAfter, end, prefix, reverse, limit } = checkRange(range)
   const bounds: SqlValue[] = []
-  const bound = (name: string, value: unknown): boolean => {
+  const bound = (value: string | undefined): boolean => {
     if (value === undefined) return false
-    bounds.push(checkText(`range.${name}`, value))
+    bounds.push(value)
     return true
   }
   const shape: ListShape = {
-    start: bound('start', start),
-    startAfter: bound('startAfter', startAfter),
-    end: bound('end', end),
+    start: bound(start),
+    startAfter: bound(startAfter),
+    end: bound(end),
     prefix: false,
-    reverse: false,
+    reverse,
     limit: false,
   }
-  if (prefix !== undefined && checkText('range.prefix', prefix) !== '') {
+  if (prefix !== undefined && prefix !== '') {
     const successor = prefixSuccessor(prefix)
     bounds.push(prefix)
     if (successor !== undefined) bounds.push(successor)
     shape.prefix = successor === undefined ? 'from' : 'range'
   }
-  if (reverse !== undefined && typeof reverse !== 'boolean') {
-    throw new InvalidArgumentError('range.reverse', `expected a boolean, got ${describe(reverse)}`)
-  }
-  shape.reverse = reverse === true
   if (limit !== undefined) {
-    // 0 is refused rather than answered: a read with no row at all means "lease not held".
-    if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1) {
-      throw new InvalidArgumentError('range.limit', `expected a positive safe integer, got ${describe(limit)}`)
-    }
     bounds.push(limit)
     shape.limit = true
   }
   return { shape, bounds }
 }
 
-function checkWrites(writes: ObjectWrites): {
-  deleteAll: boolean
-  puts: Array<[string, string]>
-  deletes: string[]
-} {
-  if (writes === null || typeof writes !== 'object') {
-    throw new InvalidArgumentError('writes', `expected { deleteAll?, entries }, got ${describe(writes)}`)
-  }
-  const { deleteAll, entries } = writes
-  if (deleteAll !== undefined && typeof deleteAll !== 'boolean') {
-    throw new InvalidArgumentError('writes.deleteAll', `expected a boolean, got ${describe(deleteAll)}`)
-  }
-  if (!(entries instanceof Map)) {
-    throw new InvalidArgumentError(
-      'writes.entries',
-      `expected a Map of key -> string or null, got ${describe(entries)}`,
-    )
-  }
+/** A flush's checked writes split for its statements: puts and deletes (a Map's keys are distinct). */
+function splitWrites(writes: ObjectWrites): { deleteAll: boolean; puts: Array<[string, string]>; deletes: string[] } {
+  const { deleteAll, entries } = checkWrites(writes)
   const puts: Array<[string, string]> = []
   const deletes: string[] = []
-  let i = 0
-  for (const [key, value] of entries as ReadonlyMap<unknown, unknown>) {
-    const k = checkText(`writes.entries[${i}] key`, key)
-    if (value === null) deletes.push(k)
-    else puts.push([k, checkText(`writes.entries[${i}] value (key "${k}")`, value)])
-    i++
+  for (const [key, value] of entries) {
+    if (value === null) deletes.push(key)
+    else puts.push([key, value])
   }
-  return { deleteAll: deleteAll === true, puts, deletes }
+  return { deleteAll, puts, deletes }
 }
 
 /** JSON arrays of `keys`, each small enough for one bound argument ({@link MAX_JSON_ARGUMENT_BYTES}). */
