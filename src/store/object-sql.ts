@@ -14,7 +14,7 @@
  * contract), which is also the order of the (do_id, key) primary key every statement walks.
  */
 import { InvalidArgumentError } from '../errors.js'
-import { DEFAULT_TABLE, STORE_NOW, assertTableName, type LockTableSql } from './sql.js'
+import { DEFAULT_TABLE, STORE_NOW, assertTableName, intact, type LockTableSql } from './sql.js'
 
 /**
  * The most characters (keys and encoded values) an acquire's prefetch brings back: past it the prefetch
@@ -92,9 +92,9 @@ export interface ObjectTableSql {
   list(shape: ListShape): string
   /**
    * The object's first rows in key order, for the lock table's `acquire` in the same batch (sent right
-   * after it): `?1 doId, ?2 limit` (the rows wanted + 1, so that a full answer shows more exist). Rows
-   * `key, value` only when that acquire took the lease (`changes() > 0`: the upsert wrote its row; the
-   * `holder` SELECT between them changes nothing), so an acquire that lost reads none. Cannot raise:
+   * after it): `?1 doId, ?2 limit` (the rows wanted + 1, so that a full answer shows more exist), `?3
+   * nodeId`. Rows `key, value` only while `nodeId` holds the lease, so an acquire that lost to another
+   * node reads none (one that lost to this same node id gets rows it does not use). Cannot raise:
    * group commit may combine it with other callers' operations.
    */
   readonly prefetch: string
@@ -110,7 +110,8 @@ export interface ObjectTableSql {
   /**
    * The fence that makes a flush all-or-nothing, lease extension included. Sent right after the lock
    * table's `extend` (args `?1 doId, ?2 nodeId, ?3 fencingToken`): it checks the lease through the lock
-   * table's fence view with the caller's token if that extend extended the lease (`changes() > 0`) and
+   * table's fence view with the caller's token if that extend extended the lease (the row holds it,
+   * intact and unexpired, afterwards) and
    * with token -1, which no lease ever carries, if it did not, so the batch aborts with the fence's
    * `STALE_TOKEN_MESSAGE` (nothing written, nothing extended). A fence before the writes and a refresh
    * after them would instead commit the writes when the lease ran out between the two statements, or
@@ -168,9 +169,9 @@ export function objectTableSql(table: string, lock: Pick<LockTableSql, 'table' |
       ) WITHOUT ROWID`,
     ],
     get: read('s.key IN (SELECT j.value FROM json_each(?4) AS j)'),
-    // No lease check of its own: it reads in the acquire's transaction, and only if that acquire won
-    // (changes() counts the upsert's row), so the rows are the state the new lease starts from. CAST:
-    // D1 binds every JS number as REAL.
+    // It reads in the acquire's transaction, and only while the caller's node holds the lease (so, when
+    // the acquire won, the rows are exactly the state the new lease starts from). CAST: D1 binds every
+    // JS number as REAL.
     // `upto`: the characters of the rows so far, this one included. Rows that start past the byte budget
     // are not sent (a cold start must not pull megabytes); the first row that crosses it comes back as
     // the marker that the prefetch is not complete.
@@ -178,7 +179,8 @@ export function objectTableSql(table: string, lock: Pick<LockTableSql, 'table' |
         SELECT s.key AS key, s.value AS value,
           SUM(length(s.key) + length(s.value)) OVER (ORDER BY s.key ROWS UNBOUNDED PRECEDING) AS upto
         FROM ${t} AS s
-        WHERE s.do_id = ?1 AND changes() > 0
+        WHERE s.do_id = ?1
+          AND EXISTS (SELECT 1 FROM ${locks} AS l WHERE l.do_id = ?1 AND l.node_id = ?3 AND l.expires_at > ${STORE_NOW})
         ORDER BY s.key LIMIT CAST(?2 AS INTEGER)
       ) AS p
       WHERE p.upto - length(p.key) - length(p.value) <= ${MAX_PREFETCH_CHARS}
@@ -209,8 +211,12 @@ export function objectTableSql(table: string, lock: Pick<LockTableSql, 'table' |
     },
     delete: `DELETE FROM ${t} AS s WHERE s.do_id = ?1 AND s.key IN (SELECT j.value FROM json_each(?2) AS j)`,
     deleteAll: `DELETE FROM ${t} AS s WHERE s.do_id = ?1`,
+    // Whether the extension happened is asked of the row itself (the extend's own condition, true
+    // afterwards exactly when it extended), not of changes(): a connection's last change count is
+    // state a driver may share between requests, the row is the transaction's own.
     extendedFence: `INSERT INTO "${lock.fenceView}" (do_id, node_id, fencing_token)
-      VALUES (?1, ?2, CASE WHEN changes() > 0 THEN ?3 ELSE -1 END)`,
+      VALUES (?1, ?2, CASE WHEN EXISTS (SELECT 1 FROM ${locks} AS l WHERE ${leaseHeld} AND ${intact('l.')})
+        THEN ?3 ELSE -1 END)`,
   }
 }
 

@@ -94,7 +94,7 @@ export class SqlLockStore implements LockStore {
       { sql: this.sql.holder, args: [doId] },
     ]
     // One row more than asked for: if it comes, the object has rows the prefetch does not hold.
-    if (prefetch !== undefined) statements.push({ sql: this.objects.sql.prefetch, args: [doId, prefetch + 1] })
+    if (prefetch !== undefined) statements.push({ sql: this.objects.sql.prefetch, args: [doId, prefetch + 1, nodeId] })
     const [taken, current, rows] = await this.#batch(statements)
     const won = taken?.rows[0]
     if (won) {

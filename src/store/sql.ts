@@ -82,7 +82,7 @@ function rowColumns(prefix: string): string {
 }
 
 /** SQL truth: every column of the row holds what the library would have written. */
-function intact(prefix: string): string {
+export function intact(prefix: string): string {
   return [
     `typeof(${prefix}do_id) = 'text'`,
     `typeof(${prefix}node_id) = 'text'`,
