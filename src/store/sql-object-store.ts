@@ -1,4 +1,4 @@
-import { CorruptLockRowError, InvalidArgumentError, StaleFencingTokenError, StoreUnavailableError } from '../errors.js'
+import { InvalidArgumentError, StaleFencingTokenError, StoreUnavailableError } from '../errors.js'
 import { describe } from '../validate.js'
 import { checkLease, checkRange, checkText, checkWrites } from './object-requests.js'
 import {
@@ -21,6 +21,7 @@ import {
 } from './object-sql.js'
 import { DEFAULT_TABLE, assertTableName, lockTableSql, type LockTableSql } from './sql.js'
 import { mentionsStaleToken, toStoreError } from './sql-errors.js'
+import { toInt } from './sql-rows.js'
 import type { SqlDriver, SqlResult, SqlStatement, SqlValue } from './sql-driver.js'
 
 /** Where a {@link SqlObjectStore} keeps its rows, and which lock table's leases it judges. */
@@ -160,7 +161,7 @@ export class SqlObjectStore implements ObjectStore {
       // RETURNING row gets here.
       throw new StoreUnavailableError(`object store flush of "${doId}" returned no lease row`, { retryable: false })
     }
-    return { expiresAt: toSafeInteger(row.expires_at, doId, 'expires_at') }
+    return { expiresAt: toInt(row, doId, 'expires_at') }
   }
 
   async #execute(statement: SqlStatement): Promise<SqlResult> {
@@ -257,18 +258,4 @@ function rowsUnderLease(result: SqlResult, doId: string, fencingToken: number): 
     entries.push([key, value])
   }
   return entries
-}
-
-/** Drivers may return integers as number, bigint or string (libSQL intMode); accept all, exactly. */
-function toSafeInteger(value: unknown, doId: string, column: string): number {
-  const n =
-    typeof value === 'bigint'
-      ? Number(value)
-      : typeof value === 'string' && /^-?\d+$/.test(value)
-        ? Number(value)
-        : value
-  if (typeof n !== 'number' || !Number.isSafeInteger(n)) {
-    throw new CorruptLockRowError(doId, column, `is not an integer (${typeof value})`)
-  }
-  return n
 }

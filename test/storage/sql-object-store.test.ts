@@ -19,7 +19,7 @@ import { SqlObjectStore } from '../../src/store/sql-object-store.js'
 import { countingClient, sleep } from '../support/counting-client.js'
 import { describeObjectStoreContract } from './object-store-contract.js'
 import { libsqlDriver } from './support/libsql-driver.js'
-import { asRemote } from './support/remote.js'
+import { asRemote } from '../support/remote.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'stateless-do-objects-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))

@@ -18,6 +18,7 @@ import { countingClient } from '../support/counting-client.js'
 import { describeLockStoreContract } from './contract.js'
 import { describeFenceContract } from './fence-contract.js'
 import { fenceHarness } from './libsql-harness.js'
+import { asRemote } from '../support/remote.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'stateless-do-store-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
@@ -37,31 +38,8 @@ describeLockStoreContract('LibSQLLockStore on a file: database (WAL)', async () 
   return { store: new LibSQLLockStore(counted.client), requests: counted.requests, close: () => raw.close() }
 })
 
-/**
- * The remote path (Turso over HTTP or WebSocket): single statements go through `client.execute`, not
- * wrapped in a write batch, and SQLITE_BUSY does not swap connections. No sqld server is available
- * here, so a local file database stands in behind a client that reports `protocol: 'http'`: the
- * library's remote branch runs against real SQLite (the wire format is @libsql/client's business).
- */
-function asRemote<C extends Client>(client: C): C & { calls: Array<'execute' | 'batch'> } {
-  const calls: Array<'execute' | 'batch'> = []
-  return new Proxy(client, {
-    get(target, prop, receiver) {
-      if (prop === 'protocol') return 'http'
-      if (prop === 'calls') return calls
-      const value = Reflect.get(target, prop, receiver)
-      if (typeof value !== 'function') return value
-      if (prop === 'execute' || prop === 'batch') {
-        return (...args: unknown[]) => {
-          calls.push(prop)
-          return (value as (...a: unknown[]) => unknown).apply(target, args)
-        }
-      }
-      return value.bind(target)
-    },
-  }) as C & { calls: Array<'execute' | 'batch'> }
-}
-
+// The remote path (Turso over HTTP or WebSocket): single statements go through `client.execute`, not
+// wrapped in a write batch, and SQLITE_BUSY does not swap connections (test/support/remote.ts).
 describeLockStoreContract(
   'LibSQLLockStore on its remote path (protocol "http", a file: database behind it)',
   async () => {
