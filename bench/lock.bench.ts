@@ -31,29 +31,14 @@ import {
   HybridConsistencyGuard,
   LibSQLLockStore,
   fencedWrite,
-  type LibSQLClientLike,
   type Lock,
   type SqlValue,
 } from '../src/index.js'
-import { rttClient } from './rtt-client.js'
+import { ARGV as argv, RTT_MS, SYNC, QUICK } from './options.js'
+import { probeRtt, rttClient } from './rtt-client.js'
 
 // --- options ----------------------------------------------------------------------------------
 
-const argv = process.argv.slice(2)
-function numberOption(name: string, fallback: number): number {
-  const i = argv.indexOf(name)
-  if (i < 0) return fallback
-  const value = Number(argv[i + 1])
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} expects a number >= 0, got ${String(argv[i + 1])}`)
-  return value
-}
-const RTT_MS = numberOption('--rtt', 0)
-const syncIndex = argv.indexOf('--sync')
-/** `PRAGMA synchronous` for the bench database; unset = SQLite's default (FULL: every commit syncs the WAL). */
-const SYNC = syncIndex < 0 ? undefined : String(argv[syncIndex + 1]).toUpperCase()
-if (SYNC !== undefined && !['OFF', 'NORMAL', 'FULL', 'EXTRA'].includes(SYNC))
-  throw new Error(`--sync expects off|normal|full|extra, got ${SYNC}`)
-const QUICK = argv.includes('--quick')
 const remote = RTT_MS > 0
 /** Sequential: rounds, and operations per variant per round. */
 const SEQ_ROUNDS = QUICK ? 2 : 10
@@ -404,19 +389,7 @@ console.log(
 console.log(`load average at start: ${fmt(load0, 2)}\n`)
 
 if (remote) {
-  // How exact the artificial network is: empty round trips through the same delay, no database.
-  const empty: LibSQLClientLike = {
-    execute: async (_statement) => ({ rows: [], rowsAffected: 0 }),
-    batch: async (_statements, _mode) => [],
-  }
-  const probe = rttClient(empty, RTT_MS)
-  const trips: number[] = []
-  for (let i = 0; i < 60; i++) {
-    const t0 = performance.now()
-    await probe.client.execute({ sql: '', args: [] })
-    trips.push(performance.now() - t0)
-  }
-  trips.sort((a, b) => a - b)
+  const trips = await probeRtt(RTT_MS)
   console.log(
     `artificial RTT, measured on empty calls: p50 ${fmt(quantile(trips, 0.5), 3)} ms, p99 ${fmt(quantile(trips, 0.99), 3)} ms\n`,
   )

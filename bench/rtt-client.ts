@@ -68,3 +68,22 @@ export function rttClient<C extends LibSQLClientLike>(client: C, rttMs: number):
   })
   return { client: wrapped, requests: () => count }
 }
+
+/**
+ * How exact the artificial network is: 60 empty round trips through the same delay, no database.
+ * Resolves their durations, ms, sorted.
+ */
+export async function probeRtt(rttMs: number): Promise<number[]> {
+  const empty: LibSQLClientLike = {
+    execute: async (_statement) => ({ rows: [], rowsAffected: 0 }),
+    batch: async (_statements, _mode) => [],
+  }
+  const probe = rttClient(empty, rttMs)
+  const trips: number[] = []
+  for (let i = 0; i < 60; i++) {
+    const t0 = performance.now()
+    await probe.client.execute({ sql: '', args: [] })
+    trips.push(performance.now() - t0)
+  }
+  return trips.sort((a, b) => a - b)
+}

@@ -28,24 +28,11 @@ import { MAX_ROWS_PER_PUT } from '../src/store/object-sql.js'
 import { SqlObjectStore } from '../src/store/sql-object-store.js'
 import type { ObjectLease } from '../src/store/object-store.js'
 import { libsqlDriver } from '../test/storage/support/libsql-driver.js'
+import { ARGV as argv, RTT_MS, SYNC, QUICK } from './options.js'
 import { rttClient } from './rtt-client.js'
 
 // --- options ----------------------------------------------------------------------------------
 
-const argv = process.argv.slice(2)
-function numberOption(name: string, fallback: number): number {
-  const i = argv.indexOf(name)
-  if (i < 0) return fallback
-  const value = Number(argv[i + 1])
-  if (!Number.isFinite(value) || value < 0) throw new Error(`${name} expects a number >= 0, got ${String(argv[i + 1])}`)
-  return value
-}
-const RTT_MS = numberOption('--rtt', 0)
-const syncIndex = argv.indexOf('--sync')
-const SYNC = syncIndex < 0 ? undefined : String(argv[syncIndex + 1]).toUpperCase()
-if (SYNC !== undefined && !['OFF', 'NORMAL', 'FULL', 'EXTRA'].includes(SYNC))
-  throw new Error(`--sync expects off|normal|full|extra, got ${SYNC}`)
-const QUICK = argv.includes('--quick')
 const remote = RTT_MS > 0
 const ROUNDS = QUICK ? 2 : 10
 const OPS = QUICK ? 10 : remote ? 15 : 40
