@@ -181,7 +181,10 @@ const writes = {
   },
   fenceRaw: async (): Promise<Timing> => {
     const t0 = performance.now()
-    await client.batch([{ sql: sql.fence, args: [writeLock.doId, writeLock.fencingToken] }, update], 'write')
+    await client.batch(
+      [{ sql: sql.fence, args: [writeLock.doId, writeLock.nodeId, writeLock.fencingToken] }, update],
+      'write',
+    )
     return { total: performance.now() - t0 }
   },
   fenced: async (): Promise<Timing> => {
