@@ -16,7 +16,7 @@ import {
 import { HeldLeases } from './held-leases.js'
 import { PendingWork } from './pending-work.js'
 import { TimedStore } from './timed-store.js'
-import { Sleepers } from './timers.js'
+import { LocalWaiters, type Waiter } from './local-waiters.js'
 import type { AcquireOptions, ConsistencyGuard, GuardEvent, Lock, LockHolder, LockResult } from './types.js'
 
 export type { HybridConsistencyGuardOptions } from './options.js'
@@ -49,7 +49,10 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   readonly #leases = new HeldLeases()
   /** Store requests shutdown waits for: acquires in flight and releases. */
   readonly #pending = new PendingWork()
-  readonly #sleepers = new Sleepers()
+  /** Callers waiting for an id, in arrival order: only the first asks the store (local-waiters.ts). */
+  readonly #waiters = new LocalWaiters()
+  /** The lease `release()` is ending right now: its line is woken when the store answered, not before. */
+  #releasing: Lease | undefined
   #closed = false
 
   /** Validates `options` (throwing {@link InvalidArgumentError} naming the first bad one); no I/O. */
@@ -69,7 +72,12 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       random: settings.random,
       emit: (event) => this.#emit(event),
       track: (promise) => this.#pending.track(promise),
-      forget: (lease) => this.#leases.delete(lease),
+      forget: (lease) => {
+        this.#leases.delete(lease)
+        // Lost: the store said it is free. Ran out: given back in the background, so the first in line
+        // may still find it ours and polls until then. Released: woken once the release answered.
+        if (lease !== this.#releasing) this.#waiters.settled(lease.lock.doId, lease.lock)
+      },
       release: (lock) => this.release(lock),
       observeStoreTime: (storeTime, answeredAt, lease) =>
         this.#leases.observeStoreOffset(storeTime - answeredAt, lease),
@@ -101,21 +109,48 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
    * `{ acquired: false, holder, retryAfterMs }` when someone else holds it; rejects with
    * `StoreUnavailableError` when the store cannot answer, and with `signal.reason` when aborted. An
    * attempt unanswered for `requestTimeoutMs` is a retryable store failure (retried within `waitMs`).
+   *
+   * Callers of one guard wanting the same id are served in arrival order, a caller that just released
+   * included: only the first in line sends requests (with backoff, while another node holds the id);
+   * the others wait without any, and a release by this guard wakes the first as soon as the store
+   * answered it. A caller whose wait ends before its turn resolves `acquired: false` with `attempts: 0`
+   * and the holder this guard knows of; so does a try-once acquire while others of the guard wait for
+   * the id (it does not jump the line).
    */
   async acquire(doId: string, options: AcquireOptions = {}): Promise<LockResult> {
     assertDoId(doId)
     const opts = resolveAcquireOptions(options, this.#settings)
+    this.#throwIfClosing()
+    opts.signal?.throwIfAborted()
+    this.#prune()
+    const waiter = this.#waiters.join(doId)
+    try {
+      return await this.#acquireInTurn(doId, opts, waiter)
+    } finally {
+      waiter.leave() // whatever happened, the next in line takes its turn
+    }
+  }
+
+  /** `acquire` from a place in `doId`'s line: waits its turn, then asks the store. */
+  async #acquireInTurn(doId: string, opts: AcquireSettings, waiter: Waiter): Promise<LockResult> {
     const { signal } = opts
     const { clock } = this.#settings
-    this.#throwIfClosing()
-    signal?.throwIfAborted()
-    this.#prune()
-
     const began = clock.monotonic()
     const deadline = began + opts.waitMs
     let attempts = 0
     for (;;) {
+      // Behind others of this guard, or (when waiting at all) behind this guard's own lease: no request
+      // could win, so wait here to be woken instead of polling the store.
+      if (!waiter.isFirst || (opts.waitMs > 0 && waiter.heldHere)) {
+        const now = clock.monotonic()
+        if (now >= deadline) return notYourTurn(waiter, attempts, now)
+        await waiter.wait(deadline - now, signal)
+        this.#throwIfClosing()
+        signal?.throwIfAborted()
+        continue
+      }
       attempts++
+      waiter.clearWake() // a wake before this request is seen by it
       const outcome = await this.#attempt(doId, opts)
       if ('lock' in outcome) {
         const { lock } = outcome
@@ -139,6 +174,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       if ('held' in outcome) {
         holder = toHolder(outcome.held.holder)
         retryAfterMs = Math.max(1, outcome.held.holder.expiresAt - outcome.held.storeNow)
+        waiter.saw(holder, retryAfterMs, now)
         const durationMs = now - began
         this.#emit({ type: 'contended', doId, nodeId: this.nodeId, holder, retryAfterMs, durationMs, attempts })
       } else {
@@ -153,9 +189,12 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       if (now >= deadline) return { acquired: false, holder, retryAfterMs, attempts }
 
       // Never sleep past the deadline; a held lease cannot free up before its expiry unless released,
-      // so jitter (not the full retryAfter) keeps latency low when the holder releases early.
+      // so jitter (not the full retryAfter) keeps latency low when the holder releases early. A lease
+      // of this guard on the id settling wakes it sooner.
       const delay = Math.min(fullJitterDelay(opts.backoff, attempts - 1, this.#settings.random), deadline - now)
-      await this.#sleepers.sleep(delay, signal)
+      await waiter.wait(delay, signal)
+      this.#throwIfClosing()
+      signal?.throwIfAborted()
     }
   }
 
@@ -173,7 +212,20 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       return Promise.reject(error) // a promise-returning method rejects; it does not throw
     }
     if (!lease) return Promise.resolve(false)
-    return this.#pending.track(lease.end({ how: 'released' }))
+    const { lock: own } = lease
+    // The line for the id is woken once the store answered: sooner, its first would find it still ours.
+    const settle = () => this.#waiters.settled(own.doId, own)
+    let ended: Promise<boolean>
+    this.#releasing = lease
+    try {
+      ended = lease.end({ how: 'released' })
+    } catch (error) {
+      settle()
+      throw error
+    } finally {
+      this.#releasing = undefined
+    }
+    return this.#pending.track(ended.finally(settle))
   }
 
   /**
@@ -252,7 +304,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   ): Promise<{ released: number; failed: number; timedOut: boolean }> {
     const { timeoutMs } = resolveShutdownOptions(options)
     this.#closed = true
-    this.#sleepers.wakeAll()
+    this.#waiters.close()
     let released = 0
     const releases = this.#leases.all().map((lease) =>
       this.#pending.track(lease.end({ how: 'shutdown' })).then((ok) => {
@@ -310,6 +362,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     const record = outcome.prefetched ? { ...outcome.lock, prefetched: outcome.prefetched } : outcome.lock
     const lease = new Lease(this.#host, record, timings, sentAt, opts.heartbeat)
     this.#leases.add(lease)
+    this.#waiters.taken(lease.lock)
     return { lock: lease.lock }
   }
 
@@ -319,7 +372,8 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
 
   /** Gives back a lease the store granted but the guard will not hand out; shutdown waits for it. */
   #giveBackUnused(record: LockRecord): void {
-    void this.#pending.track(giveBack(this.#host, record, 'release'))
+    // Once given back the id may be free: the first in line for it asks again at once.
+    void this.#pending.track(giveBack(this.#host, record, 'release')).then(() => this.#waiters.settled(record.doId))
   }
 
   #leaseOf(lock: Lock): Lease | undefined {
@@ -348,4 +402,21 @@ function toHolder(record: LockRecord): LockHolder {
   const holder: LockHolder = { nodeId: record.nodeId, fencingToken: record.fencingToken, expiresAt: record.expiresAt }
   if (record.metadata !== undefined) holder.metadata = record.metadata
   return holder
+}
+
+/**
+ * The answer to a caller whose wait ended before its turn (or a try-once behind others of the guard),
+ * given without a request: the holder this guard knows of, its own lease first.
+ */
+function notYourTurn(waiter: Waiter, attempts: number, now: number): LockResult {
+  const { ownLock, lastSeen } = waiter.holderView
+  if (ownLock) {
+    const retryAfterMs = Math.max(1, Math.ceil(ownLock.validUntil - now))
+    return { acquired: false, holder: toHolder(ownLock), retryAfterMs, attempts }
+  }
+  if (lastSeen) {
+    const retryAfterMs = Math.max(1, Math.ceil(lastSeen.retryAfterMs - (now - lastSeen.at)))
+    return { acquired: false, holder: { ...lastSeen.holder }, retryAfterMs, attempts }
+  }
+  return { acquired: false, retryAfterMs: 1, attempts }
 }
