@@ -22,6 +22,13 @@ export { SqlLockStore } from './sql-lock-store.js'
 export type { SqlDriver, SqlLockStoreOptions, SqlResult, SqlStatement, SqlValue } from './sql-lock-store.js'
 export { LibSQLLockStore, recoverLibSQLConnection } from './libsql.js'
 export type { LibSQLClientLike, LibSQLLockStoreOptions } from './libsql.js'
+export { DEFAULT_LOCAL_BUSY_TIMEOUT_MS, LocalEngine, NATIVE_BUSY_WAIT_MS } from './local-engine.js'
+export type {
+  LocalEngineOptions,
+  NativeDatabaseConstructor,
+  NativeDatabaseLike,
+  NativeStatementLike,
+} from './local-engine.js'
 export {
   DEFAULT_GROUP_COMMIT_MAX_OPERATIONS,
   DEFAULT_GROUP_COMMIT_STALL_MS,

@@ -1,3 +1,31 @@
+/**
+ * `LibSQLLockStore`: the lock table (and object storage) in a libSQL / Turso / SQLite database, on one
+ * of two engines.
+ *
+ * - The local engine (`local-engine.ts`) for a local file: one native `libsql` connection owned by the
+ *   store, cached prepared statements, SQLITE_BUSY waited out asynchronously with jitter (a native
+ *   busy wait of 2 ms at most), an explicit ROLLBACK after any failure, never an abandoned
+ *   connection. Failures 1-3 of issue 13 (a leaked connection per SQLITE_BUSY, a wrapper client whose
+ *   heartbeats "succeed" without committing, `busy_timeout` freezing the process) cannot happen there:
+ *   there is no swap to leak, no client to wrap, no blocking wait.
+ * - The client engine: every statement through the `@libsql/client` `Client` handed over (remote
+ *   databases, Workers, embedded replicas, wrappers), with its SQLITE_BUSY defences.
+ *
+ * Which one, decided without trusting an optional field: a URL string (`'file:app.db'`) always runs
+ * on the local engine, and a `Client` on the client engine unless `engine: 'native'` is asked for.
+ * Nothing public on `@libsql/client`'s local client exposes its path or connection (both are private
+ * fields), and a `file:` client may be an embedded replica whose writes belong to the remote primary,
+ * which writing the file directly would bypass: so a client is driven natively only on request, and
+ * then only after `PRAGMA database_list` names a file and `sync()` says it is no replica. On the
+ * client engine a client reporting no `protocol` is treated as local (every statement in a write
+ * batch), so a wrapper that forwards only `execute`/`batch` over a stuck connection fails loudly at
+ * COMMIT rather than reporting a heartbeat that committed nothing.
+ *
+ * `src/` stays runtime-agnostic: `libsql` is not imported here but loaded by name at the first request
+ * of a local-engine store (or handed in as `options.libsql`), so Workers bundles never include it.
+ *
+ * @module
+ */
 import { InvalidArgumentError } from '../errors.js'
 import { groupCommitDriver, type GroupCommitOptions } from './group-commit.js'
 import {
@@ -10,6 +38,8 @@ import {
 } from './sql-lock-store.js'
 import { objectTableFor, objectTableSql } from './object-sql.js'
 import { DEFAULT_TABLE, lockTableSql } from './sql.js'
+import { DEFAULT_LOCAL_BUSY_TIMEOUT_MS, type LocalEngine, type NativeDatabaseConstructor } from './local-engine.js'
+import { lazyLocalEngine, localClientFile, localPath } from './local-open.js'
 
 /**
  * The slice of `@libsql/client`'s `Client` this store uses. Any client works: `@libsql/client`
@@ -32,15 +62,56 @@ export interface LibSQLClientLike {
   transaction?(mode?: 'write' | 'read' | 'deferred'): Promise<{ close(): void }>
 }
 
-/** Options of {@link LibSQLLockStore}: `table` (from {@link SqlLockStoreOptions}), `local`, `groupCommit`. */
+/**
+ * Options of {@link LibSQLLockStore}: `table` and `objectTable` (from {@link SqlLockStoreOptions}),
+ * `engine`, `busyTimeoutMs`, `pragmas`, `libsql`, `local`, `groupCommit`.
+ */
 export interface LibSQLLockStoreOptions extends SqlLockStoreOptions {
   /**
-   * Whether the client talks to a local SQLite file (`file:`, `:memory:`). Locally every statement runs
-   * inside a write batch, so a connection that SQLITE_BUSY left stuck fails loudly at `COMMIT` instead
-   * of a write (a heartbeat) silently staying in a transaction nobody commits, and after SQLITE_BUSY
-   * the store replaces the connection (which needs the client's `transaction()`: a wrapper that
-   * forwards only `execute` and `batch` gets the loud failure, not the repair). Remotely a single
-   * statement is sent as a plain `execute`.
+   * What runs the statements:
+   *
+   * - `'native'`: the local engine (`src/store/local-engine.ts`): one native `libsql` connection the
+   *   store opens and owns, cached prepared statements, SQLITE_BUSY waited out asynchronously (the
+   *   event loop never blocks for more than a couple of ms), an explicit rollback after any failure
+   *   and never an abandoned connection. For a URL it opens that file; for a `file:` `@libsql/client`
+   *   client, the file that client has open (found with `PRAGMA database_list`), refusing, at the first
+   *   request, an in-memory database or an embedded replica (whose writes belong to the primary).
+   * - `'client'`: every statement through the `@libsql/client` client you passed (remote databases,
+   *   Workers, embedded replicas, any wrapper), with the SQLITE_BUSY defences described at `local`.
+   *
+   * @default `'native'` when the store is given a URL (the only engine a URL can have), `'client'` when
+   * given a client: a client's own connection is left alone unless asked (its settings, its wrappers,
+   * and an embedded replica that looks like a local file are the user's business).
+   */
+  engine?: 'native' | 'client'
+  /**
+   * Local engine only: how long a request waits, in total and asynchronously, for another
+   * connection's write transaction before failing with a retryable `StoreUnavailableError`.
+   *
+   * @default 5000 for a URL; for a client, the client's own `PRAGMA busy_timeout` (read once)
+   */
+  busyTimeoutMs?: number
+  /**
+   * Local engine with a URL only: `PRAGMA` settings run when the connection opens, as
+   * `'name = value'` strings.
+   *
+   * @default `['journal_mode = WAL']` for a file (several processes may share it), `[]` for `:memory:`.
+   * Keep SQLite's default `synchronous = FULL` for `do_locks` (see the README's "Durability").
+   */
+  pragmas?: readonly string[]
+  /**
+   * Local engine only: the `libsql` package's `Database` constructor (`import Database from 'libsql'`),
+   * for bundles that cannot load it by name. Default: loaded with a dynamic `import('libsql')` at the
+   * first request.
+   */
+  libsql?: NativeDatabaseConstructor
+  /**
+   * Client engine only: whether the client talks to a local SQLite file (`file:`, `:memory:`). Locally
+   * every statement runs inside a write batch, so a connection that SQLITE_BUSY left stuck fails loudly
+   * at `COMMIT` instead of a write (a heartbeat) silently staying in a transaction nobody commits, and
+   * after SQLITE_BUSY the store replaces the connection (which needs the client's `transaction()`: a
+   * wrapper that forwards only `execute` and `batch` gets the loud failure, not the repair). Remotely a
+   * single statement is sent as a plain `execute`.
    *
    * @default `client.protocol === 'file'`, and `true` when the client reports no `protocol` (a wrapper
    * may forward only `execute` and `batch`; the local treatment costs a remote client nothing but a
@@ -48,7 +119,7 @@ export interface LibSQLLockStoreOptions extends SqlLockStoreOptions {
    */
   local?: boolean
   /**
-   * Group commit (default off). Acquire, refresh and release operations issued concurrently (in the
+   * Group commit (default on with the local engine, off with the client engine). Acquire, refresh and release operations issued concurrently (in the
    * same tick, or while a combined batch is in flight) go to the database as ONE batch: one request,
    * one transaction and one commit for all of them. Each caller gets only its own statements' results,
    * computed as if the operations had run one after the other. If the combined batch fails in one of
@@ -63,11 +134,13 @@ export interface LibSQLLockStoreOptions extends SqlLockStoreOptions {
    * exchange, an operation that arrives while a batch is in flight waits for it (up to about two round
    * trips instead of one, or `stallMs`), a transport failure fails its whole group, and each batch
    * holds the database's write lock for the whole group. A lone operation pays a few microseconds of
-   * bookkeeping, which is why this stays off unless asked for. In Cloudflare Workers, use it only
-   * where one store serves one context (inside a Durable Object): a store shared by concurrent
-   * requests would send one request's operations on another request's I/O.
+   * bookkeeping. With the local engine it is on: a batch holds the write lock for microseconds per
+   * operation, and measured it was never slower (`bench/RESULTS.md`, lock section). With the client
+   * engine it stays off unless asked for: in Cloudflare Workers, use it only where one store serves one
+   * context (inside a Durable Object): a store shared by concurrent requests would send one request's
+   * operations on another request's I/O.
    *
-   * @default false
+   * @default `true` with the local engine, `false` with the client engine
    */
   groupCommit?: boolean | GroupCommitOptions
 }
@@ -75,29 +148,133 @@ export interface LibSQLLockStoreOptions extends SqlLockStoreOptions {
 /**
  * The default {@link LockStore}: the `do_locks` table in a libSQL / Turso / SQLite database.
  *
- * For a local `file:` database shared by several processes, enable WAL and a busy timeout on the
- * client once (`PRAGMA journal_mode=WAL`, `PRAGMA busy_timeout=5000`); a busy database surfaces as a
- * retryable {@link StoreUnavailableError}, never as a wrong answer. Do not use `:memory:` with
- * `client.transaction()` elsewhere: libSQL opens a new (empty) in-memory database for it.
+ * For a local file, hand over its URL: the store runs on the local engine (WAL by default, a busy
+ * database waited out asynchronously for `busyTimeoutMs`, then a retryable `StoreUnavailableError`,
+ * never a wrong answer). For a remote database hand over an `@libsql/client` `Client`; with a local
+ * client, enable WAL and a busy timeout on it once (`PRAGMA journal_mode=WAL`,
+ * `PRAGMA busy_timeout=5000`). Do not use `:memory:` with `client.transaction()` elsewhere: libSQL
+ * opens a new (empty) in-memory database for it.
  *
  * @example
  * ```ts
+ * const local = new LibSQLLockStore('file:locks.db') // the local engine; local.close() when done
  * import { createClient } from '@libsql/client'
- * const store = new LibSQLLockStore(createClient({ url: 'file:locks.db' }))
- * await store.ensureSchema()
- * const r = await store.acquire({ doId: 'room-1', nodeId: 'node-a', ttlMs: 30_000 })
+ * const remote = new LibSQLLockStore(createClient({ url: 'libsql://db.example.turso.io', authToken }))
+ * await local.ensureSchema()
+ * const r = await local.acquire({ doId: 'room-1', nodeId: 'node-a', ttlMs: 30_000 })
  * ```
  */
 export class LibSQLLockStore extends SqlLockStore {
-  constructor(client: LibSQLClientLike, options: LibSQLLockStoreOptions = {}) {
+  /** The local engine's connection owner, when this store runs on it (`close()` closes it). */
+  readonly #local: ReturnType<typeof lazyLocalEngine> | undefined
+
+  /**
+   * @param client an `@libsql/client` `Client` (any URL), or a local URL (`file:app.db`,
+   *   `file:///abs/app.db`, `:memory:`) for the local engine, which then owns its connection.
+   */
+  constructor(client: LibSQLClientLike | string, options: LibSQLLockStoreOptions = {}) {
     const local = options.local
     if (local !== undefined && typeof local !== 'boolean') throw new InvalidArgumentError('local', 'expected a boolean')
-    const driver = libsqlDriver(client, local)
-    const groupCommit = options.groupCommit ?? false
+    const engine = options.engine ?? (typeof client === 'string' ? 'native' : 'client')
+    if (engine !== 'native' && engine !== 'client') {
+      throw new InvalidArgumentError('engine', `expected 'native' or 'client', got ${String(engine)}`)
+    }
+    if (engine === 'client' && typeof client === 'string') {
+      throw new InvalidArgumentError('engine', "a URL runs on the local engine; pass a Client for engine 'client'")
+    }
+    const nativeDriver = engine === 'native' ? localDriver(client, options) : undefined
+    const driver = nativeDriver ?? libsqlDriver(client as LibSQLClientLike, local)
+    const groupCommit = options.groupCommit ?? nativeDriver !== undefined
     if (typeof groupCommit !== 'boolean' && (groupCommit === null || typeof groupCommit !== 'object')) {
       throw new InvalidArgumentError('groupCommit', 'expected a boolean or { maxOperations?, stallMs? }')
     }
     super(groupCommit === false ? driver : groupCommitLockOperations(driver, options, groupCommit), options)
+    this.#local = nativeDriver
+  }
+
+  /**
+   * Opens a store on the local engine for a local URL; the same as `new LibSQLLockStore(url, options)`.
+   *
+   * @example
+   * ```ts
+   * const store = LibSQLLockStore.open('file:locks.db')
+   * await store.ensureSchema()
+   * ```
+   */
+  static open(url: string, options: Omit<LibSQLLockStoreOptions, 'engine' | 'local'> = {}): LibSQLLockStore {
+    if (typeof url !== 'string') throw new InvalidArgumentError('url', 'expected a local database URL string')
+    return new LibSQLLockStore(url, { ...options, engine: 'native' })
+  }
+
+  /**
+   * The local engine, once its connection is open (after the first request); `undefined` on the
+   * client engine. For diagnostics (`reopened`).
+   */
+  get localEngine(): LocalEngine | undefined {
+    return this.#local?.engine()
+  }
+
+  /**
+   * Closes the local engine's connection (later requests fail, not retryable). On the client engine it
+   * does nothing: the client is yours to close.
+   */
+  close(): void {
+    this.#local?.close()
+  }
+}
+
+/**
+ * The local engine for a URL or a `file:` client; every option checked here, before any I/O. A
+ * client's file and settings are read at the first request (see `localClientFile`).
+ */
+function localDriver(client: LibSQLClientLike | string, options: LibSQLLockStoreOptions) {
+  const { busyTimeoutMs, pragmas, libsql } = options
+  if (busyTimeoutMs !== undefined && (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0)) {
+    throw new InvalidArgumentError('busyTimeoutMs', `must be an integer >= 0 (ms), got ${String(busyTimeoutMs)}`)
+  }
+  if (libsql !== undefined && typeof libsql !== 'function') {
+    throw new InvalidArgumentError('libsql', "expected the libsql package's Database constructor")
+  }
+  if (pragmas !== undefined && (!Array.isArray(pragmas) || pragmas.some((p) => typeof p !== 'string'))) {
+    throw new InvalidArgumentError('pragmas', "expected an array of 'name = value' strings")
+  }
+  if (typeof client === 'string') {
+    const path = localPath(client)
+    const settings = {
+      busyTimeoutMs: busyTimeoutMs ?? DEFAULT_LOCAL_BUSY_TIMEOUT_MS,
+      pragmas: pragmas ?? (path === ':memory:' ? [] : ['journal_mode = WAL']),
+    }
+    // Checked now (a bad pragma is the caller's mistake, said before any I/O), opened at the first request.
+    if (settings.pragmas.some((p) => !/^[a-z_]+\s*=\s*[A-Za-z0-9_-]+$/.test(p))) {
+      throw new InvalidArgumentError('pragmas', "expected 'name = value' items")
+    }
+    return lazyLocalEngine(async () => ({ path, options: settings }), libsql)
+  }
+  if (pragmas !== undefined) throw new InvalidArgumentError('pragmas', 'only for a URL; set them on your client')
+  checkClient(client)
+  return lazyLocalEngine(async () => {
+    const file = await localClientFile(client as Parameters<typeof localClientFile>[0])
+    return {
+      path: file.path,
+      options: {
+        busyTimeoutMs: busyTimeoutMs ?? file.busyTimeoutMs,
+        pragmas: file.synchronous === undefined ? [] : [`synchronous = ${file.synchronous}`],
+      },
+    }
+  }, libsql)
+}
+
+function checkClient(client: LibSQLClientLike): void {
+  if (
+    client === null ||
+    typeof client !== 'object' ||
+    typeof client.execute !== 'function' ||
+    typeof client.batch !== 'function'
+  ) {
+    throw new InvalidArgumentError(
+      'client',
+      'expected an @libsql/client Client (with execute and batch) or a local URL',
+    )
   }
 }
 
@@ -138,14 +315,7 @@ function failedInStatement(error: unknown): boolean {
 }
 
 function libsqlDriver(client: LibSQLClientLike, localOption: boolean | undefined): SqlDriver {
-  if (
-    client === null ||
-    typeof client !== 'object' ||
-    typeof client.execute !== 'function' ||
-    typeof client.batch !== 'function'
-  ) {
-    throw new InvalidArgumentError('client', 'expected an @libsql/client Client (with execute and batch)')
-  }
+  checkClient(client)
   const toArgs = (s: SqlStatement) => ({ sql: s.sql, args: s.args ?? [] })
   // Unknown counts as local: wrongly local costs a remote client nothing; wrongly remote leaves a local
   // one without its SQLITE_BUSY defence.
