@@ -22,8 +22,12 @@ export interface LockStore {
   /** Takes the lease on `doId` if it is free, released or expired; otherwise reports the holder. */
   acquire(request: AcquireRequest): Promise<StoreAcquireResult>
 
-  /** Extends a lease the caller still holds to `store now + ttlMs`; `null` if it is no longer held. */
-  refresh(request: RefreshRequest): Promise<LockRecord | null>
+  /**
+   * Extends a lease the caller still holds to `store now + ttlMs`; `null` if it is no longer held.
+   * The record says `handoverRequested: true` when another node asked this lease to let go
+   * ({@link LockStore.requestHandover}); a store without hand-over never says so.
+   */
+  refresh(request: RefreshRequest): Promise<RefreshedLock | null>
 
   /** Marks a held lease free (the row and its token stay). `false` if the caller no longer held it. */
   release(request: LockRef): Promise<boolean>
@@ -62,6 +66,33 @@ export interface LockStore {
    * ```
    */
   prune(options: PruneOptions): Promise<PruneResult>
+
+  /**
+   * Asks whoever holds `doId` (another node, unexpired) to let go: the request is kept for the
+   * holder's current token, and the holder sees it in the answer of its next refresh (and object-store
+   * flush) as `handoverRequested`, at no extra round trip (docs/design.md invariant 14). Whether it
+   * lets go is the holder's call (an activation finishes its queued turns, flushes and releases).
+   * Resolves the token asked for, or `null` when nobody else holds the object (nothing recorded).
+   * Optional: a store without it has no hand-over, and contenders just wait. One request.
+   */
+  requestHandover?(request: HandoverRequest): Promise<number | null>
+}
+
+/** What {@link LockStore.requestHandover} is asked for. */
+export interface HandoverRequest {
+  /** The object wanted. */
+  doId: string
+  /** The node that wants it (never the holder itself: a node does not ask itself). */
+  nodeId: string
+}
+
+/** A lease as a refresh extended it. */
+export interface RefreshedLock extends LockRecord {
+  /**
+   * True when another node asked this lease to let go ({@link LockStore.requestHandover}) and the
+   * request was for this token. Absent (or false) otherwise.
+   */
+  handoverRequested?: boolean
 }
 
 /** What {@link LockStore.prune} removes. */

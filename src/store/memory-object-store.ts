@@ -37,6 +37,11 @@ export interface LeaseCheck {
    * `expiresAt` (store clock, ms). Otherwise changes nothing and returns `null`.
    */
   holdsAndExtend(ref: LeaseRef, ttlMs: number): number | null
+  /**
+   * Whether another node asked `ref`'s lease to let go (the lock store's hand-over request for this
+   * token). Optional: without it, a flush never reports one.
+   */
+  handoverRequested?(ref: LeaseRef): boolean
 }
 
 /**
@@ -126,7 +131,7 @@ export class MemoryObjectStore implements ObjectStore {
       }
     }
     if (rows?.size === 0) this.#objects.delete(ref.doId)
-    return { expiresAt }
+    return this.#leases.handoverRequested?.(ref) ? { expiresAt, handoverRequested: true } : { expiresAt }
   }
 
   /**

@@ -3,9 +3,10 @@ import { MemoryObjectStore } from './memory-object-store.js'
 import { MAX_PREFETCH_CHARS } from './object-sql.js'
 import { InvalidArgumentError } from '../errors.js'
 import { assertDoId } from '../validate.js'
-import { checkAcquire, checkListFilter, checkPrune, checkRef, checkRefresh } from './requests.js'
+import { checkAcquire, checkHandover, checkListFilter, checkPrune, checkRef, checkRefresh } from './requests.js'
 import {
   type AcquireRequest,
+  type HandoverRequest,
   type ListFilter,
   type LockInfo,
   type LockRecord,
@@ -14,6 +15,7 @@ import {
   type PruneOptions,
   type PruneResult,
   type RefreshRequest,
+  type RefreshedLock,
   type StoreAcquireResult,
 } from './lock-store.js'
 
@@ -44,6 +46,8 @@ export class MemoryLockStore implements LockStore {
   readonly #rows = new Map<string, Row>()
   /** The highest token prune removed; new rows start above it (invariant 2). */
   #highWater = 0
+  /** Hand-over requests: id -> the holder's token they were made for. */
+  readonly #handover = new Map<string, number>()
   readonly #clock: Clock
   /**
    * The objects' key-value rows, judged against this store's leases in the same synchronous step as
@@ -64,6 +68,7 @@ export class MemoryLockStore implements LockStore {
         row.expiresAt = now + ttlMs
         return row.expiresAt
       },
+      handoverRequested: (ref) => this.#handover.get(ref.doId) === ref.fencingToken,
     })
   }
 
@@ -103,13 +108,24 @@ export class MemoryLockStore implements LockStore {
   }
 
   /** Extends the lease to now + ttl if that node still holds it with that token; `null` otherwise. */
-  async refresh(request: RefreshRequest): Promise<LockRecord | null> {
+  async refresh(request: RefreshRequest): Promise<RefreshedLock | null> {
     const ref = checkRefresh(request)
     const now = this.#now()
     const row = this.#held(ref, now)
     if (!row) return null
     row.expiresAt = now + ref.ttlMs
-    return toRecord(ref.doId, row)
+    const record: RefreshedLock = toRecord(ref.doId, row)
+    if (this.#handover.get(ref.doId) === ref.fencingToken) record.handoverRequested = true
+    return record
+  }
+
+  /** Records a hand-over request for another node's live lease on the id (see {@link LockStore.requestHandover}). */
+  async requestHandover(request: HandoverRequest): Promise<number | null> {
+    const { doId, nodeId } = checkHandover(request)
+    const row = this.#rows.get(doId)
+    if (!row || row.expiresAt <= this.#now() || row.nodeId === nodeId) return null
+    this.#handover.set(doId, row.fencingToken)
+    return row.fencingToken
   }
 
   /** Marks the lease free if that node still holds it with that token (the row and token stay). */
@@ -168,6 +184,11 @@ export class MemoryLockStore implements LockStore {
     for (const doId of gone) {
       this.#highWater = Math.max(this.#highWater, this.#rows.get(doId)!.fencingToken)
       this.#rows.delete(doId)
+    }
+    const now = this.#now()
+    for (const [doId, token] of this.#handover) {
+      const row = this.#rows.get(doId)
+      if (!row || row.fencingToken !== token || row.expiresAt <= now) this.#handover.delete(doId)
     }
     return { removed: gone.length }
   }

@@ -63,6 +63,11 @@ export interface ObjectWrites {
 export interface FlushResult {
   /** The lease's new expiry, store clock, ms since the epoch. */
   expiresAt: number
+  /**
+   * True when another node asked this lease to let go (`LockStore.requestHandover`), read in the
+   * flush's own transaction: the holder learns it at no extra round trip. Absent otherwise.
+   */
+  handoverRequested?: boolean
 }
 
 /** Bounds of a `list`, as Durable Object storage's `list()` takes them (validated by `src/storage/`). */

@@ -23,6 +23,7 @@ import {
   MAX_PRUNE_LIMIT,
   type PruneOptions,
   type AcquireRequest,
+  type HandoverRequest,
   type ListFilter,
   type LockRef,
   type RefreshRequest,
@@ -74,6 +75,17 @@ export function checkRef(ref: LockRef): LockRef {
   assertNodeId(nodeId)
   assertToken(fencingToken)
   return { doId, nodeId, fencingToken }
+}
+
+/** Validates a hand-over request; returns the values it validated. */
+export function checkHandover(request: HandoverRequest): HandoverRequest {
+  if (request === null || typeof request !== 'object') {
+    throw new InvalidArgumentError('request', 'expected { doId, nodeId }')
+  }
+  const { doId, nodeId } = request
+  assertDoId(doId)
+  assertNodeId(nodeId)
+  return { doId, nodeId }
 }
 
 /** Validates a refresh request; returns the values it validated. */

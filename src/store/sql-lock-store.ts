@@ -2,9 +2,10 @@ import { CorruptLockRowError, InvalidArgumentError, StaleFencingTokenError, Stor
 import { throwIfLeaseEnded, type FenceLock } from './lease-signal.js'
 import { mentionsStaleToken, toStoreError } from './sql-errors.js'
 import { assertDoId, assertNodeId, assertToken, describe } from '../validate.js'
-import { checkAcquire, checkListFilter, checkPrune, checkRef, checkRefresh } from './requests.js'
+import { checkAcquire, checkHandover, checkListFilter, checkPrune, checkRef, checkRefresh } from './requests.js'
 import {
   type AcquireRequest,
+  type HandoverRequest,
   type ListFilter,
   type LockInfo,
   type LockRecord,
@@ -13,13 +14,14 @@ import {
   type PruneOptions,
   type PruneResult,
   type RefreshRequest,
+  type RefreshedLock,
   type StoreAcquireResult,
 } from './lock-store.js'
 import { DEFAULT_TABLE, lockTableSql, type LockTableSql } from './sql.js'
 import type { SqlDriver, SqlResult, SqlStatement, SqlValue } from './sql-driver.js'
 import { objectTableFor } from './object-sql.js'
 import { SqlObjectStore } from './sql-object-store.js'
-import { parseInfo, parsePrefetched, parseRecord, toInt } from './sql-rows.js'
+import { isTrue, parseInfo, parsePrefetched, parseRecord, toInt } from './sql-rows.js'
 
 export type { SqlDriver, SqlResult, SqlStatement, SqlValue } from './sql-driver.js'
 
@@ -121,11 +123,22 @@ export class SqlLockStore implements LockStore {
   }
 
   /** Extends the lease to store-now + ttl if that node still holds it with that token; `null` otherwise. One statement. */
-  async refresh(request: RefreshRequest): Promise<LockRecord | null> {
+  async refresh(request: RefreshRequest): Promise<RefreshedLock | null> {
     const { doId, nodeId, fencingToken, ttlMs } = checkRefresh(request)
     const result = await this.#execute({ sql: this.sql.refresh, args: [doId, nodeId, fencingToken, ttlMs] })
     const row = result.rows[0]
-    return row ? parseRecord(row, doId) : null
+    if (!row) return null
+    const record: RefreshedLock = parseRecord(row, doId)
+    if (isTrue(row.handover_requested)) record.handoverRequested = true
+    return record
+  }
+
+  /** Asks another node's live lease on the id to let go (see {@link LockStore.requestHandover}). One statement. */
+  async requestHandover(request: HandoverRequest): Promise<number | null> {
+    const { doId, nodeId } = checkHandover(request)
+    const result = await this.#execute({ sql: this.sql.requestHandover, args: [doId, nodeId] })
+    const row = result.rows[0]
+    return row ? toInt(row, doId, 'fencing_token') : null
   }
 
   /** Marks the lease free if that node still holds it with that token (the row and token stay). One statement. */
@@ -169,6 +182,7 @@ export class SqlLockStore implements LockStore {
     const [, removed] = await this.#batch([
       { sql: this.sql.pruneMark, args },
       { sql: this.sql.prune, args },
+      { sql: this.sql.pruneHandover, args: [] },
     ])
     return { removed: removed?.rowsAffected ?? 0 }
   }

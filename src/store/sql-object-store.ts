@@ -21,7 +21,7 @@ import {
 } from './object-sql.js'
 import { DEFAULT_TABLE, assertTableName, lockTableSql, type LockTableSql } from './sql.js'
 import { mentionsStaleToken, toStoreError } from './sql-errors.js'
-import { toInt } from './sql-rows.js'
+import { isTrue, toInt } from './sql-rows.js'
 import type { SqlDriver, SqlResult, SqlStatement, SqlValue } from './sql-driver.js'
 
 /** Where a {@link SqlObjectStore} keeps its rows, and which lock table's leases it judges. */
@@ -161,7 +161,8 @@ export class SqlObjectStore implements ObjectStore {
       // RETURNING row gets here.
       throw new StoreUnavailableError(`object store flush of "${doId}" returned no lease row`, { retryable: false })
     }
-    return { expiresAt: toInt(row, doId, 'expires_at') }
+    const expiresAt = toInt(row, doId, 'expires_at')
+    return isTrue(row.handover_requested) ? { expiresAt, handoverRequested: true } : { expiresAt }
   }
 
   async #execute(statement: SqlStatement): Promise<SqlResult> {

@@ -35,6 +35,11 @@ export function toInt(row: Record<string, unknown>, doId: string, column: string
   )
 }
 
+/** A SQL boolean as drivers return it (1, 1n, '1' or true). */
+export function isTrue(value: unknown): boolean {
+  return value === 1 || value === 1n || value === '1' || value === true
+}
+
 /** A lease row as a {@link LockRecord}; throws {@link CorruptLockRowError} for a column the library could not have written. */
 export function parseRecord(row: Record<string, unknown>, doId: string): LockRecord {
   if (typeof row.do_id !== 'string') throw new CorruptLockRowError(doId, 'do_id', 'is not text')

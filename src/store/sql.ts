@@ -114,8 +114,16 @@ export interface LockTableSql {
    */
   readonly highWater: string
   /**
+   * The hand-over requests: at most one per id, for one holder's token (`<table>_handover`). A node
+   * that found the object held records one ({@link LockTableSql.requestHandover}); the holder reads it
+   * in the answers of its own refreshes and flushes (`handover_requested`), at no extra round trip
+   * (docs/design.md invariant 14). A request for a token that is no longer held means nothing: tokens
+   * are never issued twice.
+   */
+  readonly handover: string
+  /**
    * What `ensureSchema` runs, in order, as one batch: the table, its index, the high-water mark, the
-   * fence view and trigger (dropping an earlier version's). Idempotent.
+   * hand-over requests, the fence view and trigger (dropping an earlier version's). Idempotent.
    */
   readonly schema: readonly string[]
   /**
@@ -128,13 +136,15 @@ export interface LockTableSql {
   readonly holder: string
   /**
    * Extends a lease to store-now + ttl if that node still holds it with that token, unexpired; `RETURNING`
-   * the row (no row: not extended). Args `?1 doId, ?2 nodeId, ?3 fencingToken, ?4 ttlMs`. Cannot raise,
+   * the row (no row: not extended) and `handover_requested` (1 when another node asked this lease to
+   * let go). Args `?1 doId, ?2 nodeId, ?3 fencingToken, ?4 ttlMs`. Cannot raise,
    * so it may close a fenced batch (`[fence, ...writes, refresh]`) to extend the lease in the same
    * transaction as the writes.
    */
   readonly refresh: string
   /**
-   * {@link LockTableSql.refresh}'s extension with only the new `expires_at` returned: what a flush of
+   * {@link LockTableSql.refresh}'s extension with only the new `expires_at` and `handover_requested`
+   * returned: what a flush of
    * object storage sends first in its batch (the fence after it fails unless this changed a row). Args
    * `?1 doId, ?2 nodeId, ?3 fencingToken, ?4 ttlMs`.
    */
@@ -168,6 +178,17 @@ export interface LockTableSql {
    * or below the high-water mark. Args `?1 olderThanMs, ?2 limit`; `rowsAffected` is the count.
    */
   readonly prune: string
+  /**
+   * Third statement of a prune: forgets hand-over requests whose lease is no longer held (they can
+   * never be honoured: that token is gone). No args.
+   */
+  readonly pruneHandover: string
+  /**
+   * Records that node `?2` asks the holder of `?1` to let go: only while another node holds it,
+   * unexpired, and for that holder's token (replacing any earlier request for the id). `RETURNING` the
+   * token asked for; no row when nobody else holds it. Args `?1 doId, ?2 nodeId`.
+   */
+  readonly requestHandover: string
 }
 
 /** Builds the statements for one (validated) table name. */
@@ -183,6 +204,9 @@ export function lockTableSql(table: string): LockTableSql {
   const fenceView = `${table}_fence_v2`
   const fenceTrigger = `${fenceView}_check`
   const highWater = `${table}_high_water`
+  const handover = `${table}_handover`
+  // Asked of the hand-over table by the holder's own statements: ?1 is the id, ?3 the holder's token.
+  const handoverRequested = `EXISTS (SELECT 1 FROM "${handover}" AS ho WHERE ho.do_id = ?1 AND ho.fencing_token = ?3) AS handover_requested`
   const hw = `"${highWater}" AS hw`
   // Rows prune may remove: nobody holds them, every column is as the library wrote it, their token has a
   // safe successor (the high-water mark must stay below MAX_SAFE_INTEGER), and their last grant and
@@ -196,6 +220,7 @@ export function lockTableSql(table: string): LockTableSql {
     fenceView,
     fenceTrigger,
     highWater,
+    handover,
     schema: [
       `CREATE TABLE IF NOT EXISTS ${t} (
         do_id TEXT PRIMARY KEY,
@@ -214,6 +239,12 @@ export function lockTableSql(table: string): LockTableSql {
         token INTEGER NOT NULL
       )`,
       `INSERT OR IGNORE INTO "${highWater}" (id, token) VALUES (1, 0)`,
+      `CREATE TABLE IF NOT EXISTS "${handover}" (
+        do_id TEXT PRIMARY KEY,
+        fencing_token INTEGER NOT NULL,
+        node_id TEXT NOT NULL,
+        requested_at INTEGER NOT NULL
+      )`,
       // Upgrade: earlier versions' fence checked the token only; dropping the view drops its trigger.
       // Same batch (one transaction) as the CREATEs below, so no fenced write ever finds neither. A new
       // name rather than DROP + CREATE of one name: a second ensureSchema must not drop triggers that
@@ -264,12 +295,13 @@ export function lockTableSql(table: string): LockTableSql {
     refresh: `UPDATE ${from} SET expires_at = ${STORE_NOW} + ?4
       WHERE ${ROW}.do_id = ?1 AND ${ROW}.node_id = ?2 AND ${ROW}.fencing_token = ?3
         AND ${ROW}.expires_at > ${STORE_NOW} AND ${intact(`${ROW}.`)}
-      ${returning}`,
-    // The same condition as refresh, a lighter RETURNING: a flush needs only the new expiry.
+      ${returning}, ${handoverRequested}`,
+    // The same condition as refresh, a lighter RETURNING: a flush needs only the new expiry (and
+    // whether someone asked for the object).
     extend: `UPDATE ${from} SET expires_at = ${STORE_NOW} + ?4
       WHERE ${ROW}.do_id = ?1 AND ${ROW}.node_id = ?2 AND ${ROW}.fencing_token = ?3
         AND ${ROW}.expires_at > ${STORE_NOW} AND ${intact(`${ROW}.`)}
-      RETURNING expires_at`,
+      RETURNING expires_at, ${handoverRequested}`,
     // Never DELETE: the row carries the token forward (invariant 2; only prune removes rows). 0 = released.
     release: `UPDATE ${from} SET expires_at = 0
       WHERE ${ROW}.do_id = ?1 AND ${ROW}.node_id = ?2 AND ${ROW}.fencing_token = ?3 AND ${live}`,
@@ -300,5 +332,15 @@ export function lockTableSql(table: string): LockTableSql {
           AND ${ROW}.fencing_token <= (SELECT hw.token FROM ${hw} WHERE hw.id = 1)
         ORDER BY ${ROW}.do_id LIMIT ?2
       )`,
+    pruneHandover: `DELETE FROM "${handover}" AS ho WHERE NOT EXISTS (
+        SELECT 1 FROM ${from} WHERE ${ROW}.do_id = ho.do_id AND ${ROW}.fencing_token = ho.fencing_token AND ${live}
+      )`,
+    // WHERE on the SELECT keeps SQLite from reading ON CONFLICT as a join constraint.
+    requestHandover: `INSERT INTO "${handover}" AS ho (do_id, fencing_token, node_id, requested_at)
+      SELECT ${ROW}.do_id, ${ROW}.fencing_token, ?2, ${STORE_NOW} FROM ${from}
+      WHERE ${ROW}.do_id = ?1 AND ${ROW}.node_id <> ?2 AND ${live} AND ${intact(`${ROW}.`)}
+      ON CONFLICT (do_id) DO UPDATE SET
+        fencing_token = excluded.fencing_token, node_id = excluded.node_id, requested_at = excluded.requested_at
+      RETURNING fencing_token`,
   }
 }

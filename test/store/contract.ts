@@ -336,6 +336,73 @@ export function describeLockStoreContract(
       })
     })
 
+    describe('hand-over requests (invariant 14)', () => {
+      const requestHandover = (doId: string, nodeId: string) => {
+        expect(store.requestHandover, 'every store under the contract has hand-over').toBeTypeOf('function')
+        return store.requestHandover!({ doId, nodeId })
+      }
+
+      it("records a request for another node's live lease, and the holder's next refresh reports it", async () => {
+        const lock = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+        expect((await store.refresh({ ...lock, ttlMs: 10_000 }))?.handoverRequested ?? false).toBe(false)
+        expect(await requestHandover('x', 'b')).toBe(lock.fencingToken)
+        const refreshed = await store.refresh({ ...lock, ttlMs: 10_000 })
+        expect(refreshed?.handoverRequested).toBe(true)
+        // Asking changes nothing of the lease: it is still held, by the same node and token.
+        expect(refreshed).toMatchObject({ nodeId: 'a', fencingToken: lock.fencingToken })
+        expect((await store.get('x'))?.held).toBe(true)
+      })
+
+      it('records nothing for a free, released or expired object, or for the holder itself', async () => {
+        expect(await requestHandover('never', 'b')).toBeNull()
+        const lock = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+        expect(await requestHandover('x', 'a')).toBeNull()
+        expect((await store.refresh({ ...lock, ttlMs: 10_000 }))?.handoverRequested ?? false).toBe(false)
+        await store.release(lock)
+        expect(await requestHandover('x', 'b')).toBeNull()
+        const short = won(await store.acquire({ doId: 'y', nodeId: 'a', ttlMs: 50 }))
+        await outlive(short, 80)
+        expect(await requestHandover('y', 'b')).toBeNull()
+      })
+
+      it("is for the holder's token only: the next lease of the object does not inherit it", async () => {
+        const first = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+        await requestHandover('x', 'b')
+        await store.release(first)
+        const second = won(await store.acquire({ doId: 'x', nodeId: 'b', ttlMs: 10_000 }))
+        expect((await store.refresh({ ...second, ttlMs: 10_000 }))?.handoverRequested ?? false).toBe(false)
+        // The same node taking it back with a new token does not inherit it either.
+        await store.release(second)
+        const third = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+        expect((await store.refresh({ ...third, ttlMs: 10_000 }))?.handoverRequested ?? false).toBe(false)
+      })
+
+      it("is reported by the holder's object-store flush, in the same request", async () => {
+        const lock = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+        const flush = () => objectsOf().flush({ ...lock, ttlMs: 10_000 }, { entries: new Map([['k', '"v"']]) })
+        expect((await flush()).handoverRequested ?? false).toBe(false)
+        await requestHandover('x', 'b')
+        expect((await flush()).handoverRequested).toBe(true)
+      })
+
+      it('refuses bad input by name before any I/O', async () => {
+        const ask = (request: unknown) => store.requestHandover!(request as { doId: string; nodeId: string })
+        await expect(ask(null)).rejects.toBeInstanceOf(InvalidArgumentError)
+        await expect(ask({ doId: '', nodeId: 'b' })).rejects.toThrow(/doId/)
+        await expect(ask({ doId: 'x', nodeId: 7 })).rejects.toThrow(/nodeId/)
+      })
+
+      it('is forgotten by prune once its lease is no longer held, and never stops a later grant', async () => {
+        const lock = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+        await requestHandover('x', 'b')
+        await store.release(lock)
+        await store.prune({ olderThanMs: 0 })
+        const again = won(await store.acquire({ doId: 'x', nodeId: 'b', ttlMs: 10_000 }))
+        expect(again.fencingToken).toBeGreaterThan(lock.fencingToken)
+        expect((await store.refresh({ ...again, ttlMs: 10_000 }))?.handoverRequested ?? false).toBe(false)
+      })
+    })
+
     describe('get, list and forceRelease', () => {
       it('get returns null for an id never acquired', async () => {
         expect(await store.get('nobody')).toBeNull()
@@ -664,6 +731,9 @@ export function describeLockStoreContract(
           expect(await count(() => store.forceRelease('x'))).toBe(1)
           expect(await count(() => store.ensureSchema())).toBe(1)
           expect(await count(() => store.prune({ olderThanMs: 0 }))).toBe(1)
+          const held = won(await store.acquire({ doId: 'asked', nodeId: 'a', ttlMs: 10_000 }))
+          expect(await count(() => store.requestHandover!({ doId: 'asked', nodeId: 'b' }))).toBe(1)
+          expect(await count(() => store.refresh({ ...held, ttlMs: 10_000 }))).toBe(1)
         })
       })
   })

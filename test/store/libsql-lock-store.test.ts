@@ -151,9 +151,11 @@ describe('LibSQLLockStore', () => {
     const tables = await client.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
     expect(tables.rows.map((r) => r.name)).toEqual([
       'do_locks',
+      'do_locks_handover',
       'do_locks_high_water',
       'do_storage',
       'tenant_locks',
+      'tenant_locks_handover',
       'tenant_locks_high_water',
       'tenant_locks_storage',
     ])
