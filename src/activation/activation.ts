@@ -42,6 +42,12 @@ export interface ActivationOptions<F extends Flusher = Flusher> extends Pick<
   clock?: Clock
   /** Called once the activation has ended (lease released or lost), with why; hook errors are swallowed. */
   onEnd?: (reason: ActivationEndReason, error: unknown) => void
+  /**
+   * Called once at a graceful end (idle, hand-over, shutdown), after every write committed and just
+   * before the lease is released: the last moment the storage's cache is known good (the release fires
+   * the lease's signal). Hook errors are swallowed.
+   */
+  onReleasing?: () => void
 }
 
 const ignore = () => {}
@@ -78,6 +84,8 @@ export class Activation<F extends Flusher = Flusher> {
   readonly #discard: () => void
   readonly #clock: Clock
   readonly #onEnd: ((reason: ActivationEndReason, error: unknown) => void) | undefined
+  readonly #onReleasing: (() => void) | undefined
+  readonly #onHandover: () => void
   readonly #queue: TurnQueue
   readonly #gate: OutputGate
   readonly #onLeaseEnd: () => void
@@ -105,6 +113,9 @@ export class Activation<F extends Flusher = Flusher> {
     if (typeof clock?.monotonic !== 'function') throw new InvalidArgumentError('clock', 'expected a Clock')
     if (onEnd !== undefined && typeof onEnd !== 'function')
       throw new InvalidArgumentError('onEnd', 'expected a function')
+    const { onReleasing } = options
+    if (onReleasing !== undefined && typeof onReleasing !== 'function')
+      throw new InvalidArgumentError('onReleasing', 'expected a function')
     this.doId = lock.doId
     this.lock = lock
     this.flusher = flusher
@@ -113,6 +124,7 @@ export class Activation<F extends Flusher = Flusher> {
     this.#discard = discard
     this.#clock = clock
     this.#onEnd = onEnd
+    this.#onReleasing = onReleasing
     this.#gate = new OutputGate({ flusher, onFailure: (error) => this.#end(endReasonOf(error), error, true) })
     this.#queue = new TurnQueue({
       doId: lock.doId,
@@ -130,7 +142,13 @@ export class Activation<F extends Flusher = Flusher> {
     this.ended = new Promise<void>((resolve) => (this.#markEnded = resolve))
     this.#onLeaseEnd = () => this.#end('lease_lost', leaseLost(lock, lock.signal.reason), true)
     lock.signal.addEventListener('abort', this.#onLeaseEnd, { once: true })
+    // Another node asked for the object, as a heartbeat's answer said (a flush's answer comes through
+    // the storage's hook): finish the queue and let go (docs/design.md invariant 14).
+    this.#onHandover = () => void this.requestHandover()
+    const handover: AbortSignal | undefined = lock.handover
+    handover?.addEventListener('abort', this.#onHandover, { once: true })
     if (lock.signal.aborted) this.#onLeaseEnd()
+    else if (handover?.aborted) this.#onHandover()
     else this.#armIdle()
   }
 
@@ -266,6 +284,14 @@ export class Activation<F extends Flusher = Flusher> {
     // may be about to commit (and whose turns would then be told they failed).
     await this.#gate.settled()
     this.lock.signal.removeEventListener('abort', this.#onLeaseEnd)
+    this.lock.handover?.removeEventListener('abort', this.#onHandover)
+    if (!this.#abrupt && !this.lock.signal.aborted) {
+      try {
+        this.#onReleasing?.()
+      } catch {
+        // a hook must not keep the lease from being released
+      }
+    }
     // Every result this activation could release has been released: the release is off their path.
     await Promise.resolve(this.#guard.release(this.lock)).catch(ignore)
     this.#state = 'ended'

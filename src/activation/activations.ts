@@ -17,6 +17,27 @@ import type { TurnOptions } from './turn-queue.js'
 export interface ActivationFlusher extends Flusher {
   /** See {@link ActivationOptions.discard}: drops the cache and unflushed writes; later use must fail. */
   discard(): void
+  /**
+   * The committed cache at a graceful end, for the object's next lease on this node (handed back as
+   * {@link FlusherContext.resume} when that lease's token is this one's + 1); `undefined` when there is
+   * nothing trustworthy to keep. Optional: without it nothing is kept.
+   */
+  snapshot?(): unknown
+}
+
+/** What {@link ActivationsOptions.createFlusher} gets besides the lock. */
+export interface FlusherContext {
+  /**
+   * Call when a flush's answer says another node asked for the object: the activation finishes its
+   * queue, flushes and releases (docs/design.md invariant 14).
+   */
+  requestHandover(): void
+  /**
+   * The previous activation's `snapshot()` of this object, given only when this lease's token is that
+   * activation's + 1: nobody held the object in between, so its cache is still the committed state
+   * (invariant 11). `undefined` otherwise.
+   */
+  resume: unknown
 }
 
 /** Options of {@link Activations}. */
@@ -30,7 +51,18 @@ export interface ActivationsOptions<F extends ActivationFlusher = ActivationFlus
    * Builds the object's storage for a lease just taken. If it throws, the lease is given back and the
    * turns that waited for it reject with its error.
    */
-  createFlusher: (lock: Lock) => F | PromiseLike<F>
+  createFlusher: (lock: Lock, context: FlusherContext) => F | PromiseLike<F>
+  /**
+   * Asks the node holding `doId` to let go (the lock store's `requestHandover`, one request): sent once
+   * per holder's token, by a turn that found the object held elsewhere, before it waits `waitMs`. Its
+   * errors are ignored (the turn just waits). Without it, contenders wait for the holder to go idle.
+   */
+  requestHandover?: (doId: string) => Promise<unknown>
+  /**
+   * How many ended activations' caches are kept for a re-acquire with the next token. 0 keeps none.
+   * @default 64
+   */
+  maxKeptCaches?: number
   /**
    * How long a turn waits for an object another node holds, ms; past it, it rejects with
    * `LockContendedError` (503 `locked`, with the holder's `retryAfterMs`). 0 tries once.
@@ -79,6 +111,13 @@ export interface RunOptions extends TurnOptions {
   ttlMs?: number
 }
 
+/** How often a turn that asked for a hand-over tries the object again, ms (jittered by ±50%). */
+export const HANDOVER_POLL_MS = 50
+/** How long a node that handed an object over leaves it to the node that asked, ms. */
+export const HANDOVER_GRACE_MS = 150
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
 type Acquired = { acquired: true } | { acquired: false; holder?: LockHolder | undefined; retryAfterMs: number }
 
 const ignore = () => {}
@@ -109,6 +148,13 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
   readonly #activations = new Map<string, Activation<F>>()
   /** The acquire in flight per object, shared by every turn that arrives meanwhile. */
   readonly #acquiring = new Map<string, Promise<Acquired>>()
+  /** Caches of ended activations (oldest first), for a re-acquire with the next token. */
+  readonly #kept = new Map<string, { fencingToken: number; snapshot: unknown }>()
+  readonly #maxKept: number
+  /** The holder's token each object's hand-over was last asked of: asked once per holder. */
+  readonly #asked = new Map<string, number>()
+  /** Objects this node handed over, and until when (monotonic) it leaves them to the node that asked. */
+  readonly #handedOver = new Map<string, number>()
   #closed = false
 
   /** @param options - the guard, the storage factory, bounds and hooks; validated here. */
@@ -128,7 +174,10 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
     if (options.maxQueued !== undefined) assertNonNegativeInteger('maxQueued', options.maxQueued)
     if (options.retryAfterMs !== undefined) assertPositiveMs('retryAfterMs', options.retryAfterMs)
     if (typeof clock?.monotonic !== 'function') throw new InvalidArgumentError('clock', 'expected a Clock')
-    for (const name of ['onStart', 'onEnd'] as const) {
+    const { maxKeptCaches = 64 } = options
+    assertNonNegativeInteger('maxKeptCaches', maxKeptCaches)
+    this.#maxKept = maxKeptCaches
+    for (const name of ['onStart', 'onEnd', 'requestHandover'] as const) {
       const hook = options[name]
       if (hook !== undefined && typeof hook !== 'function') throw new InvalidArgumentError(name, 'expected a function')
     }
@@ -235,19 +284,52 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
   async #activate(doId: string, waitMs: number, ttlMs = this.#options.ttlMs): Promise<Acquired> {
     // Not the caller's signal: the acquire is shared, and one caller leaving must not fail the others.
     const prefetch = this.#prefetch
-    const result = await this.#guard.acquire(doId, {
-      waitMs,
-      ...(ttlMs === undefined ? {} : { ttlMs }),
-      ...(prefetch > 0 ? { prefetch } : {}),
-    })
+    const acquire = (wait: number) =>
+      this.#guard.acquire(doId, {
+        waitMs: wait,
+        ...(ttlMs === undefined ? {} : { ttlMs }),
+        ...(prefetch > 0 ? { prefetch } : {}),
+      })
+    const ask = this.#options.requestHandover
+    const start = this.#clock.monotonic()
+    const deadline = start + waitMs
+    // This node just handed the object over: give the node that asked a head start instead of taking
+    // the object straight back (it polls every HANDOVER_POLL_MS, see below).
+    const handedOver = this.#handedOver.get(doId)
+    if (handedOver !== undefined) {
+      this.#handedOver.delete(doId)
+      const pause = Math.min(handedOver - start, waitMs)
+      if (pause > 0) await sleep(pause)
+    }
+    // With hand-over, a first try alone: if another node holds the object, ask it to let go (once per
+    // holder's token), then try again every HANDOVER_POLL_MS (jittered): the holder lets go at its next
+    // flush or heartbeat, so the wait is short, and a new holder in between is asked in turn.
+    let result = await acquire(ask ? 0 : waitMs)
+    while (!result.acquired && ask && result.holder && result.holder.nodeId !== this.#guard.nodeId) {
+      if (this.#asked.get(doId) !== result.holder.fencingToken) {
+        this.#remember(this.#asked, doId, result.holder.fencingToken, 1000)
+        await Promise.resolve()
+          .then(() => ask(doId))
+          .catch(ignore)
+      }
+      const left = deadline - this.#clock.monotonic()
+      if (left <= 0) break
+      await sleep(Math.min(left, HANDOVER_POLL_MS * (0.5 + Math.random())))
+      result = await acquire(0)
+    }
     if (!result.acquired) return result
     const { lock } = result
+    this.#asked.delete(doId)
+    const kept = this.#kept.get(doId)
+    this.#kept.delete(doId)
     let activation: Activation<F>
     try {
       if (this.#closed) throw this.#shutdownError(doId)
-      // Keeping the previous activation's cache when lock.fencingToken is its token + 1 (nobody held
-      // the object in between, docs/design.md invariant 11) is the factory's call, not made here.
-      const flusher = await this.#createFlusher(lock)
+      const flusher = await this.#createFlusher(lock, {
+        requestHandover: () => void activation?.requestHandover(),
+        // Tokens grow by one per acquire: token + 1 means nobody held the object in between.
+        resume: kept && kept.fencingToken + 1 === lock.fencingToken ? kept.snapshot : undefined,
+      })
       if (this.#closed) throw this.#shutdownError(doId)
       const { idleMs, maxQueued, maxWaitMs, retryAfterMs, clock, onEnd } = this.#options
       activation = new Activation({
@@ -260,7 +342,18 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
         maxWaitMs,
         retryAfterMs,
         clock,
-        onEnd: onEnd && ((reason, error) => onEnd(activation, reason, error)),
+        onEnd: (reason, error) => {
+          if (reason === 'handover') {
+            this.#remember(this.#handedOver, doId, this.#clock.monotonic() + HANDOVER_GRACE_MS, 1000)
+          }
+          if (onEnd) onEnd(activation, reason, error)
+        },
+        onReleasing: () => {
+          const snapshot = this.#maxKept > 0 ? flusher.snapshot?.() : undefined
+          if (snapshot !== undefined) {
+            this.#remember(this.#kept, doId, { fencingToken: lock.fencingToken, snapshot }, this.#maxKept)
+          }
+        },
       })
     } catch (error) {
       await Promise.resolve(this.#guard.release(lock)).catch(ignore)
@@ -273,6 +366,13 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
     const { onStart } = this.#options
     if (onStart) activation.blockConcurrencyWhile(() => onStart(activation)).catch(ignore)
     return { acquired: true }
+  }
+
+  /** Sets `key` as the newest entry of `map`, dropping the oldest beyond `max`. */
+  #remember<V>(map: Map<string, V>, key: string, value: V, max: number): void {
+    map.delete(key)
+    map.set(key, value)
+    while (map.size > max) map.delete(map.keys().next().value!)
   }
 
   #shutdownError(doId: string): ActivationEndedError {

@@ -7,7 +7,8 @@
  */
 import { Activations, type ActivationFlusher } from '../activation/activations.js'
 import type { ConsistencyGuard, Lock } from '../guard/types.js'
-import { ObjectStorage } from '../storage/object-storage.js'
+import { ObjectStorage, StorageSnapshot } from '../storage/object-storage.js'
+import type { LockStore } from '../store/lock-store.js'
 import type { ObjectStore } from '../store/object-store.js'
 import { assertPrefetch } from '../store/requests.js'
 
@@ -78,14 +79,26 @@ export function activationsFor(
     const own = objects !== undefined && (guard as { store?: { objects?: unknown } }).store?.objects === objects
     const { prefetch = DEFAULT_PREFETCH_ROWS, ...rest } = options
     assertPrefetch('prefetch', prefetch, 0)
+    const nodeId = (guard as { nodeId?: string }).nodeId
+    const store = (guard as { store?: Pick<LockStore, 'requestHandover'> }).store
+    const ask = store?.requestHandover
     registry = new Activations({
       guard,
       ...rest,
       prefetch: own ? prefetch : 0,
-      createFlusher: (lock: Lock) => {
+      // A contender asks the holder to let go; the holder hears it in its next flush's or heartbeat's
+      // answer (docs/design.md invariant 14).
+      ...(ask && nodeId !== undefined ? { requestHandover: (doId: string) => ask.call(store, { doId, nodeId }) } : {}),
+      createFlusher: (lock: Lock, { requestHandover, resume }) => {
         if (!objects) return NO_STORAGE
         const { prefetched } = lock
-        return new ObjectStorage({ store: objects, lease: lock, ...(own && prefetched ? { prefetched } : {}) })
+        return new ObjectStorage({
+          store: objects,
+          lease: lock,
+          onHandoverRequested: requestHandover,
+          ...(own && prefetched ? { prefetched } : {}),
+          ...(resume instanceof StorageSnapshot ? { resume } : {}),
+        })
       },
     })
     registries.set(guard, registry)

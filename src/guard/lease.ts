@@ -5,7 +5,7 @@
  */
 import type { Clock } from '../clock.js'
 import { LockLostError, ShutdownError, type LockError } from '../errors.js'
-import type { LockRecord, LockRef } from '../store/lock-store.js'
+import type { LockRecord, LockRef, RefreshedLock } from '../store/lock-store.js'
 import { fullJitterDelay, type Backoff } from './backoff.js'
 import { nextHeartbeatDelay, validityAfterStoreClockStep, validityEnd, type LeaseTimings } from './lease-rules.js'
 import type { TimedStore } from './timed-store.js'
@@ -87,6 +87,8 @@ export class Lease {
   readonly #heartbeat: boolean
   /** Created on first access to `lock.signal`: most callers never look, and aborting costs. */
   #controller: AbortController | undefined
+  /** Created on first access to `lock.handover`, or when a refresh reports a hand-over request. */
+  #handover: AbortController | undefined
   /** Why the lease ended, built only if someone reads the signal. */
   #endReason: (() => LockError) | undefined
   #heartbeatTimer: LongTimeout | undefined
@@ -110,6 +112,10 @@ export class Lease {
     const lock = { ...record, ttlMs: timings.ttlMs, validUntil: validityEnd(sentAt, timings) } as MutableLock
     lock[asyncDispose] = () => host.release(lock).then(() => undefined)
     Object.defineProperty(lock, 'signal', { enumerable: true, get: () => this.#signal() })
+    Object.defineProperty(lock, 'handover', {
+      enumerable: true,
+      get: () => (this.#handover ??= new AbortController()).signal,
+    })
     this.#lock = lock
     this.lock = lock
     this.#renewedAt = sentAt
@@ -277,7 +283,7 @@ export class Lease {
     const lock = this.#lock
     const sentAt = host.clock.monotonic()
     const ref = { doId: lock.doId, nodeId: host.nodeId, fencingToken: lock.fencingToken }
-    let record: LockRecord | null
+    let record: RefreshedLock | null
     try {
       record = await host.store.refresh({ ...ref, ttlMs: this.timings.ttlMs })
     } catch (error) {
@@ -300,6 +306,9 @@ export class Lease {
     this.#armValidityTimer()
     host.emit({ type: 'refresh', ...ref, durationMs: answeredAt - sentAt })
     host.observeStoreTime(storeTime, answeredAt, this)
+    // Another node asked for the object: say so to whoever holds the lock (an activation drains and
+    // lets go); the lease itself stays held until released.
+    if (record.handoverRequested) (this.#handover ??= new AbortController()).abort()
     return sentAt
   }
 }

@@ -27,6 +27,13 @@ export interface Lock extends LockRecord {
   /** Fires when the lease is lost or released; its `reason` is a `LockLostError` or `ShutdownError`. */
   readonly signal: AbortSignal
   /**
+   * Fires (once) when another node asked for the object (`LockStore.requestHandover`), as a heartbeat
+   * refresh's answer reported: the holder may finish what it is doing and release. The lease is still
+   * held; nothing is taken away. A lock from a guard without heartbeats, or a store without hand-over,
+   * never fires it.
+   */
+  readonly handover: AbortSignal
+  /**
    * The object's storage rows when this lease began (values encoded, as the object store keeps them),
    * read by the acquire in the same request; present when the acquire asked for a `prefetch`.
    * `complete`: they are every row of the object (any other key is absent); otherwise only the first

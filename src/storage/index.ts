@@ -1,4 +1,4 @@
-export { ObjectStorage } from './object-storage.js'
+export { ObjectStorage, StorageSnapshot } from './object-storage.js'
 export type { ObjectStorageOptions, StorageTransaction } from './object-storage.js'
 export type { StorageGetOptions, StorageListOptions, StoragePutOptions, StorageTransactionOptions } from './options.js'
 export {

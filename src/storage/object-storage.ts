@@ -19,7 +19,7 @@ import { TransactionEndedError } from './errors.js'
 import type { Layer } from './layer.js'
 import { checkPrefetched } from './prefetched.js'
 import type { StorageGetOptions, StorageListOptions, StoragePutOptions, StorageTransactionOptions } from './options.js'
-import { StorageCore } from './storage-core.js'
+import { StorageCore, type CacheState } from './storage-core.js'
 
 /** Options of the {@link ObjectStorage} constructor. */
 export interface ObjectStorageOptions {
@@ -39,6 +39,58 @@ export interface ObjectStorageOptions {
    * @default none: every first read of a key goes to the store
    */
   prefetched?: PrefetchedRows
+  /**
+   * The cache of this object's PREVIOUS lease on this node ({@link ObjectStorage.snapshot}), to start
+   * from instead of an empty cache. Accepted only for the lease whose token is the snapshot's + 1 on
+   * the same store and object: tokens grow by exactly one per acquire, so nobody else held the object
+   * in between and the cached rows are still the committed state (docs/design.md invariant 11). Any
+   * other lease is refused (`InvalidArgumentError`). Rows in `prefetched` are newer and win.
+   * @default none
+   */
+  resume?: StorageSnapshot
+  /**
+   * Called when a committed flush's answer says another node asked for the object
+   * (`LockStore.requestHandover`): the owner may finish its queue and release. Errors are swallowed.
+   * @default none
+   */
+  onHandoverRequested?: () => void
+}
+
+/**
+ * What an {@link ObjectStorage} knew of its object when its lease ended, for the next lease of the same
+ * object on this node ({@link ObjectStorageOptions.resume}). Opaque: only `snapshot()` makes one.
+ */
+export class StorageSnapshot {
+  /** The object. */
+  readonly doId: string
+  /** The token of the lease it was taken under; only `fencingToken + 1` may resume from it. */
+  readonly fencingToken: number
+
+  /** Made by {@link ObjectStorage.snapshot} only (its rows are kept out of reach). */
+  constructor(state: CacheState) {
+    if (!snapshotMaking) throw new InvalidArgumentError('StorageSnapshot', 'made by ObjectStorage.snapshot() only')
+    this.doId = state.doId
+    this.fencingToken = state.fencingToken
+    snapshots.set(this, state)
+  }
+}
+
+/** The rows behind each snapshot, out of reach of the caller that holds it. */
+const snapshots = new WeakMap<StorageSnapshot, CacheState>()
+let snapshotMaking = false
+
+/** The cache state of `snapshot`, once checked against the lease that resumes it. */
+function resumedState(snapshot: unknown, store: ObjectStore, doId: string, fencingToken: number): CacheState {
+  const state = snapshot instanceof StorageSnapshot ? snapshots.get(snapshot) : undefined
+  if (!state) throw new InvalidArgumentError('options.resume', `expected a StorageSnapshot, got ${describe(snapshot)}`)
+  if (state.store !== store || state.doId !== doId || state.fencingToken + 1 !== fencingToken) {
+    throw new InvalidArgumentError(
+      'options.resume',
+      `was taken under "${state.doId}" token ${state.fencingToken}${state.store === store ? '' : ' of another store'}; ` +
+        `only token ${state.fencingToken + 1} of that object and store may resume it, not "${doId}" token ${fencingToken}`,
+    )
+  }
+  return state
 }
 
 /**
@@ -118,8 +170,40 @@ export class ObjectStorage {
       throw new InvalidArgumentError('options.lease.signal', `expected an AbortSignal, got ${describe(signal)}`)
     }
     const rows = prefetched === undefined ? undefined : checkPrefetched(prefetched)
+    const { resume, onHandoverRequested } = options
+    const resumed = resume === undefined ? undefined : resumedState(resume, store, doId, fencingToken)
+    if (onHandoverRequested !== undefined && typeof onHandoverRequested !== 'function') {
+      throw new InvalidArgumentError(
+        'options.onHandoverRequested',
+        `expected a function, got ${describe(onHandoverRequested)}`,
+      )
+    }
     // A copy: the store is always asked under the lease this storage was made for.
-    this.#core = new StorageCore(store, { doId, nodeId, fencingToken, ttlMs }, signal, rows)
+    this.#core = new StorageCore(
+      store,
+      { doId, nodeId, fencingToken, ttlMs },
+      signal,
+      rows,
+      resumed,
+      onHandoverRequested,
+    )
+  }
+
+  /**
+   * The committed cache, for this object's next lease on this node ({@link ObjectStorageOptions.resume}):
+   * `undefined` unless every write was committed (no unflushed write, no flush in flight, no open
+   * transaction) and this storage has not ended. Take it before releasing the lease: the release
+   * fires the lease's signal, which drops the cache.
+   */
+  snapshot(): StorageSnapshot | undefined {
+    const state = this.#core.snapshot()
+    if (!state) return undefined
+    snapshotMaking = true
+    try {
+      return new StorageSnapshot(state)
+    } finally {
+      snapshotMaking = false
+    }
   }
 
   /**

@@ -22,6 +22,20 @@ import { toListQuery, toOptions } from './options.js'
 import { toWrites } from './put-arguments.js'
 import { decodeValue } from './serializer.js'
 
+/** What a storage knew of the store when its lease ended: see {@link StorageCore.snapshot}. */
+export interface CacheState {
+  /** The store the rows were read from (a snapshot serves only a storage over the same store). */
+  readonly store: ObjectStore
+  /** The lease they were read under. */
+  readonly doId: string
+  /** Its token: only the lease with the next token may start from them. */
+  readonly fencingToken: number
+  /** Committed rows (`null`: known absent). */
+  readonly committed: ReadonlyMap<string, Slot>
+  /** `committed` is every key of the object. */
+  readonly complete: boolean
+}
+
 /** The state shared by an {@link ObjectStorage} and its transactions. */
 export class StorageCore {
   readonly #store: ObjectStore
@@ -46,6 +60,8 @@ export class StorageCore {
   #lastFlush: Promise<unknown> = Promise.resolve()
   /** Why this storage ended; every call rejects with it. */
   #ended: unknown
+  /** Told when a committed flush's answer says another node asked for the object. */
+  readonly #onHandoverRequested: (() => void) | undefined
 
   /**
    * `store`, `lease` and `prefetched` as `ObjectStorage`'s constructor validated them (`lease` is its
@@ -56,13 +72,22 @@ export class StorageCore {
     lease: ObjectLease,
     signal: AbortSignal | undefined,
     prefetched?: { entries: Iterable<[string, EncodedValue]>; complete: boolean },
+    resumed?: CacheState,
+    onHandoverRequested?: () => void,
   ) {
     this.#store = store
     this.#lease = lease
     this.#signal = signal
+    this.#onHandoverRequested = onHandoverRequested
+    if (resumed) {
+      // Checked by the caller: the previous lease of this object on this store, token - 1.
+      for (const [key, slot] of resumed.committed) this.#committed.set(key, slot)
+      this.#complete = resumed.complete
+    }
     if (prefetched) {
+      // Read under this lease, so fresher than anything resumed; complete if either is.
       for (const [key, value] of prefetched.entries) this.#committed.set(key, value)
-      this.#complete = prefetched.complete
+      this.#complete ||= prefetched.complete
     }
     signal?.addEventListener('abort', () => this.#end(this.#leaseError()), { once: true })
   }
@@ -220,6 +245,24 @@ export class StorageCore {
     return this.#ended === undefined && (this.#base.writes.size > 0 || this.#base.cleared)
   }
 
+  /**
+   * The committed cache, for the next lease of this object (token + 1, which proves nobody else held it
+   * in between): `undefined` unless everything written was committed (no unflushed write, no flush in
+   * flight, no open transaction) and the storage has not ended. Take it before the lease is released:
+   * the release fires the lease's signal, which drops the cache.
+   */
+  snapshot(): CacheState | undefined {
+    if (this.#ended !== undefined || this.hasPendingWrites() || this.#flushing.length > 0) return undefined
+    if (this.#transactions.length > 0) return undefined
+    return {
+      store: this.#store,
+      doId: this.#lease.doId,
+      fencingToken: this.#lease.fencingToken,
+      committed: new Map(this.#committed),
+      complete: this.#complete,
+    }
+  }
+
   /** Ends this storage: drops the cache and every unflushed write; later calls reject with `reason`. */
   discard(reason: unknown): void {
     this.#end(reason)
@@ -244,6 +287,13 @@ export class StorageCore {
         this.#complete = true
       }
       for (const [key, slot] of layer.writes) this.#committed.set(key, slot)
+    }
+    if (result.handoverRequested) {
+      try {
+        this.#onHandoverRequested?.()
+      } catch {
+        // the owner's hook must not turn a committed flush into a failed one
+      }
     }
     // Committed under the lease even if the lease ended since: the writes are durable, say so.
     return result

@@ -156,8 +156,10 @@ describe('Activations', () => {
     it('a turn arriving after the lease was lost starts a new activation', async () => {
       const { guard, registry, locks } = node('node-a', { idleMs: 60_000 })
       await registry.run('room-1', () => 'warm')
+      const first = registry.get('room-1')!
       await guard.release(locks[0]!) // the lease ends under the activation: its signal fires
-      expect(registry.get('room-1')?.endReason).toBe('lease_lost')
+      await first.ended
+      expect(first.endReason).toBe('lease_lost')
       await expect(registry.run('room-1', () => 'again')).resolves.toBe('again')
       expect(locks.map((l) => l.fencingToken)).toEqual([1, 2])
     })
