@@ -1,0 +1,194 @@
+/**
+ * What each command does against an open database, and what it reports: one JSON document for
+ * `--json`, a table or a sentence for people. Times are the database's clock (ms since the epoch), the
+ * one clock that decides expiry.
+ *
+ * @module
+ */
+import type { LockInfo } from '../store/lock-store.js'
+import { prefixSuccessor } from '../store/object-sql.js'
+import type { Command } from './args.js'
+import type { OpenDatabase } from './database.js'
+import { formatBytes, formatDuration } from './duration.js'
+import { storageInspectionSql } from './storage-sql.js'
+import { renderTable } from './table.js'
+import { showValue, type ShownValue } from './values.js'
+
+/** A command's result in both forms. */
+export interface CommandOutput {
+  /** The `--json` document. */
+  readonly json: unknown
+  /** The human form (a table or a sentence), without a trailing newline. */
+  readonly text: string
+}
+
+/** Runs `command` against `db` (whose tables were checked) and reports what it found or did. */
+export function runCommand(db: OpenDatabase, command: Command, objectTable: string): Promise<CommandOutput> {
+  switch (command.name) {
+    case 'list':
+      return list(db, command)
+    case 'show':
+      return show(db, command, objectTable)
+    case 'force-release':
+      return forceRelease(db, command.doId)
+    case 'prune':
+      return prune(db, command)
+  }
+}
+
+/** A lease row as `--json` gives it: the store's fields plus how long it has left. */
+function leaseJson(info: LockInfo) {
+  return {
+    doId: info.doId,
+    nodeId: info.nodeId,
+    fencingToken: info.fencingToken,
+    acquiredAt: info.acquiredAt,
+    expiresAt: info.expiresAt,
+    held: info.held,
+    expiresInMs: info.held ? info.expiresAt - info.storeNow : 0,
+    storeNow: info.storeNow,
+    ...(info.metadata === undefined ? {} : { metadata: info.metadata }),
+  }
+}
+
+const iso = (ms: number) => (Number.isFinite(ms) && Math.abs(ms) < 8.64e15 ? new Date(ms).toISOString() : String(ms))
+
+async function list(db: OpenDatabase, command: Extract<Command, { name: 'list' }>): Promise<CommandOutput> {
+  const leases = await db.store.list({
+    ...(command.nodeId === undefined ? {} : { nodeId: command.nodeId }),
+    limit: command.limit,
+  })
+  const truncated = leases.length === command.limit
+  const whose = command.nodeId === undefined ? '' : ` by ${command.nodeId}`
+  let text: string
+  if (leases.length === 0) {
+    text = `no leases held${whose}`
+  } else {
+    const table = renderTable(
+      ['DO ID', 'NODE', 'TOKEN', 'ACQUIRED', 'EXPIRES IN'],
+      leases.map((l) => [
+        l.doId,
+        l.nodeId,
+        String(l.fencingToken),
+        iso(l.acquiredAt),
+        formatDuration(l.expiresAt - l.storeNow),
+      ]),
+    )
+    const count = `${leases.length} lease${leases.length === 1 ? '' : 's'} held${whose}`
+    text = `${table}\n\n${count}${truncated ? ` (the first ${command.limit}; --limit shows more)` : ''}`
+  }
+  return { json: { leases: leases.map(leaseJson), count: leases.length, limit: command.limit, truncated }, text }
+}
+
+/** One storage key as `show` reports it. */
+interface KeyRow {
+  key: string
+  bytes: number
+  value?: ShownValue
+}
+
+async function show(
+  db: OpenDatabase,
+  command: Extract<Command, { name: 'show' }>,
+  objectTable: string,
+): Promise<CommandOutput> {
+  const { doId, prefix, limit } = command
+  const info = await db.store.get(doId)
+  let storage: { table: string; keys: KeyRow[]; total: { keys: number; bytes: number }; truncated: boolean } | null =
+    null
+  if (db.tables.has(objectTable)) {
+    const sql = storageInspectionSql(objectTable, command.values)
+    const end = prefix === '' ? null : (prefixSuccessor(prefix) ?? null)
+    // One read transaction: the keys and their totals from the same snapshot.
+    const [keys, totals] = await db.client.batch(
+      [
+        { sql: sql.keys, args: [doId, prefix, end, limit] },
+        { sql: sql.totals, args: [doId, prefix, end] },
+      ],
+      'read',
+    )
+    const rows = Array.from(keys!.rows as ArrayLike<Record<string, unknown>>, (row): KeyRow => {
+      const key = String(row.key)
+      const entry: KeyRow = { key, bytes: Number(row.bytes) }
+      if (command.values) entry.value = showValue(String(row.value), key)
+      return entry
+    })
+    const t = (totals!.rows as ArrayLike<Record<string, unknown>>)[0]!
+    const total = { keys: Number(t.keys), bytes: Number(t.bytes) }
+    storage = { table: objectTable, keys: rows, total, truncated: rows.length < total.keys }
+  }
+
+  const lines = [`do_id    ${doId}`, `lease    ${describeLease(info)}`]
+  if (storage === null) {
+    lines.push(`storage  no table "${objectTable}" in ${db.name} (--object-table names another)`)
+  } else {
+    const scope = prefix === '' ? '' : ` starting with ${JSON.stringify(prefix)}`
+    const { keys, bytes } = storage.total
+    lines.push(`storage  ${storage.table}: ${keys} key${keys === 1 ? '' : 's'}${scope}, ${formatBytes(bytes)} encoded`)
+    if (storage.keys.length > 0) {
+      const header = command.values ? ['KEY', 'SIZE', 'VALUE'] : ['KEY', 'SIZE']
+      const cells = storage.keys.map((r) =>
+        command.values ? [r.key, formatBytes(r.bytes), r.value!.display] : [r.key, formatBytes(r.bytes)],
+      )
+      lines.push('', renderTable(header, cells))
+      if (storage.truncated) lines.push('', `(the first ${storage.keys.length} of ${keys}; --limit shows more)`)
+    }
+  }
+  const json = {
+    doId,
+    lease: info === null ? null : leaseJson(info),
+    storage:
+      storage === null
+        ? null
+        : {
+            ...storage,
+            keys: storage.keys.map((r) => ({ key: r.key, bytes: r.bytes, ...(r.value ? { value: r.value } : {}) })),
+          },
+  }
+  return { json, text: lines.join('\n') }
+}
+
+function describeLease(info: LockInfo | null): string {
+  if (info === null) return 'no lease row (never acquired, or pruned)'
+  const by = `${info.nodeId}, token ${info.fencingToken}, acquired ${iso(info.acquiredAt)}`
+  if (info.held) return `held by ${by}, expires in ${formatDuration(info.expiresAt - info.storeNow)}`
+  const end = info.expiresAt === 0 ? 'released' : `expired ${formatDuration(info.storeNow - info.expiresAt)} ago`
+  return `free (${end}; last held by ${by}); the next acquire gets token ${info.fencingToken + 1}`
+}
+
+async function forceRelease(db: OpenDatabase, doId: string): Promise<CommandOutput> {
+  // Read first only to say whom it evicted: the release itself is one statement, whoever holds it then.
+  const before = await db.store.get(doId)
+  const released = await db.store.forceRelease(doId)
+  let text: string
+  if (released && before?.held) {
+    text = `released ${doId}: it was held by ${before.nodeId} with token ${before.fencingToken}; the next acquire gets token ${before.fencingToken + 1}`
+  } else if (released) {
+    text = `released ${doId} (acquired again after it was read, so the evicted holder is not known)`
+  } else if (before === null) {
+    text = `no lease row for ${doId} (never acquired, or pruned): nothing to release`
+  } else {
+    text = `${doId} was not held: ${describeLease(before)}. Nothing changed`
+  }
+  const json = { doId, released, before: before === null ? null : leaseJson(before) }
+  return { json, text }
+}
+
+async function prune(db: OpenDatabase, command: Extract<Command, { name: 'prune' }>): Promise<CommandOutput> {
+  const { olderThanMs, limit, once } = command
+  let removed = 0
+  let transactions = 0
+  for (;;) {
+    const result = await db.store.prune({ olderThanMs, limit })
+    removed += result.removed
+    transactions += 1
+    if (once || result.removed < limit) break
+  }
+  const more = once && removed === limit
+  const age = formatDuration(olderThanMs)
+  const text =
+    `removed ${removed} row${removed === 1 ? '' : 's'} nobody held for more than ${age}` +
+    ` (${transactions} transaction${transactions === 1 ? '' : 's'} of at most ${limit})` +
+    (more ? '; more may be left: run it again, or without --once' : '')
+  return { json: { removed, transactions, olderThanMs, limit, more }, text }
+}
