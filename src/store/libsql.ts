@@ -4,7 +4,7 @@
  *
  * - The local engine (`local-engine.ts`) for a local file: one native `libsql` connection owned by the
  *   store, cached prepared statements, SQLITE_BUSY waited out asynchronously with jitter (a native
- *   busy wait of 2 ms at most), an explicit ROLLBACK after any failure, never an abandoned
+ *   busy wait of none), an explicit ROLLBACK after any failure, never an abandoned
  *   connection. Failures 1-3 of issue 13 (a leaked connection per SQLITE_BUSY, a wrapper client whose
  *   heartbeats "succeed" without committing, `busy_timeout` freezing the process) cannot happen there:
  *   there is no swap to leak, no client to wrap, no blocking wait.
@@ -72,7 +72,7 @@ export interface LibSQLLockStoreOptions extends SqlLockStoreOptions {
    *
    * - `'native'`: the local engine (`src/store/local-engine.ts`): one native `libsql` connection the
    *   store opens and owns, cached prepared statements, SQLITE_BUSY waited out asynchronously (the
-   *   event loop never blocks for more than a couple of ms), an explicit rollback after any failure
+   *   event loop never waits for a lock), an explicit rollback after any failure
    *   and never an abandoned connection. For a URL it opens that file; for a `file:` `@libsql/client`
    *   client, the file that client has open (found with `PRAGMA database_list`), refusing, at the first
    *   request, an in-memory database or an embedded replica (whose writes belong to the primary).

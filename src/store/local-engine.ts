@@ -17,8 +17,8 @@
  *   already holds the write lock (or, for a lone read, a read snapshot taken by `exec`), so they do
  *   not meet SQLITE_BUSY; if one ever does, it cannot be reset through libsql's API, so the connection
  *   is replaced once (counted in {@link LocalEngine.reopened}) rather than used stuck.
- * - Waiting for another writer is asynchronous: the native busy handler waits at most
- *   {@link NATIVE_BUSY_WAIT_MS}, then the engine retries after a jittered, growing pause
+ * - Waiting for another writer is asynchronous: the native busy handler does not wait
+ *   ({@link NATIVE_BUSY_WAIT_MS}); the engine retries after a jittered, growing pause
  *   (timers, not a blocking loop) until `busyTimeoutMs` has passed, and only then reports SQLITE_BUSY
  *   (a retryable `StoreUnavailableError` once the store maps it). Every timer, heartbeat and handler of
  *   the process keeps running meanwhile.
@@ -35,8 +35,13 @@
 import { InvalidArgumentError } from '../errors.js'
 import type { SqlDriver, SqlResult, SqlStatement, SqlValue } from './sql-driver.js'
 
-/** How long the native busy handler may block the event loop per attempt, in ms, before the engine's asynchronous retry takes over. */
-export const NATIVE_BUSY_WAIT_MS = 2
+/**
+ * How long the native busy handler may block the event loop per attempt, in ms, before the engine's
+ * asynchronous retry takes over: none. Even SQLite's first 1 ms sleep held the loop for 20-80 ms on a
+ * loaded 2-core machine (a sleeping thread waits for a core to come back), measured in
+ * test/store/local-engine.test.ts.
+ */
+export const NATIVE_BUSY_WAIT_MS = 0
 
 /** The asynchronous busy wait of the local engine, unless `busyTimeoutMs` says otherwise. */
 export const DEFAULT_LOCAL_BUSY_TIMEOUT_MS = 5_000
@@ -149,7 +154,8 @@ export class LocalEngine implements SqlDriver {
   #connect(): NativeDatabaseLike {
     const db = new this.#open(this.#path)
     try {
-      db.exec(`PRAGMA busy_timeout = ${NATIVE_BUSY_WAIT_MS}`)
+      // Never longer than the whole budget: busyTimeoutMs 0 means fail at once, as SQLite's own 0 does.
+      db.exec(`PRAGMA busy_timeout = ${Math.min(NATIVE_BUSY_WAIT_MS, this.#busyTimeoutMs)}`)
       for (const pragma of this.#pragmas) db.exec(`PRAGMA ${pragma}`)
     } catch (error) {
       db.close()
@@ -190,7 +196,9 @@ export class LocalEngine implements SqlDriver {
       db.exec('COMMIT')
       return results
     } catch (error) {
-      if (db.inTransaction) {
+      // After #replace the old connection is closed (touching it would abort the process) and its
+      // transaction was rolled back there.
+      if (this.#db === db && db.inTransaction) {
         try {
           db.exec('ROLLBACK')
         } catch {
