@@ -9,7 +9,7 @@ import type { LockInfo } from '../store/lock-store.js'
 import { prefixSuccessor } from '../store/object-sql.js'
 import type { Command } from './args.js'
 import type { OpenDatabase } from './database.js'
-import { formatBytes, formatDuration } from './duration.js'
+import { formatBytes, formatDuration, formatExactDuration } from './duration.js'
 import { storageInspectionSql } from './storage-sql.js'
 import { renderTable } from './table.js'
 import { showValue, type ShownValue } from './values.js'
@@ -185,7 +185,7 @@ async function prune(db: OpenDatabase, command: Extract<Command, { name: 'prune'
     if (once || result.removed < limit) break
   }
   const more = once && removed === limit
-  const age = formatDuration(olderThanMs)
+  const age = formatExactDuration(olderThanMs)
   const text =
     `removed ${removed} row${removed === 1 ? '' : 's'} nobody held for more than ${age}` +
     ` (${transactions} transaction${transactions === 1 ? '' : 's'} of at most ${limit})` +

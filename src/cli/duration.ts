@@ -33,6 +33,21 @@ export function parseDuration(text: string): number | undefined {
   return Number.isSafeInteger(total) ? total : undefined
 }
 
+/** `ms` exactly, in the units parseDuration reads: `1d`, `1h30m`, `500ms`, `0ms` (parseDuration's inverse). */
+export function formatExactDuration(ms: number): string {
+  if (ms === 0) return '0ms'
+  let rest = ms
+  let text = ''
+  for (const unit of ['w', 'd', 'h', 'm', 's', 'ms']) {
+    const size = UNITS[unit]!
+    if (rest >= size) {
+      text += `${Math.floor(rest / size)}${unit}`
+      rest %= size
+    }
+  }
+  return text
+}
+
 /** `850ms`, `12.3s`, `4m 05s`, `3h 20m`, `2d 04h`: two units at most, for a table cell. */
 export function formatDuration(ms: number): string {
   const sign = ms < 0 ? '-' : ''
