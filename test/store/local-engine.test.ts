@@ -298,7 +298,12 @@ describe('LibSQLLockStore local engine', () => {
       // Under the write lock a WAL database never answers SQLITE_BUSY to a statement; injected here.
       let inject = 0
       const opened: Array<{ closed: boolean }> = []
-      class Faulty extends Database {
+      // Typed as the engine sees it (libsql's own typings come from better-sqlite3's).
+      const Base = Database as unknown as new (path: string) => {
+        prepare(sql: string): { run(...args: unknown[]): unknown }
+        close(): void
+      }
+      class Faulty extends Base {
         readonly record = { closed: false }
         constructor(path: string) {
           super(path)
@@ -314,7 +319,7 @@ describe('LibSQLLockStore local engine', () => {
                 inject--
                 throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' })
               }
-              return run(...(args as []))
+              return run(...args)
             },
           })
         }
