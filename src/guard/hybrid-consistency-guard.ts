@@ -187,6 +187,13 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
         retryAfterMs = 1
       }
       if (now >= deadline) return { acquired: false, holder, retryAfterMs, attempts }
+      if (holder && waiter.releaseInFlight(holder, this.nodeId)) {
+        // Asked before our own release arrived: its answer wakes us, no need to poll.
+        await waiter.wait(deadline - now, signal)
+        this.#throwIfClosing()
+        signal?.throwIfAborted()
+        continue
+      }
 
       // Never sleep past the deadline; a held lease cannot free up before its expiry unless released,
       // so jitter (not the full retryAfter) keeps latency low when the holder releases early. A lease
@@ -213,12 +220,14 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     }
     if (!lease) return Promise.resolve(false)
     const { lock: own } = lease
-    // The line for the id is woken once the store answered: sooner, its first would find it still ours.
+    // The first in line for the id asks as soon as the release is sent (see LocalWaiters.releasing),
+    // and again when it was answered if it asked too soon.
     const settle = () => this.#waiters.settled(own.doId, own)
     let ended: Promise<boolean>
     this.#releasing = lease
     try {
       ended = lease.end({ how: 'released' })
+      this.#waiters.releasing(own)
     } catch (error) {
       settle()
       throw error

@@ -10,7 +10,7 @@ import type { Lock } from './types.js'
 
 /** What this guard knows of the id's current holder without asking the store. */
 export interface LocalHolderView {
-  /** A lease of this guard on the id, not yet settled (held, or its release in flight). */
+  /** A lease of this guard on the id, held or its release not yet answered (the newest). */
   readonly ownLock: Lock | undefined
   /** The holder the first in line was last told of, and when (local monotonic), if any. */
   readonly lastSeen: { holder: SeenHolder; retryAfterMs: number; at: number } | undefined
@@ -34,8 +34,10 @@ export class Line {
   readonly doId: string
   /** Waiters in arrival order; a Set also removes from the middle (an aborted waiter) in O(1). */
   readonly waiters = new Set<Waiter>()
-  /** This guard's leases on the id, from grant until their end settled (normally at most one). */
+  /** This guard's leases on the id, from grant until they end (normally at most one). */
   readonly ownLocks = new Set<Lock>()
+  /** This guard's leases on the id whose release was sent and not yet answered. */
+  readonly releasing = new Set<Lock>()
   /** The holder the first in line was last told of. */
   lastSeen: LocalHolderView['lastSeen']
 
@@ -52,7 +54,7 @@ export class Line {
 
   /** Nobody waits and no lease of the guard is on the id: the line can go. */
   get idle(): boolean {
-    return this.waiters.size === 0 && this.ownLocks.size === 0
+    return this.waiters.size === 0 && this.ownLocks.size === 0 && this.releasing.size === 0
   }
 }
 
@@ -76,15 +78,26 @@ export class Waiter {
     return this.#line.first === this
   }
 
-  /** Whether this guard holds the id itself (or its release is still in flight): no request can win. */
+  /** Whether this guard holds the id itself: no request can win until that lease ends. */
   get heldHere(): boolean {
     return this.#line.ownLocks.size > 0
+  }
+
+  /**
+   * Whether `holder`, as a store answer named it, is a lease of this guard whose release is on its
+   * way: the answer to that release wakes this waiter, so it need not poll.
+   */
+  releaseInFlight(holder: { nodeId: string; fencingToken: number }, nodeId: string): boolean {
+    if (holder.nodeId !== nodeId) return false
+    for (const lock of this.#line.releasing) if (lock.fencingToken === holder.fencingToken) return true
+    return false
   }
 
   /** What is known of the holder without a request, for an answer given without one. */
   get holderView(): LocalHolderView {
     let ownLock: Lock | undefined
-    for (const lock of this.#line.ownLocks) ownLock = lock // the newest
+    for (const lock of this.#line.releasing) ownLock = lock
+    for (const lock of this.#line.ownLocks) ownLock = lock // held beats releasing; the newest
     return { ownLock, lastSeen: this.#line.lastSeen }
   }
 
@@ -170,13 +183,31 @@ export class LocalWaiters {
   }
 
   /**
-   * `lock`'s end settled (released, lost, or given back in the background), or a lease granted but
-   * never handed out was given back (`lock` undefined): the id may be free, so the first in line asks now.
+   * The release of `lock` was sent. The first in line asks at once rather than after the answer: a
+   * store that applies requests in the order sent (a local database, one connection) grants it, and
+   * over a network the two requests overlap instead of costing two round trips. Asked too soon, the
+   * store names `lock` as holder ({@link Waiter.releaseInFlight}) and the waiter waits for the answer.
+   */
+  releasing(lock: Lock): void {
+    const line = this.#lines.get(lock.doId)
+    if (!line) return
+    line.ownLocks.delete(lock)
+    line.releasing.add(lock)
+    line.first?.wake()
+  }
+
+  /**
+   * `lock` ended and the store answered (released, lost, or given back in the background), or a lease
+   * granted but never handed out was given back (`lock` undefined): the id may be free, so the first in
+   * line asks now.
    */
   settled(doId: string, lock?: Lock): void {
     const line = this.#lines.get(doId)
     if (!line) return
-    if (lock) line.ownLocks.delete(lock)
+    if (lock) {
+      line.ownLocks.delete(lock)
+      line.releasing.delete(lock)
+    }
     line.first?.wake()
     this.tidy(line)
   }

@@ -101,7 +101,7 @@ describe('HybridConsistencyGuard fair local waiting', () => {
     for (const outcome of await Promise.all(rest)) expect(outcome).toBeInstanceOf(ShutdownError)
   })
 
-  it('wakes the first in line as soon as the release is answered, not at its next poll', async () => {
+  it('wakes the first in line as soon as the release is sent, not at its next poll', async () => {
     // A backoff that would sleep 30 s: only a local wake-up can hand the lease over sooner.
     const guard = make({ retry: { initialDelayMs: 60_000, maxDelayMs: 60_000 } })
     const lock = held(await guard.acquire('x'))
@@ -113,6 +113,28 @@ describe('HybridConsistencyGuard fair local waiting', () => {
     const next = held(await waiting)
     expect(Date.now() - releasedAt).toBe(0) // fake time did not move: no timer was needed
     expect(next.fencingToken).toBe(2)
+  })
+
+  it('waits for the release’s answer, without polling, when it asked before the release arrived', async () => {
+    const guard = make({ retry: { initialDelayMs: 60_000, maxDelayMs: 60_000 } })
+    const lock = held(await guard.acquire('x'))
+    let answerRelease: () => void = () => {}
+    recorder.faults.release = (request, real) => {
+      recorder.faults.release = undefined
+      // The release reaches the store only later, as over a network that does not keep order.
+      return new Promise((resolve) => (answerRelease = () => resolve(real(request))))
+    }
+    const waiting = guard.acquire('x', { waitMs: 120_000 })
+    const before = requests()
+    void guard.release(lock)
+    await vi.advanceTimersByTimeAsync(0)
+    expect(requests()).toBe(before + 1) // asked at once: the store still names lock 1 as holder
+    await vi.advanceTimersByTimeAsync(5_000) // (within requestTimeoutMs, after which the release failed)
+    expect(requests()).toBe(before + 1) // and did not poll our own release
+    answerRelease()
+    await vi.advanceTimersByTimeAsync(0)
+    expect(held(await waiting).fencingToken).toBe(2)
+    expect(requests()).toBe(before + 2)
   })
 
   it('lets only the first in line poll a lease held by another node', async () => {
