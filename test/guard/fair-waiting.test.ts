@@ -352,6 +352,43 @@ describe('HybridConsistencyGuard fair local waiting on libSQL', () => {
     60_000,
   )
 
+  it('keeps serving, one holder at a time, while waiters abort and time out around it, and leaves no line behind', async () => {
+    const store = await libsqlStore(`file:${join(dir, 'churn.db')}`)
+    const guard = new HybridConsistencyGuard({ store, nodeId: 'node-a' })
+    let holding = false
+    let lastToken = 0
+    let served = 0
+    let gaveUp = 0
+    const caller = async (i: number) => {
+      const controller = new AbortController()
+      // Every third caller gives up by abort, every third by a short waitMs; the rest wait for good.
+      if (i % 3 === 0) setTimeout(() => controller.abort(new Error('gone')), (i % 7) * 3)
+      const waitMs = i % 3 === 1 ? (i % 5) * 4 : 30_000
+      try {
+        const result = await guard.acquire('x', { waitMs, heartbeat: false, signal: controller.signal })
+        if (!result.acquired) return void gaveUp++
+        expect(holding).toBe(false)
+        expect(result.lock.fencingToken).toBeGreaterThan(lastToken)
+        holding = true
+        lastToken = result.lock.fencingToken
+        await new Promise((resolve) => setTimeout(resolve, 1))
+        holding = false
+        served++
+        await guard.release(result.lock)
+      } catch (error) {
+        expect(error).toMatchObject({ message: 'gone' })
+        gaveUp++
+      }
+    }
+    await Promise.all(Array.from({ length: 60 }, (_, i) => caller(i)))
+    expect(served).toBeGreaterThanOrEqual(20) // everyone who waited for good
+    expect(served + gaveUp).toBe(60)
+    // Nobody is left in line: a try-once asks the store itself, and wins.
+    const after = await guard.acquire('x')
+    expect(after).toMatchObject({ acquired: true, lock: { fencingToken: lastToken + 1 } })
+    await guard.shutdown()
+  }, 60_000)
+
   it('hands over between callers of one guard at the store’s pace, not a poll interval', async () => {
     const store = await libsqlStore(`file:${join(dir, 'pace.db')}`)
     const guard = new HybridConsistencyGuard({
