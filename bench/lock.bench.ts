@@ -19,10 +19,23 @@
  * - throughput with 1, 16, 64 and 256 concurrent DO ids: each worker loops acquire -> release on its
  *   own id for a fixed time; median ops/s over interleaved rounds.
  *
- * Then it prints PASS/FAIL for each target of issue 7. Always exits 0.
+ * Locally (no `--rtt`), also the local engine (issue 13) and its floors:
+ *
+ * - the native floor: the same statements on a native `libsql` connection (the binding `@libsql/client`
+ *   wraps), prepared once, each operation one `BEGIN IMMEDIATE` ... `COMMIT`, as the local engine sends
+ *   them, with nothing else around them;
+ * - the fsync floor: one 64-byte write + `fdatasync` on a file in the same directory (what one durable
+ *   commit cannot beat on this disk; a cycle is two commits);
+ * - `LibSQLLockStore` on the local engine (a `file:` URL; group commit on, its default, and off) and
+ *   a guard over it;
+ * - 8 waiters on one id in one process (guard `waitMs`): handoffs/s and the least-served waiter's share,
+ *   over the client engine (today's store) and the local engine.
+ *
+ * Then it prints PASS/FAIL for each target of issues 7 and 13. Always exits 0.
  */
 import { createClient } from '@libsql/client'
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import Database from 'libsql'
+import { closeSync, fdatasyncSync, mkdtempSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -70,10 +83,26 @@ await client.execute('CREATE TABLE IF NOT EXISTS bench_counter (id TEXT PRIMARY 
 await client.execute("INSERT OR IGNORE INTO bench_counter VALUES ('c', 0)")
 
 const NODE = 'node-0'
+const dbPath = join(dir, 'locks.db')
+// The local engine (issue 13) on the same file; locally only (it has no artificial network).
+const storeLocal = new LibSQLLockStore(`file:${dbPath}`)
+const storeLocalNoGc = new LibSQLLockStore(`file:${dbPath}`, { groupCommit: false })
+const native = new Database(dbPath)
+native.exec('PRAGMA busy_timeout = 5000')
+if (SYNC) native.exec(`PRAGMA synchronous=${SYNC}`)
+const nativeSql = {
+  acquire: native.prepare(sql.acquire),
+  holder: native.prepare(sql.holder),
+  release: native.prepare(sql.release),
+}
+const fsyncFile = join(dir, 'fsync-floor.bin')
+const fsyncFd = openSync(fsyncFile, 'w')
+const fsyncPayload = new Uint8Array(64).fill(7)
 const ring = new ConsistentHashRing({ nodes: Array.from({ length: 10 }, (_, i) => `node-${i}`) })
 const guard = new HybridConsistencyGuard({ store, nodeId: NODE, ttlMs: TTL_MS })
 const guardRing = new HybridConsistencyGuard({ store, nodeId: NODE, ttlMs: TTL_MS, ring })
 const guardGc = new HybridConsistencyGuard({ store: storeGc, nodeId: NODE, ttlMs: TTL_MS })
+const guardLocal = new HybridConsistencyGuard({ store: storeLocal, nodeId: NODE, ttlMs: TTL_MS })
 
 /** How the store sends one statement to a local database (libsql.ts): as a one-statement write batch. */
 const send1 = (s: { sql: string; args: SqlValue[] }) => client.batch([s], 'write')
@@ -93,6 +122,31 @@ async function floorAcquire(doId: string): Promise<number> {
 }
 async function floorRelease(doId: string, token: number): Promise<void> {
   await send1({ sql: sql.release, args: [doId, NODE, token] })
+}
+
+/** The native floor: the acquire batch as one transaction on a native connection, prepared once. */
+async function nativeAcquire(doId: string): Promise<number> {
+  native.exec('BEGIN IMMEDIATE')
+  try {
+    const taken = nativeSql.acquire.all(doId, NODE, TTL_MS, null) as Array<Record<string, unknown>>
+    nativeSql.holder.all(doId)
+    native.exec('COMMIT')
+    if (!taken[0]) throw new Error(`native floor: ${doId} was held`)
+    return Number(taken[0].fencing_token)
+  } catch (error) {
+    if (native.inTransaction) native.exec('ROLLBACK')
+    throw error
+  }
+}
+async function nativeRelease(doId: string, token: number): Promise<void> {
+  native.exec('BEGIN IMMEDIATE')
+  nativeSql.release.run(doId, NODE, token)
+  native.exec('COMMIT')
+}
+/** One durable commit's floor on this disk: 64 bytes written and fdatasync'ed. */
+async function fsyncOnce(): Promise<void> {
+  writeSync(fsyncFd, fsyncPayload, 0, 64, 0)
+  fdatasyncSync(fsyncFd)
 }
 
 function must<T extends { acquired: boolean }>(r: T): Extract<T, { acquired: true }> {
@@ -143,6 +197,20 @@ const cycles = {
   guardGc: timed(
     async (id) => must(await guardGc.acquire(id)).lock,
     (_id, lock) => guardGc.release(lock as Lock),
+  ),
+  nativeFloor: timed(nativeAcquire, (id, token) => nativeRelease(id, token as number)),
+  fsyncFloor: timed(fsyncOnce, fsyncOnce),
+  storeLocal: timed(
+    async (id) => must(await storeLocal.acquire({ doId: id, nodeId: NODE, ttlMs: TTL_MS })).lock,
+    (_id, lock) => storeLocal.release(lock as Lock),
+  ),
+  storeLocalNoGc: timed(
+    async (id) => must(await storeLocalNoGc.acquire({ doId: id, nodeId: NODE, ttlMs: TTL_MS })).lock,
+    (_id, lock) => storeLocalNoGc.release(lock as Lock),
+  ),
+  guardLocal: timed(
+    async (id) => must(await guardLocal.acquire(id)).lock,
+    (_id, lock) => guardLocal.release(lock as Lock),
   ),
   // Lower bounds, not library paths: what no acquire over this client and database can beat.
   // The acquire upsert alone, as one autocommit execute (no holder read, no explicit transaction):
@@ -200,8 +268,39 @@ interface SeqVariant {
   floor: string
   run: (id: string) => Promise<Timing>
 }
+/** The local engine and its floors (issue 13): local runs only. */
+const LOCAL_SEQ: SeqVariant[] = remote
+  ? []
+  : [
+      {
+        key: 'nativeFloor',
+        label: 'native floor: the same statements on a native connection',
+        floor: 'floor',
+        run: cycles.nativeFloor,
+      },
+      {
+        key: 'fsyncFloor',
+        label: 'fsync floor: 2 x (64-byte write + fdatasync)',
+        floor: 'floor',
+        run: cycles.fsyncFloor,
+      },
+      {
+        key: 'storeLocal',
+        label: 'LibSQLLockStore local engine (groupCommit, default)',
+        floor: 'nativeFloor',
+        run: cycles.storeLocal,
+      },
+      {
+        key: 'storeLocalNoGc',
+        label: 'LibSQLLockStore local engine, groupCommit off',
+        floor: 'nativeFloor',
+        run: cycles.storeLocalNoGc,
+      },
+      { key: 'guardLocal', label: 'guard over the local engine', floor: 'nativeFloor', run: cycles.guardLocal },
+    ]
 const SEQ: SeqVariant[] = [
   { key: 'floor', label: 'floor: acquire batch + release batch, direct', floor: 'floor', run: cycles.floor },
+  ...LOCAL_SEQ,
   { key: 'store', label: 'LibSQLLockStore acquire + release', floor: 'floor', run: cycles.store },
   { key: 'storeGc', label: 'LibSQLLockStore (groupCommit) acquire + release', floor: 'floor', run: cycles.storeGc },
   { key: 'guard', label: 'guard acquire + release', floor: 'floor', run: cycles.guard },
@@ -288,6 +387,14 @@ const TP: TpVariant[] = [
   { key: 'storeGc', label: 'LibSQLLockStore groupCommit', cycle: cycles.storeGc },
   { key: 'guard', label: 'guard', cycle: cycles.guard },
   { key: 'guardGc', label: 'guard, groupCommit store', cycle: cycles.guardGc },
+  ...(remote
+    ? []
+    : [
+        { key: 'nativeFloor', label: 'native floor (same statements, native connection)', cycle: cycles.nativeFloor },
+        { key: 'storeLocal', label: 'local engine (groupCommit, default)', cycle: cycles.storeLocal },
+        { key: 'storeLocalNoGc', label: 'local engine, groupCommit off', cycle: cycles.storeLocalNoGc },
+        { key: 'guardLocal', label: 'guard over the local engine', cycle: cycles.guardLocal },
+      ]),
 ]
 
 /** `workers` loops of acquire -> release, each on its own id, for `ms`. Returns cycles/s and requests/cycle. */
@@ -367,6 +474,51 @@ function packageVersion(name: string): string {
     if (parent === path) return '?'
     path = parent
   }
+}
+
+/** 8 callers of one guard waiting for one id: each loops acquire (waitMs) -> release, for `ms`. */
+async function handoffs(g: HybridConsistencyGuard, id: string, waiters: number, ms: number) {
+  const served = new Array<number>(waiters).fill(0)
+  const deadline = performance.now() + ms
+  const start = performance.now()
+  await Promise.all(
+    served.map(async (_, w) => {
+      while (performance.now() < deadline) {
+        const r = await g.acquire(id, { waitMs: 5_000 })
+        if (!r.acquired) continue
+        served[w]!++
+        await g.release(r.lock)
+      }
+    }),
+  )
+  const total = served.reduce((a, b) => a + b, 0)
+  return { perSec: (total * 1000) / (performance.now() - start), leastShare: total ? Math.min(...served) / total : 0 }
+}
+
+const HANDOFF_WAITERS = 8
+const HANDOFF_ROUNDS = QUICK ? 1 : 3
+const HANDOFF_MS = QUICK ? 300 : 1_000
+const HANDOFF: Array<{ key: string; label: string; guard: HybridConsistencyGuard }> = [
+  { key: 'guard', label: 'guard over the client engine (today)', guard },
+  { key: 'guardGc', label: 'guard over the client engine, groupCommit', guard: guardGc },
+  ...(remote ? [] : [{ key: 'guardLocal', label: 'guard over the local engine', guard: guardLocal }]),
+]
+async function handoffAll() {
+  const samples = new Map<string, Array<{ perSec: number; leastShare: number }>>()
+  for (const v of HANDOFF) await handoffs(v.guard, `hot-${v.key}`, HANDOFF_WAITERS, 50) // warm up
+  for (let round = 0; round < HANDOFF_ROUNDS; round++) {
+    for (const v of rotate(HANDOFF, round)) {
+      const list = samples.get(v.key) ?? []
+      list.push(await handoffs(v.guard, `hot-${v.key}`, HANDOFF_WAITERS, HANDOFF_MS))
+      samples.set(v.key, list)
+    }
+  }
+  return new Map(
+    [...samples].map(([key, list]) => [
+      key,
+      { perSec: median(list.map((x) => x.perSec)), leastShare: Math.min(...list.map((x) => x.leastShare)) },
+    ]),
+  )
 }
 
 // --- run --------------------------------------------------------------------------------------
@@ -451,6 +603,15 @@ for (const v of TP) {
   )
 }
 
+const hand = await handoffAll()
+console.log(`\n## ${HANDOFF_WAITERS} waiters on one id in one process (guard acquire with waitMs, then release)\n`)
+console.log('| variant | handoffs/s (median of rounds) | least-served waiter, share of handoffs (worst round) |')
+console.log('|---|---:|---:|')
+for (const v of HANDOFF) {
+  const h = hand.get(v.key)!
+  console.log(`| ${v.label} | ${fmt(h.perSec)} | ${fmt(h.leastShare * 100, 1)}% |`)
+}
+
 // --- targets ----------------------------------------------------------------------------------
 
 const p50 = (key: string) => quantile(seqOf(key).total, 0.5)
@@ -491,12 +652,49 @@ for (const key of ['guardGc', 'guard', 'storeGc', 'store']) {
     value: `${x(r)} (median of per-round ratios; medians ${fmt(tpOf(key, 64).opsPerSec)} vs ${fmt(tpOf('floor', 64).opsPerSec)} cycles/s)`,
   })
 }
+if (!remote) {
+  const local = (key: string) => quantile(seqOf(key).acquire, 0.5)
+  checks.push(
+    {
+      name: 'local engine acquire p50 <= 1.15x the native floor acquire',
+      pass: local('storeLocal') / local('nativeFloor') <= 1.15,
+      value: `${x(local('storeLocal') / local('nativeFloor'))} (${us(local('storeLocal'))} vs ${us(local('nativeFloor'))} µs; groupCommit off ${x(local('storeLocalNoGc') / local('nativeFloor'))})`,
+    },
+    {
+      name: 'local engine acquire+release cycle p50 < 0.9 ms',
+      pass: p50('storeLocal') < 0.9,
+      value: `${fmt(p50('storeLocal'), 3)} ms (guard over it ${fmt(p50('guardLocal'), 3)} ms; native floor ${fmt(p50('nativeFloor'), 3)} ms; fsync floor ${fmt(p50('fsyncFloor'), 3)} ms; today's store ${fmt(p50('store'), 3)} ms)`,
+    },
+    {
+      name: 'local engine, 64 workers on their own ids >= 8,000 cycles/s',
+      pass: tpOf('storeLocal', 64).opsPerSec >= 8_000,
+      value: `${fmt(tpOf('storeLocal', 64).opsPerSec)} cycles/s (${x(tpOf('storeLocal', 64).opsPerSec / tpOf('store', 64).opsPerSec)} today's store; guard over it ${fmt(tpOf('guardLocal', 64).opsPerSec)})`,
+    },
+    {
+      name: `${HANDOFF_WAITERS} waiters on one id: local engine >= 5x today's handoffs/s`,
+      pass: hand.get('guardLocal')!.perSec >= 5 * hand.get('guard')!.perSec,
+      value: `${x(hand.get('guardLocal')!.perSec / hand.get('guard')!.perSec)} (${fmt(hand.get('guardLocal')!.perSec)} vs ${fmt(hand.get('guard')!.perSec)}/s)`,
+    },
+    {
+      name: `${HANDOFF_WAITERS} waiters on one id: every waiter served, least-served >= 8%`,
+      pass: hand.get('guardLocal')!.leastShare >= 0.08,
+      value: `${fmt(hand.get('guardLocal')!.leastShare * 100, 1)}% (over the client engine ${fmt(hand.get('guard')!.leastShare * 100, 1)}%)`,
+    },
+  )
+  const slower = CONCURRENCY.filter((n) => tpOf('storeLocal', n).opsPerSec < tpOf('storeLocalNoGc', n).opsPerSec)
+  checks.push({
+    name: 'local engine: groupCommit (its default) never slower than without, at any N',
+    pass: slower.length === 0 && p50('storeLocal') <= p50('storeLocalNoGc') * 1.05,
+    value: `${CONCURRENCY.map((n) => `N=${n} ${x(tpOf('storeLocal', n).opsPerSec / tpOf('storeLocalNoGc', n).opsPerSec)}`).join(', ')}; sequential cycle p50 ${x(p50('storeLocal') / p50('storeLocalNoGc'))}`,
+  })
+}
 console.log('\n## Group commit gain (median cycles/s with groupCommit / without)\n')
 console.log(`| | ${CONCURRENCY.map((n) => `N=${n}`).join(' | ')} |`)
 console.log(`|---|${CONCURRENCY.map(() => '---:').join('|')}|`)
 for (const [on, off] of [
   ['storeGc', 'store'],
   ['guardGc', 'guard'],
+  ...(remote ? [] : ([['storeLocal', 'storeLocalNoGc']] as const)),
 ] as const) {
   console.log(
     `| ${TP.find((v) => v.key === on)!.label} vs without | ${CONCURRENCY.map((n) => x(tpOf(on, n).opsPerSec / tpOf(off, n).opsPerSec)).join(' | ')} |`,
@@ -512,5 +710,10 @@ console.log(
 await guard.shutdown()
 await guardRing.shutdown()
 await guardGc.shutdown()
+await guardLocal.shutdown()
+storeLocal.close()
+storeLocalNoGc.close()
+native.close()
+closeSync(fsyncFd)
 raw.close()
 rmSync(dir, { recursive: true, force: true })
