@@ -119,6 +119,7 @@ async function show(
   }
 
   const lines = [`do_id    ${doId}`, `lease    ${describeLease(info)}`]
+  if (info?.metadata !== undefined) lines.push(`metadata ${JSON.stringify(info.metadata)}`)
   if (storage === null) {
     lines.push(`storage  no table "${objectTable}" in ${db.name} (--object-table names another)`)
   } else {

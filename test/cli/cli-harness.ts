@@ -79,8 +79,9 @@ export async function holdWithStorage(
   nodeId: string,
   values: Record<string, unknown> | Map<string, unknown> = {},
   ttlMs = 120_000,
+  metadata?: unknown,
 ) {
-  const result = await store.acquire({ doId, nodeId, ttlMs })
+  const result = await store.acquire({ doId, nodeId, ttlMs, ...(metadata === undefined ? {} : { metadata }) })
   if (!result.acquired) throw new Error(`${doId} is held by ${result.holder.nodeId}`)
   const entries = new Map<string, string>()
   for (const [key, value] of values instanceof Map ? values : Object.entries(values)) {

@@ -27,7 +27,7 @@ beforeAll(async () => {
     'user:bob': new Map([['since', new Date(0)]]),
     big: 'x'.repeat(5000),
   })
-  await holdWithStorage(store, 'room-2', 'node-b')
+  await holdWithStorage(store, 'room-2', 'node-b', {}, 120_000, { region: 'eu', shard: 3 })
   await holdWithStorage(store, 'room-3', 'node-a')
   const released = await holdWithStorage(store, 'room-old', 'node-c', { left: true })
   await store.release(released)
@@ -104,6 +104,13 @@ describe('stateless-do show', () => {
     expect(r.stdout).toMatch(/user:ann\s+\d+ B\s+\{ name: 'Ann', tags: \[ 'x' \] \}/)
     expect(r.stdout).toMatch(/user:bob\s+\d+ B\s+Map\(1\) \{ 'since' => 1970-01-01T00:00:00\.000Z \}/)
     expect(r.stdout).not.toMatch(/^n\s/m)
+  })
+
+  it("shows the lease's metadata when it has some", async () => {
+    const r = await run('show', 'room-2')
+    expect(r.stdout).toContain('\nmetadata {"region":"eu","shard":3}\n')
+    expect(json(await run('show', 'room-2', '--json')).lease.metadata).toEqual({ region: 'eu', shard: 3 })
+    expect((await run('show', 'room-1')).stdout).not.toContain('metadata')
   })
 
   it('gives --json the lease, the keys with sizes, and each value as JSON only when JSON keeps it', async () => {
