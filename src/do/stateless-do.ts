@@ -172,6 +172,40 @@ export abstract class StatelessDO<Env = unknown> {
   }
 
   /**
+   * Whether `request` is read-only (opt-in per request; default: none is). A read-only request is
+   * served by {@link handleReadOnlyRequest} at once, on any node, WITHOUT the lease: it neither waits
+   * for the object's turn nor is answered 503 when another node holds it, and it reads the object's
+   * committed state (what every acknowledged write left), never a turn's unflushed writes. It cannot
+   * write. A throw is the server's fault (500 `internal_error`, reported in phase `acquireOptions`).
+   *
+   * @example
+   * ```ts
+   * protected override readOnlyRequest(request: Request) { return request.method === 'GET' }
+   * ```
+   */
+  protected readOnlyRequest(_request: Request): boolean {
+    return false
+  }
+
+  /**
+   * Serves a request {@link readOnlyRequest} chose, with `storage` reading the object's committed
+   * state (`get`, `list`; one request to the store per call that misses its cache; writes reject with
+   * `ReadOnlyStorageError`, answered 500). `this.storage` is not available here: it belongs to the
+   * object's turns, which may run at the same time. Default: throws (500), so override it with
+   * `readOnlyRequest`. A store that cannot be reached is answered 503 `store_unavailable`.
+   *
+   * @example
+   * ```ts
+   * protected override async handleReadOnlyRequest(request: Request, storage: ObjectStorage) {
+   *   return Response.json({ n: (await storage.get<number>('n')) ?? 0 })
+   * }
+   * ```
+   */
+  protected handleReadOnlyRequest(_request: Request, _storage: ObjectStorage): Promise<Response> | Response {
+    throw new InvalidArgumentError('handleReadOnlyRequest', 'readOnlyRequest() chose this request: override it')
+  }
+
+  /**
    * How this class keeps objects active between requests. Default: in a Durable Object (`ctx.id`
    * set) `{}`, activations with the defaults of {@link StatelessDOActivationOptions} (idle 10 s);
    * without `ctx.id` (a plain Worker, a Node server) `false`, a lease per request (acquire, handler,
@@ -243,6 +277,14 @@ export abstract class StatelessDO<Env = unknown> {
     const fail = (error: unknown, phase: Phase, lostToken?: number) =>
       answerError(error, { doId, request, phase, lostToken, report: (e, p, id) => this.onError(e, p, id) })
 
+    let readOnly: boolean
+    try {
+      readOnly = this.readOnlyRequest(request) === true
+    } catch (error) {
+      return fail(error, 'acquireOptions')
+    }
+    if (readOnly) return this.#serveReadOnly(request, doId, fail)
+
     let options: AcquireOptions
     let activation: StatelessDOActivationOptions | false
     try {
@@ -305,6 +347,32 @@ export abstract class StatelessDO<Env = unknown> {
       // `phase` says how far the turn got: still waiting (acquire), in the handler, or past it, in the
       // output gate (its flush, or an earlier one whose writes it may have read).
       return fail(error, phase as Phase, isLeaseEnd(error) && token !== undefined ? token : undefined)
+    }
+  }
+
+  /** A read-only request: committed state, no lease, no turn (see {@link readOnlyRequest}). */
+  async #serveReadOnly(
+    request: Request,
+    doId: string,
+    fail: (error: unknown, phase: Phase) => Response,
+  ): Promise<Response> {
+    let storage: ObjectStorage
+    try {
+      const objects = this.objectStore()
+      if (!objects) throw new InvalidArgumentError('objectStore', 'a read-only request needs an object store')
+      storage = ObjectStorage.readOnly(objects, doId)
+    } catch (error) {
+      return fail(error, 'acquireOptions') // the server's own setup: 500
+    }
+    try {
+      return await this.handleReadOnlyRequest(request, storage)
+    } catch (error) {
+      // A write, or no handler: the server's fault, not the client's (a 500, not a 400).
+      if (error instanceof InvalidArgumentError && !(request.signal?.aborted && error === request.signal.reason)) {
+        this.onError(error, 'handler', doId)
+        return json(500, { error: 'internal_error', doId })
+      }
+      return fail(error, 'handler')
     }
   }
 

@@ -136,3 +136,20 @@ export class TransactionEndedError extends InvalidArgumentError {
     this.state = state
   }
 }
+
+/**
+ * A write (`put`, `delete`, `deleteAll`, `transaction`) on the storage of a read-only request
+ * (`StatelessDO.readOnlyRequest`): such a request holds no lease, so it may read committed state but
+ * never write. Thrown before anything is buffered; a handler that throws it is answered 500.
+ *
+ * @example
+ * ```ts
+ * await this.storage.put('n', 1) // in handleReadOnlyRequest: ReadOnlyStorageError (argument 'storage')
+ * ```
+ */
+export class ReadOnlyStorageError extends InvalidArgumentError {
+  /** @param operation - the write that was refused, e.g. `put`. */
+  constructor(operation: string) {
+    super('storage', `${operation}() in a read-only request: it holds no lease, so it may read but not write`)
+  }
+}

@@ -4,6 +4,7 @@ export type { StorageGetOptions, StorageListOptions, StoragePutOptions, StorageT
 export {
   DataCloneError,
   KeyTooLargeError,
+  ReadOnlyStorageError,
   TooManyKeysError,
   TransactionEndedError,
   ValueTooLargeError,

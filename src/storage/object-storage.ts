@@ -75,6 +75,9 @@ export class StorageSnapshot {
   }
 }
 
+/** Set only while {@link ObjectStorage.readOnly} constructs one. */
+let readOnlyConstruction = false
+
 /** The rows behind each snapshot, out of reach of the caller that holds it. */
 const snapshots = new WeakMap<StorageSnapshot, CacheState>()
 let snapshotMaking = false
@@ -140,8 +143,34 @@ function resumedState(snapshot: unknown, store: ObjectStore, doId: string, fenci
 export class ObjectStorage {
   readonly #core: StorageCore
 
+  /**
+   * The storage of a read-only request: `get` and `list` read the object's COMMITTED state with no
+   * lease (the store's `getCommitted`/`listCommitted`: one statement each, so one committed snapshot
+   * per call), and every write rejects with {@link ReadOnlyStorageError}. Nothing is buffered, nothing
+   * is flushed. Reads of separate calls may see different commits (there is no lease to hold the
+   * object still): read what must agree in one `get(keys)` or `list()`.
+   *
+   * @param store - the object store; it must have `getCommitted` and `listCommitted`.
+   * @param doId - the object.
+   */
+  static readOnly(store: ObjectStore, doId: string): ObjectStorage {
+    if (typeof store?.getCommitted !== 'function' || typeof store.listCommitted !== 'function') {
+      throw new InvalidArgumentError('store', 'expected an ObjectStore with getCommitted() and listCommitted()')
+    }
+    assertDoId(doId)
+    readOnlyConstruction = true
+    try {
+      // A lease no store ever grants (token 0): only its doId is used, and only for reads.
+      return new ObjectStorage({ store, lease: { doId, nodeId: 'read-only', fencingToken: 0, ttlMs: 1 } })
+    } finally {
+      readOnlyConstruction = false
+    }
+  }
+
   /** @param options - the store and the lease; validated here, before any I/O. */
   constructor(options: ObjectStorageOptions) {
+    const readOnly = readOnlyConstruction
+    readOnlyConstruction = false
     if (options === null || typeof options !== 'object') {
       throw new InvalidArgumentError('options', `expected { store, lease }, got ${describe(options)}`)
     }
@@ -164,7 +193,7 @@ export class ObjectStorage {
     const { doId, nodeId, fencingToken, ttlMs, signal } = lease
     assertDoId(doId, 'options.lease.doId')
     assertNodeId(nodeId, 'options.lease.nodeId')
-    assertToken(fencingToken, 'options.lease.fencingToken')
+    if (!readOnly) assertToken(fencingToken, 'options.lease.fencingToken')
     assertPositiveMs('options.lease.ttlMs', ttlMs)
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
       throw new InvalidArgumentError('options.lease.signal', `expected an AbortSignal, got ${describe(signal)}`)
@@ -186,6 +215,7 @@ export class ObjectStorage {
       rows,
       resumed,
       onHandoverRequested,
+      readOnly,
     )
   }
 

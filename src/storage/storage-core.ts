@@ -15,6 +15,7 @@ import {
   type ObjectStore,
 } from '../store/object-store.js'
 import { describe } from '../validate.js'
+import { ReadOnlyStorageError } from './errors.js'
 import type { Layer, Slot } from './layer.js'
 import { checkKeyCount, toKey } from './limits.js'
 import { mergeListed, rangeTest, storeRange } from './list-merge.js'
@@ -60,6 +61,8 @@ export class StorageCore {
   #lastFlush: Promise<unknown> = Promise.resolve()
   /** Why this storage ended; every call rejects with it. */
   #ended: unknown
+  /** A read-only request's storage: reads committed state with no lease, refuses every write. */
+  readonly #readOnly: boolean
   /** Told when a committed flush's answer says another node asked for the object. */
   readonly #onHandoverRequested: (() => void) | undefined
 
@@ -74,7 +77,9 @@ export class StorageCore {
     prefetched?: { entries: Iterable<[string, EncodedValue]>; complete: boolean },
     resumed?: CacheState,
     onHandoverRequested?: () => void,
+    readOnly = false,
   ) {
+    this.#readOnly = readOnly
     this.#store = store
     this.#lease = lease
     this.#signal = signal
@@ -127,6 +132,7 @@ export class StorageCore {
     argumentCount: number,
   ): Promise<void> {
     this.check()
+    this.checkWritable('put')
     const writes = toWrites(keyOrEntries, value, options, argumentCount)
     // Everything checked: buffer all or nothing, now (later calls see it whatever they await).
     const layer = scope ?? this.#top()
@@ -135,6 +141,7 @@ export class StorageCore {
 
   async delete(scope: Layer | undefined, keys: unknown, options: unknown): Promise<boolean | number> {
     this.check()
+    this.checkWritable('delete')
     toOptions('options', options)
     const many = Array.isArray(keys)
     if (many) checkKeyCount('keys', keys.length)
@@ -180,6 +187,7 @@ export class StorageCore {
 
   async deleteAll(scope: Layer | undefined, options: unknown): Promise<void> {
     this.check()
+    this.checkWritable('deleteAll')
     toOptions('options', options)
     const layer = scope ?? this.#top()
     if (layer !== this.#base) throw new InvalidArgumentError('txn', 'Cannot call deleteAll() within a transaction')
@@ -193,6 +201,7 @@ export class StorageCore {
    */
   async transaction<T, Txn>(closure: (txn: Txn) => Promise<T> | T, open: (layer: Layer) => Txn): Promise<T> {
     this.check()
+    this.checkWritable('transaction')
     if (typeof closure !== 'function') {
       throw new InvalidArgumentError('closure', `expected a function, got ${describe(closure)}`)
     }
@@ -330,7 +339,9 @@ export class StorageCore {
     const epoch = this.#epoch
     let found: Map<string, EncodedValue>
     try {
-      found = await this.#store.get(this.#lease, keys)
+      found = this.#readOnly
+        ? await this.#store.getCommitted!(this.#lease.doId, keys)
+        : await this.#store.get(this.#lease, keys)
     } catch (error) {
       this.#end(error)
       throw error
@@ -347,7 +358,9 @@ export class StorageCore {
     const epoch = this.#epoch
     let rows: Array<[string, EncodedValue]>
     try {
-      rows = await this.#store.list(this.#lease, range)
+      rows = this.#readOnly
+        ? await this.#store.listCommitted!(this.#lease.doId, range)
+        : await this.#store.list(this.#lease, range)
     } catch (error) {
       this.#end(error)
       throw error
@@ -357,6 +370,11 @@ export class StorageCore {
       for (const [key, value] of rows) if (!this.#committed.has(key)) this.#committed.set(key, value)
     }
     return rows
+  }
+
+  /** Throws {@link ReadOnlyStorageError} for `operation` in a read-only request's storage. */
+  checkWritable(operation: string): void {
+    if (this.#readOnly) throw new ReadOnlyStorageError(operation)
   }
 
   /** Throws when this storage ended or its lease's signal fired (then ends it first). */

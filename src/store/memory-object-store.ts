@@ -1,6 +1,6 @@
 import { InvalidArgumentError, StaleFencingTokenError } from '../errors.js'
-import { describe } from '../validate.js'
-import { checkLease, checkRange, checkText, checkWrites } from './object-requests.js'
+import { assertDoId } from '../validate.js'
+import { checkKeys, checkLease, checkRange, checkWrites } from './object-requests.js'
 import {
   MAX_KEYS_PER_REQUEST,
   compareKeys,
@@ -86,15 +86,25 @@ export class MemoryObjectStore implements ObjectStore {
   /** See {@link ObjectStore.get}: the keys found, in key order; rejects when the lease does not hold. */
   async get(lease: ObjectLease, keys: readonly string[]): Promise<Map<string, EncodedValue>> {
     const ref = checkLease(lease)
-    if (!Array.isArray(keys)) {
-      throw new InvalidArgumentError('keys', `expected an array of strings, got ${describe(keys)}`)
-    }
-    if (keys.length > MAX_KEYS_PER_REQUEST) {
-      throw new InvalidArgumentError('keys', `at most ${MAX_KEYS_PER_REQUEST} keys per request, got ${keys.length}`)
-    }
-    const wanted = keys.map((key, i) => checkText(`keys[${i}]`, key))
+    const wanted = checkKeys(keys)
     this.#hold(ref)
-    const rows = this.#objects.get(ref.doId)
+    return this.#found(ref.doId, wanted)
+  }
+
+  /** See {@link ObjectStore.getCommitted}: as `get`, with no lease. */
+  async getCommitted(doId: string, keys: readonly string[]): Promise<Map<string, EncodedValue>> {
+    assertDoId(doId)
+    return this.#found(doId, checkKeys(keys))
+  }
+
+  /** See {@link ObjectStore.listCommitted}: as `list`, with no lease. */
+  async listCommitted(doId: string, range: ObjectListRange): Promise<Array<[string, EncodedValue]>> {
+    assertDoId(doId)
+    return this.#listed(doId, rangeFilter(range))
+  }
+
+  #found(doId: string, wanted: string[]): Map<string, EncodedValue> {
+    const rows = this.#objects.get(doId)
     const found = new Map<string, EncodedValue>()
     for (const key of [...new Set(wanted)].sort(compareKeys)) {
       const value = rows?.get(key)
@@ -106,9 +116,13 @@ export class MemoryObjectStore implements ObjectStore {
   /** See {@link ObjectStore.list}: every bound given applies; rejects when the lease does not hold. */
   async list(lease: ObjectLease, range: ObjectListRange): Promise<Array<[string, EncodedValue]>> {
     const ref = checkLease(lease)
-    const { inRange, reverse, limit } = rangeFilter(range)
+    const filter = rangeFilter(range)
     this.#hold(ref)
-    const entries = [...(this.#objects.get(ref.doId) ?? [])].filter(([key]) => inRange(key))
+    return this.#listed(ref.doId, filter)
+  }
+
+  #listed(doId: string, { inRange, reverse, limit }: ReturnType<typeof rangeFilter>): Array<[string, EncodedValue]> {
+    const entries = [...(this.#objects.get(doId) ?? [])].filter(([key]) => inRange(key))
     entries.sort(([a], [b]) => (reverse ? compareKeys(b, a) : compareKeys(a, b)))
     return limit === undefined ? entries : entries.slice(0, limit)
   }

@@ -7,7 +7,13 @@
  */
 import { InvalidArgumentError } from '../errors.js'
 import { assertDoId, assertNodeId, assertPositiveMs, assertToken, describe } from '../validate.js'
-import type { EncodedValue, ObjectLease, ObjectListRange, ObjectWrites } from './object-store.js'
+import {
+  MAX_KEYS_PER_REQUEST,
+  type EncodedValue,
+  type ObjectLease,
+  type ObjectListRange,
+  type ObjectWrites,
+} from './object-store.js'
 
 /** Reads each lease field once and validates it. */
 export function checkLease(lease: ObjectLease): ObjectLease {
@@ -112,4 +118,14 @@ export function checkWrites(writes: ObjectWrites): {
     i++
   }
   return { deleteAll: deleteAll === true, entries: checked }
+}
+
+/** `keys` of a get, checked: an array of at most MAX_KEYS_PER_REQUEST well-formed strings. */
+export function checkKeys(keys: readonly string[]): string[] {
+  if (!Array.isArray(keys))
+    throw new InvalidArgumentError('keys', `expected an array of strings, got ${describe(keys)}`)
+  if (keys.length > MAX_KEYS_PER_REQUEST) {
+    throw new InvalidArgumentError('keys', `at most ${MAX_KEYS_PER_REQUEST} keys per request, got ${keys.length}`)
+  }
+  return keys.map((key, i) => checkText(`keys[${i}]`, key))
 }

@@ -118,6 +118,13 @@ export interface ObjectTableSql {
    * when refresh refuses a corrupt row, without the extension the caller is told about.
    */
   readonly extendedFence: string
+  /**
+   * {@link ObjectTableSql.get} without the lease: the committed values, for a read-only request. Args
+   * `?1 doId, ?2 and ?3 unused (NULL), ?4 keys as a JSON array`, so that it binds as `get` does.
+   */
+  readonly getCommitted: string
+  /** {@link ObjectTableSql.list} without the lease; args as `list`'s, `?2` and `?3` unused (NULL). */
+  listCommitted(shape: ListShape): string
 }
 
 /** Builds the statements for one storage table over one lock table (both validated names). */
@@ -153,7 +160,14 @@ export function objectTableSql(table: string, lock: Pick<LockTableSql, 'table' |
       LEFT JOIN ${t} AS s ON s.do_id = l.do_id AND ${matching}
       WHERE ${leaseHeld}${tail}`
 
+  // The same reads with no lease row: committed state, for a request that holds no lease. `?2 IS ?2`
+  // names the unused parameters, so that both kinds bind the same argument list.
+  const readCommitted = (matching: string, tail = '') =>
+    `SELECT s.key AS key, s.value AS value FROM ${t} AS s
+      WHERE s.do_id = ?1 AND ?2 IS ?2 AND ?3 IS ?3 AND ${matching}${tail}`
+
   const lists = new Map<string, string>()
+  const committedLists = new Map<string, string>()
   const puts: string[] = []
   return {
     table,
@@ -191,6 +205,16 @@ export function objectTableSql(table: string, lock: Pick<LockTableSql, 'table' |
       if (sql === undefined) {
         sql = listSql(read, shape)
         lists.set(id, sql)
+      }
+      return sql
+    },
+    getCommitted: readCommitted('s.key IN (SELECT j.value FROM json_each(?4) AS j)', '\n      ORDER BY s.key'),
+    listCommitted(shape) {
+      const id = JSON.stringify(shape)
+      let sql = committedLists.get(id)
+      if (sql === undefined) {
+        sql = listSql(readCommitted, shape)
+        committedLists.set(id, sql)
       }
       return sql
     },

@@ -34,6 +34,17 @@ export interface ObjectStore {
    * (nothing written) when the lease no longer holds.
    */
   flush(lease: ObjectLease, writes: ObjectWrites): Promise<FlushResult>
+
+  /**
+   * The committed values of `keys` (as {@link ObjectStore.get}) WITHOUT a lease: what a read-only
+   * request reads on a node that does not hold the object. One statement, so one committed snapshot;
+   * a flush committing meanwhile is either wholly in it or not at all. Optional: a store without it
+   * serves no read-only requests.
+   */
+  getCommitted?(doId: string, keys: readonly string[]): Promise<Map<string, EncodedValue>>
+
+  /** The committed entries within `range` (as {@link ObjectStore.list}) WITHOUT a lease; see {@link ObjectStore.getCommitted}. */
+  listCommitted?(doId: string, range: ObjectListRange): Promise<Array<[string, EncodedValue]>>
 }
 
 /** The lease an object-store call is made under: who holds it, and for how long a flush extends it. */

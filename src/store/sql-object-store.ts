@@ -1,8 +1,7 @@
 import { InvalidArgumentError, StaleFencingTokenError, StoreUnavailableError } from '../errors.js'
-import { describe } from '../validate.js'
-import { checkLease, checkRange, checkText, checkWrites } from './object-requests.js'
+import { assertDoId, describe } from '../validate.js'
+import { checkKeys, checkLease, checkRange, checkWrites } from './object-requests.js'
 import {
-  MAX_KEYS_PER_REQUEST,
   type EncodedValue,
   type FlushResult,
   type ObjectLease,
@@ -97,12 +96,7 @@ export class SqlObjectStore implements ObjectStore {
    */
   async get(lease: ObjectLease, keys: readonly string[]): Promise<Map<string, EncodedValue>> {
     const { doId, nodeId, fencingToken } = checkLease(lease)
-    if (!Array.isArray(keys))
-      throw new InvalidArgumentError('keys', `expected an array of strings, got ${describe(keys)}`)
-    if (keys.length > MAX_KEYS_PER_REQUEST) {
-      throw new InvalidArgumentError('keys', `at most ${MAX_KEYS_PER_REQUEST} keys per request, got ${keys.length}`)
-    }
-    const wanted = keys.map((key, i) => checkText(`keys[${i}]`, key))
+    const wanted = checkKeys(keys)
     const result = await this.#execute({
       sql: this.sql.get,
       args: [doId, nodeId, fencingToken, JSON.stringify(wanted)],
@@ -120,6 +114,22 @@ export class SqlObjectStore implements ObjectStore {
     const args: SqlValue[] = [doId, nodeId, fencingToken, ...bounds]
     const result = await this.#execute({ sql: this.sql.list(shape), args })
     return rowsUnderLease(result, doId, fencingToken)
+  }
+
+  /** See {@link ObjectStore.getCommitted}: one SELECT, no lease. */
+  async getCommitted(doId: string, keys: readonly string[]): Promise<Map<string, EncodedValue>> {
+    assertDoId(doId)
+    const wanted = checkKeys(keys)
+    const result = await this.#execute({ sql: this.sql.getCommitted, args: [doId, null, null, JSON.stringify(wanted)] })
+    return new Map(committedRows(result, doId))
+  }
+
+  /** See {@link ObjectStore.listCommitted}: one SELECT, no lease. */
+  async listCommitted(doId: string, range: ObjectListRange): Promise<Array<[string, EncodedValue]>> {
+    assertDoId(doId)
+    const { shape, bounds } = rangeSql(range)
+    const result = await this.#execute({ sql: this.sql.listCommitted(shape), args: [doId, null, null, ...bounds] })
+    return committedRows(result, doId)
   }
 
   /**
@@ -246,6 +256,11 @@ function* jsonChunks(keys: readonly string[]): Generator<string> {
 /** The storage rows of a read, or StaleFencingTokenError when it came back without the lease row. */
 function rowsUnderLease(result: SqlResult, doId: string, fencingToken: number): Array<[string, EncodedValue]> {
   if (result.rows.length === 0) throw new StaleFencingTokenError(doId, fencingToken)
+  return committedRows(result, doId)
+}
+
+/** The (key, value) rows of a read, checked to be text; a NULL key is the lease row alone (nothing matched). */
+function committedRows(result: SqlResult, doId: string): Array<[string, EncodedValue]> {
   const entries: Array<[string, EncodedValue]> = []
   for (const row of result.rows) {
     const { key, value } = row

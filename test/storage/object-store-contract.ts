@@ -309,6 +309,44 @@ export function describeObjectStoreContract(
       })
     })
 
+    describe('committed reads without a lease (read-only requests)', () => {
+      it('getCommitted and listCommitted read what flushes committed, held by anyone or by nobody', async () => {
+        expect(objects.getCommitted, 'every store under the contract has committed reads').toBeTypeOf('function')
+        expect(objects.listCommitted).toBeTypeOf('function')
+        const lease = await take('obj', 'node-a')
+        await put(lease, { a: '1', b: '2', c: '3' })
+        // Held by node A: anyone reads the committed rows, with no lease of their own.
+        expect([...(await objects.getCommitted!('obj', ['c', 'a', 'zz']))]).toEqual([
+          ['a', '1'],
+          ['c', '3'],
+        ])
+        expect(await objects.listCommitted!('obj', { start: 'b' })).toEqual([
+          ['b', '2'],
+          ['c', '3'],
+        ])
+        expect(await objects.listCommitted!('obj', { reverse: true, limit: 1 })).toEqual([['c', '3']])
+        expect(await objects.listCommitted!('obj', { prefix: 'a' })).toEqual([['a', '1']])
+        // Released: still readable; and an object never written reads empty.
+        await locks.release(lease)
+        expect([...(await objects.getCommitted!('obj', ['b']))]).toEqual([['b', '2']])
+        expect(await objects.listCommitted!('never', {})).toEqual([])
+        expect((await objects.getCommitted!('never', ['a'])).size).toBe(0)
+      })
+
+      it('never sees a flush the fence refused', async () => {
+        const stale = await take('obj', 'node-a', 50)
+        await untilExpired(stale)
+        await expect(put(stale, { a: 'stale' })).rejects.toBeInstanceOf(StaleFencingTokenError)
+        expect(await objects.listCommitted!('obj', {})).toEqual([])
+      })
+
+      it('refuses bad input by name before any I/O', async () => {
+        await expect(objects.getCommitted!('', ['a'])).rejects.toThrow(/doId/)
+        await expect(objects.getCommitted!('obj', 'a' as unknown as string[])).rejects.toThrow(/keys/)
+        await expect(objects.listCommitted!('obj', { limit: 0 })).rejects.toBeInstanceOf(InvalidArgumentError)
+      })
+    })
+
     describe('flush', () => {
       it('applies puts and deletes, overwriting keys, in one call', async () => {
         const lease = await take()
