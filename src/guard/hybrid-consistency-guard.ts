@@ -51,7 +51,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   readonly #pending = new PendingWork()
   /** Callers waiting for an id, in arrival order: only the first asks the store (local-waiters.ts). */
   readonly #waiters = new LocalWaiters()
-  /** The lease `release()` is ending right now: its line is woken when the store answered, not before. */
+  /** The lease `release()` is ending right now: release() tells its line itself, not `forget`. */
   #releasing: Lease | undefined
   #closed = false
 
@@ -75,7 +75,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       forget: (lease) => {
         this.#leases.delete(lease)
         // Lost: the store said it is free. Ran out: given back in the background, so the first in line
-        // may still find it ours and polls until then. Released: woken once the release answered.
+        // may still find it ours and polls until then. Released: release() wakes it once it is sent.
         if (lease !== this.#releasing) this.#waiters.settled(lease.lock.doId, lease.lock)
       },
       release: (lock) => this.release(lock),
@@ -112,8 +112,8 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
    *
    * Callers of one guard wanting the same id are served in arrival order, a caller that just released
    * included: only the first in line sends requests (with backoff, while another node holds the id);
-   * the others wait without any, and a release by this guard wakes the first as soon as the store
-   * answered it. A caller whose wait ends before its turn resolves `acquired: false` with `attempts: 0`
+   * the others wait without any, and a release by this guard wakes the first as soon as it is sent
+   * (should its acquire reach the store first, the release's answer wakes it again). A caller whose wait ends before its turn resolves `acquired: false` with `attempts: 0`
    * and the holder this guard knows of; so does a try-once acquire while others of the guard wait for
    * the id (it does not jump the line).
    */
@@ -230,7 +230,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       this.#waiters.releasing(own)
     } catch (error) {
       settle()
-      throw error
+      return Promise.reject(error)
     } finally {
       this.#releasing = undefined
     }

@@ -1,31 +1,20 @@
 /**
- * The callers of one guard that want the same DO id, in arrival order (docs/design.md, "Fair local
- * waiting"). Only the first in line asks the store; the others wait here without a request, and a
- * lease of this guard on the id that settles (released, lost, given back) wakes the first at once
- * instead of at its next poll. Without the line, the caller that just released took the lease straight
- * back (its next acquire raced requests sleeping out their backoff) and the others starved.
+ * The callers of one guard that want the same DO id, in arrival order (issue 13; docs/design.md, "Fair
+ * local waiting"). Only the first in line asks the store; the others wait here without a request. A
+ * release by this guard (as soon as it is sent), or a lease of it on the id lost or given back, wakes
+ * the first at once instead of at its next poll. Without the line, the caller that just released took
+ * the lease straight back (its next acquire beat requests sleeping out their backoff) and the others
+ * starved.
  */
 import { setLongTimeout, type LongTimeout } from './timers.js'
-import type { Lock } from './types.js'
+import type { Lock, LockHolder } from './types.js'
 
 /** What this guard knows of the id's current holder without asking the store. */
 export interface LocalHolderView {
   /** A lease of this guard on the id, held or its release not yet answered (the newest). */
   readonly ownLock: Lock | undefined
   /** The holder the first in line was last told of, and when (local monotonic), if any. */
-  readonly lastSeen: { holder: SeenHolder; retryAfterMs: number; at: number } | undefined
-}
-
-/** A holder as the store reported it to an attempt. */
-export interface SeenHolder {
-  /** The holding node. */
-  nodeId: string
-  /** Its token. */
-  fencingToken: number
-  /** Its store expiry, ms since the epoch. */
-  expiresAt: number
-  /** Its metadata, if any. */
-  metadata?: unknown
+  readonly lastSeen: { holder: LockHolder; retryAfterMs: number; at: number } | undefined
 }
 
 /** One id's line: its waiters in arrival order and this guard's leases on it that have not settled. */
@@ -102,7 +91,7 @@ export class Waiter {
   }
 
   /** Records the holder an attempt of this (first) waiter was told of. */
-  saw(holder: SeenHolder, retryAfterMs: number, at: number): void {
+  saw(holder: LockHolder, retryAfterMs: number, at: number): void {
     this.#line.lastSeen = { holder, retryAfterMs, at }
   }
 
@@ -113,7 +102,8 @@ export class Waiter {
 
   /**
    * Resolves after `ms`, or sooner when woken (moved to the front, a lease of this guard on the id
-   * settled), when `signal` fires, or when the guard closes; never rejects. The caller checks which.
+   * released or ended), when `signal` fires, or when the guard closes; never rejects. The caller
+   * checks which.
    */
   wait(ms: number, signal: AbortSignal | undefined): Promise<void> {
     if (this.#woken || this.#owner.closed || signal?.aborted) {
@@ -164,11 +154,6 @@ export class LocalWaiters {
     return this.#closed
   }
 
-  /** Callers waiting in line for `doId` right now (the first included). */
-  waiting(doId: string): number {
-    return this.#lines.get(doId)?.waiters.size ?? 0
-  }
-
   /** Puts a caller at the end of `doId`'s line. */
   join(doId: string): Waiter {
     const line = this.#line(doId)
@@ -177,7 +162,7 @@ export class LocalWaiters {
     return waiter
   }
 
-  /** This guard was granted `lock` and handed it out: the first in line waits for it to settle. */
+  /** This guard was granted `lock` and handed it out: the first in line waits for it to end. */
   taken(lock: Lock): void {
     this.#line(lock.doId).ownLocks.add(lock)
   }
