@@ -103,7 +103,7 @@ export class LocalEngine implements SqlDriver {
   readonly #busyTimeoutMs: number
   readonly #pragmas: readonly string[]
   #db: NativeDatabaseLike
-  #statements = new Map<string, NativeStatementLike>()
+  #statements = new Map<string, Prepared>()
   #closed = false
   #reopened = 0
 
@@ -184,14 +184,10 @@ export class LocalEngine implements SqlDriver {
     const first = single ? this.#prepared(statements[0]!.sql) : undefined
     // A lone read needs only a snapshot: taken by exec (finalized even if busy), so the cached
     // SELECT inside never waits for a lock. Everything else holds the write lock from BEGIN on.
-    db.exec(
-      first?.reader && isQuery(statements[0]!.sql)
-        ? 'BEGIN DEFERRED; SELECT 1 FROM sqlite_schema LIMIT 1'
-        : 'BEGIN IMMEDIATE',
-    )
+    db.exec(first?.reader && first.query ? 'BEGIN DEFERRED; SELECT 1 FROM sqlite_schema LIMIT 1' : 'BEGIN IMMEDIATE')
     try {
       const results = statements.map((statement, i) =>
-        this.#step(i === 0 && first ? first : this.#prepared(statement.sql), statement),
+        this.#step(i === 0 && first ? first : this.#prepared(statement.sql), statement.args),
       )
       db.exec('COMMIT')
       return results
@@ -209,14 +205,14 @@ export class LocalEngine implements SqlDriver {
     }
   }
 
-  #step(statement: NativeStatementLike, { sql, args }: SqlStatement): SqlResult {
+  #step({ statement, reader, query }: Prepared, args: SqlStatement['args']): SqlResult {
     const bound = args === undefined || args.length === 0 ? [] : args.map(bindable)
     try {
-      if (statement.reader) {
+      if (reader) {
         const rows = statement.all(bound)
         // The store's only statements that return rows and write are upserts / updates with RETURNING,
         // one row per row written.
-        return { rows, rowsAffected: isQuery(sql) ? 0 : rows.length }
+        return { rows, rowsAffected: query ? 0 : rows.length }
       }
       return { rows: [], rowsAffected: statement.run(bound).changes }
     } catch (error) {
@@ -227,13 +223,15 @@ export class LocalEngine implements SqlDriver {
     }
   }
 
-  #prepared(sql: string): NativeStatementLike {
-    let statement = this.#statements.get(sql)
-    if (statement === undefined) {
-      statement = this.#db.prepare(sql)
-      this.#statements.set(sql, statement)
+  #prepared(sql: string): Prepared {
+    let prepared = this.#statements.get(sql)
+    if (prepared === undefined) {
+      const statement = this.#db.prepare(sql)
+      // Read once: `reader` is a call into the binding, and the SQL text never changes.
+      prepared = { statement, reader: statement.reader, query: isQuery(sql) }
+      this.#statements.set(sql, prepared)
     }
-    return statement
+    return prepared
   }
 
   #replace(): void {
@@ -248,6 +246,14 @@ export class LocalEngine implements SqlDriver {
     this.#reopened++
     old.close()
   }
+}
+
+/** A cached statement and what the engine needs to know about it. */
+interface Prepared {
+  statement: NativeStatementLike
+  reader: boolean
+  /** Only reads: its rows are not written rows. */
+  query: boolean
 }
 
 /** A statement that only reads (its result rows are not written rows). */
