@@ -70,7 +70,11 @@ export type LockResult =
   | {
       /** Someone else held the lease at the last attempt. */
       acquired: false
-      /** The holder at the last attempt. */
+      /**
+       * The holder at the last attempt. Optional: absent when the call never reached the store (its
+       * wait ended while it queued behind other callers of this guard for the id, `attempts` 0) and the
+       * guard knew of no holder. Check it before use.
+       */
       holder?: LockHolder
       /** How long until the holder's lease runs out (>= 1): put `ceil(ms / 1000)` in `Retry-After`. */
       retryAfterMs: number
@@ -259,4 +263,15 @@ export type GuardOperation = 'acquire' | 'refresh' | 'release' | 'shutdown'
 export interface AffinityRing {
   /** The node that should serve `key`. */
   getNode(key: string): string
+}
+
+declare global {
+  /**
+   * `Symbol.asyncDispose`, declared here so that the package's types work whatever `lib` a project
+   * sets: TypeScript's own declaration is in `lib.esnext.disposable` (ES2022 projects lack it), and
+   * this one merges with it where it is there, as `@types/node`'s does.
+   */
+  interface SymbolConstructor {
+    readonly asyncDispose: unique symbol
+  }
 }
