@@ -209,6 +209,21 @@ describe('LibSQLLockStore local engine', () => {
       expect(s.localEngine).toBeUndefined()
     })
 
+    it('reports a libsql constructor that cannot open the file as a failed request, and opens at the next one', async () => {
+      let attempts = 0
+      class Flaky extends Database {
+        constructor(path: string) {
+          if (attempts++ === 0)
+            throw Object.assign(new Error('unable to open database file'), { code: 'SQLITE_CANTOPEN' })
+          super(path)
+        }
+      }
+      const s = store(`file:${freshPath()}`, { libsql: Flaky as unknown as NativeDatabaseConstructor })
+      await expect(s.ensureSchema()).rejects.toMatchObject({ name: 'StoreUnavailableError', retryable: false })
+      await s.ensureSchema()
+      expect(await s.get('x')).toBeNull()
+    })
+
     it('fails every request after close(), not retryable', async () => {
       const s = new LibSQLLockStore(`file:${freshPath()}`)
       await s.ensureSchema()
@@ -279,6 +294,29 @@ describe('LibSQLLockStore local engine', () => {
       expect(results.every((r) => r.acquired)).toBe(true)
       // The old client engine with busy_timeout 5000 blocked the whole process for the 400 ms.
       expect(worstLateMs).toBeLessThan(50)
+    })
+
+    it('is measured by a check that catches a blocking busy wait: the client engine with busy_timeout 1000 stalls the same timer', async () => {
+      const path = freshPath()
+      const blocking = client(path)
+      await blocking.execute('PRAGMA journal_mode=WAL')
+      await blocking.execute('PRAGMA busy_timeout = 1000')
+      const s = new LibSQLLockStore(blocking) // the client engine: SQLite's busy handler runs on this thread
+      await s.ensureSchema()
+      const tx = await client(path).transaction('write')
+      let worstLateMs = 0
+      let last = performance.now()
+      const timer = setInterval(() => {
+        const now = performance.now()
+        worstLateMs = Math.max(worstLateMs, now - last - 5)
+        last = now
+      }, 5)
+      await sleep(20)
+      await expect(s.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })).rejects.toMatchObject({ retryable: true })
+      await sleep(20)
+      clearInterval(timer)
+      await tx.rollback()
+      expect(worstLateMs).toBeGreaterThan(500)
     })
 
     it('gives up after busyTimeoutMs with a retryable error', async () => {
