@@ -40,7 +40,7 @@ describe('LibSQLLockStore across processes', () => {
 
   /** Creates a fresh database, runs the children together, and returns what they and the database say. */
   async function hammerDatabase(
-    options: Pick<HammerConfig, 'durationMs' | 'thinkMs' | 'lock'> & { stallsAt?: number[] },
+    options: Pick<HammerConfig, 'durationMs' | 'thinkMs' | 'lock' | 'engine'> & { stallsAt?: number[] },
   ) {
     const url = `file:${join(dir, `run-${runs++}.db`)}`
     const setup = createClient({ url })
@@ -51,7 +51,7 @@ describe('LibSQLLockStore across processes', () => {
     setup.close()
 
     const children = Array.from({ length: CHILDREN }, (_, i) => {
-      const { durationMs, thinkMs, lock } = options
+      const { durationMs, thinkMs, lock, engine } = options
       const config: HammerConfig = {
         url,
         name: `node-${i}`,
@@ -61,6 +61,7 @@ describe('LibSQLLockStore across processes', () => {
         durationMs,
         thinkMs,
         lock,
+        engine,
       }
       return group.spawn(hammer!.file, {
         name: config.name,
@@ -100,31 +101,34 @@ describe('LibSQLLockStore across processes', () => {
     return { results, history, wallMs }
   }
 
-  it('never lets two processes hold one id at once and loses no increment', async () => {
-    const { results, history, wallMs } = await hammerDatabase({
-      durationMs: 3_000,
-      thinkMs: 1,
-      lock: 'store',
-      stallsAt: [1_000, 2_000],
-    })
-    const verdict = checkLeaseHistory(history)
-    const total = sum(results.map((r) => r.stats))
-    console.info(
-      `${CHILDREN} processes x ${IDS.length} ids for ${wallMs} ms: ${total.acquired} leases (${results
-        .map((r) => r.stats.acquired)
-        .join('/')} per child), ${total.contended} contended acquires, ${total.acknowledged} acknowledged and ` +
-        `${total.failedUpdates} failed increments, busy retries ${JSON.stringify(total.busyRetries)}, busy errors ${JSON.stringify(total.busyCodes)}`,
-    )
+  for (const engine of ['client', 'native'] as const) {
+    it(`never lets two processes hold one id at once and loses no increment (${engine} engine)`, async () => {
+      const { results, history, wallMs } = await hammerDatabase({
+        durationMs: 3_000,
+        thinkMs: 1,
+        lock: 'store',
+        engine,
+        stallsAt: [1_000, 2_000],
+      })
+      const verdict = checkLeaseHistory(history)
+      const total = sum(results.map((r) => r.stats))
+      console.info(
+        `${engine} engine: ${CHILDREN} processes x ${IDS.length} ids for ${wallMs} ms: ${total.acquired} leases (${results
+          .map((r) => r.stats.acquired)
+          .join('/')} per child), ${total.contended} contended acquires, ${total.acknowledged} acknowledged and ` +
+          `${total.failedUpdates} failed increments, busy retries ${JSON.stringify(total.busyRetries)}, busy errors ${JSON.stringify(total.busyCodes)}`,
+      )
 
-    expect(verdict.violations).toEqual([])
-    for (const id of IDS) expect(verdict.acknowledged[id], `acknowledged increments of ${id}`).toBeGreaterThan(0)
-    // Without real contention the run proves nothing: children must have been turned away, many times.
-    expect(total.contended).toBeGreaterThanOrEqual(50)
-    // The stalls made the impatient children see SQLITE_BUSY; they retried, and nothing above broke.
-    expect(total.failedUpdates + sumValues(total.busyRetries)).toBeGreaterThan(0)
-    // With a 10 s TTL no lease may run out under its holder, so every release must find it still held.
-    expect(total.releaseRejected).toBe(0)
-  }, 25_000)
+      expect(verdict.violations).toEqual([])
+      for (const id of IDS) expect(verdict.acknowledged[id], `acknowledged increments of ${id}`).toBeGreaterThan(0)
+      // Without real contention the run proves nothing: children must have been turned away, many times.
+      expect(total.contended).toBeGreaterThanOrEqual(50)
+      // The stalls made the impatient children see SQLITE_BUSY; they retried, and nothing above broke.
+      expect(total.failedUpdates + sumValues(total.busyRetries)).toBeGreaterThan(0)
+      // With a 10 s TTL no lease may run out under its holder, so every release must find it still held.
+      expect(total.releaseRejected).toBe(0)
+    }, 25_000)
+  }
 
   it('has a check that reports overlapping leases, reissued tokens and lost increments', () => {
     const lease = (holder: string, fencingToken: number, acquiredAt: number, endAt: number): LeaseRecord => ({
