@@ -11,12 +11,13 @@ export function freshTable(prefix = 't'): string {
   return `${prefix}_${run}_${++counter}`
 }
 
-/** Drops a lock table and everything ensureSchema created for it (index, fence view and its trigger, high-water mark). */
+/** Drops a lock table and everything ensureSchema created for it (index, fence view and its trigger, high-water mark, hand-over requests). */
 export async function dropLockTable(db: D1Database, sql: LockTableSql): Promise<void> {
   await db.batch([
     db.prepare(`DROP VIEW IF EXISTS "${sql.fenceView}"`),
     db.prepare(`DROP TABLE IF EXISTS "${sql.table}"`),
     db.prepare(`DROP TABLE IF EXISTS "${sql.highWater}"`),
+    db.prepare(`DROP TABLE IF EXISTS "${sql.handover}"`),
   ])
 }
 
