@@ -47,7 +47,7 @@ export const NATIVE_BUSY_WAIT_MS = 0
 export const DEFAULT_LOCAL_BUSY_TIMEOUT_MS = 5_000
 
 /** Longest pause between two attempts at a busy database, in ms (the pauses grow 1, 2, 4, ... up to it, jittered). */
-const MAX_RETRY_PAUSE_MS = 16
+const MAX_RETRY_PAUSE_MS = 4
 
 /** The slice of a native `libsql` prepared statement the engine uses (`better-sqlite3`'s API). */
 export interface NativeStatementLike {
