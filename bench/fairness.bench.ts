@@ -170,3 +170,9 @@ for (const [name, results] of totals) {
   )
 }
 console.log('checks: tokens strictly increased and no two callers held the lease at once, in every round')
+const fair = totals.get('one guard')!
+const leastServed = Math.min(...fair.map((r) => Math.min(...r.perCaller) / Math.max(1, r.acquisitions)))
+console.log(
+  `target (issue 13): every caller of one guard served, least-served >= 8% in every round: ` +
+    `${leastServed >= 0.08 ? 'PASS' : 'FAIL'} (${pct(leastServed)})`,
+)
