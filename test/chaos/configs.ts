@@ -122,3 +122,23 @@ function shuffle<T>(random: () => number, items: T[]): T[] {
   }
   return a
 }
+
+/**
+ * The storage kind (test/chaos/do-node.ts) under the short run's faults and schedule: StatelessDO nodes
+ * whose requests are 70% read-modify-write increments through `this.storage`, 30% reads.
+ */
+export function shortStorageChaos(seed: number, options: { plantUnfencedFlush?: boolean } = {}): ChaosConfig {
+  return { ...shortChaos(seed), ...storageWorkload, plantUnfencedFlush: options.plantUnfencedFlush ?? false }
+}
+
+/** `npm run chaos`'s storage run: the long run's random faults with storage nodes. */
+export function longStorageChaos(seed: number, options: { nodes?: number; durationMs?: number } = {}): ChaosConfig {
+  return { ...longChaos(seed, options), ...storageWorkload }
+}
+
+const storageWorkload = {
+  nodeKind: 'storage' as const,
+  readShare: 0.3,
+  // Warm between a worker's requests (gaps of 5-30 ms), so caches live across turns and hand-overs.
+  idleMs: 200,
+}

@@ -29,6 +29,8 @@ import {
   type ScriptWindow,
 } from './protocol.js'
 import { seededRandom, pick } from '../support/random.js'
+import { checkStorage, type StorageVerdict } from './linearizability.js'
+import { readFinalStorage, storageStats, storageSummary, type StorageStats } from './storage-observe.js'
 
 export const FAULT_KINDS = ['kill', 'pause', 'skew', 'outage', 'corrupt-expiry', 'corrupt-token'] as const
 export type FaultKind = (typeof FAULT_KINDS)[number]
@@ -64,6 +66,16 @@ export interface ChaosConfig extends Workload {
   lanes: ScheduledFault[][]
   /** Replace the fence trigger with one that checks nothing: the bug the checker must catch. */
   plantBug?: boolean
+  /**
+   * `counter` (default): test/chaos/node.ts, guard + fencedWrite on a counter. `storage`:
+   * test/chaos/do-node.ts, StatelessDO with activations and `this.storage`, judged by
+   * test/chaos/linearizability.ts (the caller passes the matching entry file).
+   */
+  nodeKind?: 'counter' | 'storage'
+  /** Storage nodes: share of reads, activations' idleMs, and the planted unfenced flush (NodeConfig). */
+  readShare?: number
+  idleMs?: number
+  plantUnfencedFlush?: boolean
 }
 
 export interface RunStats {
@@ -104,6 +116,8 @@ export interface ChaosReport {
   observation: ChaosObservation
   /** Faults as injected and healed, with seconds since the start. */
   timeline: string[]
+  /** Storage runs: the linearizability checker's verdict and the request counts. */
+  storage?: { verdict: StorageVerdict; stats: StorageStats }
 }
 
 export interface RunOptions {
@@ -118,7 +132,7 @@ const FENCE_TRIGGER = LOCK_SQL.fenceTrigger
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, Math.max(0, ms)))
 
 /** Creates the database: WAL, the lock table, the application tables, counters at 0. */
-async function createDatabase(url: string, ids: string[], plantBug: boolean): Promise<void> {
+export async function createDatabase(url: string, ids: string[], plantBug: boolean): Promise<void> {
   const setup = createClient({ url })
   try {
     await setup.execute('PRAGMA journal_mode = WAL')
@@ -145,7 +159,7 @@ async function createDatabase(url: string, ids: string[], plantBug: boolean): Pr
  * Instead: a short busy timeout, retried asynchronously, each time on a fresh connection, because
  * libsql leaves a connection whose statement failed with SQLITE_BUSY stuck on its old snapshot.
  */
-class HarnessDb {
+export class HarnessDb {
   #client: Client | undefined
 
   constructor(readonly url: string) {}
@@ -384,6 +398,9 @@ export async function runChaos(
       longThinkMs: config.longThinkMs,
       gapMs: config.gapMs,
       waitMs: config.waitMs,
+      ...(config.readShare === undefined ? {} : { readShare: config.readShare }),
+      ...(config.idleMs === undefined ? {} : { idleMs: config.idleMs }),
+      ...(config.plantUnfencedFlush ? { plantUnfencedFlush: true } : {}),
     },
     config.groupCommit,
     options.dir,
@@ -543,6 +560,38 @@ export async function runChaos(
     const wallMs = Date.now() - goAt
 
     const { observation, notes, torn } = await observe(db, options.dir)
+    if (config.nodeKind === 'storage') {
+      // The lock audit's rules (mutual exclusion, token succession) hold for storage nodes too; they
+      // write no counter rows, so the counter rules have nothing to judge.
+      const lockVerdict = checkChaos(observation)
+      const storage = await db.run(readFinalStorage)
+      const storageVerdict = checkStorage(observation.operations, storage)
+      const problems = [
+        ...lockVerdict.violations.map((v) => v.message),
+        ...cluster.crashes(),
+        ...stopProblems,
+        ...harnessProblems,
+      ]
+      const stats = storageStats(observation.operations, lastHealedAt)
+      const summary = storageSummary(stats, storageVerdict, faults, {
+        nodes: config.nodes,
+        wallMs,
+        seed: config.seed,
+        harnessProblems: problems.length,
+        plantUnfencedFlush: config.plantUnfencedFlush ?? false,
+      })
+      const base = summarize(observation.operations, notes, torn, config.nodes, wallMs, lastHealedAt, config.ids[0]!)
+      return {
+        summary,
+        violations: [...storageVerdict.violations.map((v) => v.message), ...problems],
+        verdict: lockVerdict,
+        faults,
+        stats: { ...base, pausesHoldingWriteLock },
+        observation,
+        timeline,
+        storage: { verdict: storageVerdict, stats },
+      }
+    }
     const verdict = checkChaos(observation)
     const violations = [
       ...verdict.violations.map((v) => v.message),
@@ -816,7 +865,7 @@ function holdsWriteLock(pid: number, shmFile: string): boolean {
 }
 
 /** Waits until the kernel reports `pid` stopped (state T in /proc; where there is no /proc, trusts the signal). */
-async function waitUntilStopped(pid: number, timeoutMs = 5_000): Promise<void> {
+export async function waitUntilStopped(pid: number, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
     let state: string | undefined
@@ -833,7 +882,7 @@ async function waitUntilStopped(pid: number, timeoutMs = 5_000): Promise<void> {
 }
 
 /** The reply to script step `n` (ChildHandle.waitFor only finds the first message of a type). */
-async function waitForStep<T extends { type: string; step: number }>(
+export async function waitForStep<T extends { type: string; step: number }>(
   child: ChildHandle,
   type: T['type'],
   n: number,

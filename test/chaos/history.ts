@@ -11,7 +11,8 @@
  */
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs'
 
-export type OperationKind = 'acquire' | 'increment' | 'release'
+/** `write` and `read`: requests to a storage node's object (test/chaos/do-node.ts). */
+export type OperationKind = 'acquire' | 'increment' | 'release' | 'write' | 'read'
 
 /**
  * - `ok`: the call returned normally (for an acquire this includes "held elsewhere");
@@ -45,6 +46,10 @@ export interface Operation {
   error?: string
   /** acquire: tries it took (more than 1: the id was held elsewhere, or the store busy). */
   attempts?: number
+  /** write, read: the HTTP status of the answer. */
+  status?: number
+  /** write, read answered 200: the counter value it returned (a write: the value it produced). */
+  value?: number
 }
 
 /** An increment's invoke line carries what the log row will carry, so the two can be matched. */
@@ -62,6 +67,7 @@ type InvokeLine =
       writeAt: number
     }
   | { k: 'invoke'; op: string; node: string; kind: 'release'; doId: string; at: number; token: number }
+  | { k: 'invoke'; op: string; node: string; kind: 'write' | 'read'; doId: string; at: number }
 
 interface CompletionLine {
   k: Outcome
@@ -72,6 +78,8 @@ interface CompletionLine {
   released?: boolean
   error?: string
   attempts?: number
+  status?: number
+  value?: number
 }
 
 /** Things worth counting that are not operations: lost leases, heartbeat errors, clock changes. */
@@ -89,6 +97,7 @@ export type InvokeFields =
   | { kind: 'acquire'; doId: string }
   | { kind: 'increment'; doId: string; at: number; token: number; read: number }
   | { kind: 'release'; doId: string; token: number }
+  | { kind: 'write' | 'read'; doId: string }
 
 /** Child side: appends lines synchronously, so each one is in the file before the next step runs. */
 export class HistoryWriter {
@@ -159,7 +168,7 @@ export function readHistories(files: string[]): ParsedHistory {
       } else if (line.k === 'invoke') {
         const { op, node, kind, doId, at } = line
         const operation: Operation = { op, node, kind, doId, invokedAt: at, completedAt: undefined, outcome: 'unknown' }
-        if (line.kind !== 'acquire') operation.token = line.token
+        if (line.kind === 'increment' || line.kind === 'release') operation.token = line.token
         if (line.kind === 'increment') {
           operation.read = line.read
           operation.writeAt = line.writeAt
@@ -175,6 +184,8 @@ export function readHistories(files: string[]): ParsedHistory {
         if (line.released !== undefined) operation.released = line.released
         if (line.error !== undefined) operation.error = line.error
         if (line.attempts !== undefined) operation.attempts = line.attempts
+        if (line.status !== undefined) operation.status = line.status
+        if (line.value !== undefined) operation.value = line.value
       }
     }
   }

@@ -114,6 +114,34 @@ export interface NodeConfig extends Workload {
   mode: 'loop' | 'script'
   /** LibSQLLockStore's group commit: concurrent lease operations of this node share one transaction. */
   groupCommit: boolean
+  /** Storage nodes (test/chaos/do-node.ts): share of requests that are reads (GET). Default 0.3. */
+  readShare?: number
+  /** Storage nodes: the activations' `idleMs`. Default 200. */
+  idleMs?: number
+  /** Storage nodes: the planted bug, a flush without the lease extension and fence (fault injection). */
+  plantUnfencedFlush?: boolean
+}
+
+/**
+ * Script mode of a storage node: one request per step, answered `answered` (status, value); a write
+ * sends `window` between its read and its put, and with `freezeInWindow` SIGSTOPs itself right there.
+ */
+export interface DoRequestStep {
+  type: 'step'
+  step: number
+  doId: string
+  write: boolean
+  thinkMs: number
+  freezeInWindow?: boolean
+}
+
+/** A storage node's answer to a {@link DoRequestStep}. */
+export interface DoAnswered {
+  type: 'answered'
+  step: number
+  status: number
+  value?: number
+  code?: string
 }
 
 // parent -> node: `go` and `stop` (no fields), and:

@@ -1,0 +1,275 @@
+/**
+ * A chaos node of the second kind: a real process serving objects through StatelessDO with activations
+ * (turn queue, cache, output gate) and `this.storage`, while the harness kills it, freezes it, skews its
+ * clock and takes the store away (the same faults as test/chaos/node.ts).
+ *
+ * Each object holds a counter `n` and one log key per write, `w:<op>` = the value that write produced,
+ * both put in the write's own turn, so they reach the store in the same flush. Writes are a
+ * READ-MODIFY-WRITE through the activation's cache (`get('n')`, think, `put n + 1`): a zombie whose
+ * cached `n` is stale would lose an update if its flush ever got through, and the log keys would show it.
+ *
+ * The clients live in this process and call the object's `fetch` with `Request`s, as a Worker's
+ * runtime would; each request is recorded in the history before it is sent and with its answer
+ * (status, value). A request's operation id travels in the `x-op` header and names its log key.
+ *
+ * `plantUnfencedFlush`: the object store's flush sends the writes WITHOUT the lease extension and fence
+ * statements, the bug test/chaos/linearizability.ts must catch. Fault injection only.
+ *
+ * Bundled and spawned by test/chaos/harness.ts; configuration is one JSON argument (NodeConfig).
+ */
+import { createClient, type Client } from '@libsql/client'
+import {
+  HybridConsistencyGuard,
+  LibSQLLockStore,
+  StatelessDO,
+  type EncodedValue,
+  type FlushResult,
+  type GuardEvent,
+  type ObjectLease,
+  type ObjectListRange,
+  type ObjectStore,
+  type ObjectWrites,
+  type SqlObjectStore,
+  type StatelessDOActivationOptions,
+} from '../../src/index.js'
+import { childChannel, childConfig } from '../support/processes.js'
+import { ChaosClock } from './clock.js'
+import { HistoryWriter } from './history.js'
+import type { ClockMessage, DoRequestStep, NodeConfig } from './protocol.js'
+import { between, pick, seededRandom } from '../support/random.js'
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
+
+function describeError(error: unknown): string {
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
+  return text.length > 240 ? `${text.slice(0, 240)}...` : text
+}
+
+async function open(url: string, busyTimeoutMs: number): Promise<Client> {
+  const client = createClient({ url })
+  await client.execute(`PRAGMA busy_timeout = ${busyTimeoutMs}`)
+  await client.execute('PRAGMA synchronous = NORMAL')
+  return client
+}
+
+/**
+ * THE PLANTED BUG: reads as the real store reads (lease-checked), but a flush sends its puts on a
+ * plain connection, with neither the lease extension nor the fence, and claims a full lease.
+ */
+class UnfencedObjectStore implements ObjectStore {
+  constructor(
+    readonly inner: SqlObjectStore,
+    readonly client: Client,
+  ) {}
+  ensureSchema(): Promise<void> {
+    return this.inner.ensureSchema()
+  }
+  get(lease: ObjectLease, keys: readonly string[]): Promise<Map<string, EncodedValue>> {
+    return this.inner.get(lease, keys)
+  }
+  list(lease: ObjectLease, range: ObjectListRange): Promise<Array<[string, EncodedValue]>> {
+    return this.inner.list(lease, range)
+  }
+  async flush(lease: ObjectLease, writes: ObjectWrites): Promise<FlushResult> {
+    const statements = [...writes.entries]
+      .filter((entry): entry is [string, string] => entry[1] !== null)
+      .map(([key, value]) => ({ sql: this.inner.sql.put(1), args: [lease.doId, key, value] }))
+    if (statements.length) await this.client.batch(statements, 'write')
+    return { expiresAt: Date.now() + lease.ttlMs }
+  }
+}
+
+interface Served {
+  status: number
+  value?: number
+  code?: string
+}
+
+/** The object the chaos clients talk to: a counter and a log key per write, in `this.storage`. */
+class ChaosObject extends StatelessDO {
+  /** Script mode: called in a write's window (after its read, think timer running). */
+  onWindow: ((read: number) => void) | undefined
+  /** Think time of the next write, ms (the window a stale writer would lose an update in). */
+  thinkMs: (request: Request) => number = () => 0
+
+  constructor(
+    readonly node: DoNode,
+    readonly objects: ObjectStore | undefined,
+  ) {
+    super(undefined, {})
+  }
+  protected createGuard(): HybridConsistencyGuard {
+    return this.node.guard
+  }
+  protected override doIdFor(request: Request): string {
+    return new URL(request.url).pathname.slice(1)
+  }
+  protected override activationOptions(): StatelessDOActivationOptions {
+    return { idleMs: this.node.config.idleMs ?? 200 }
+  }
+  protected override acquireOptions(): { waitMs: number } {
+    return { waitMs: this.node.config.waitMs }
+  }
+  protected override objectStore(): ObjectStore | undefined {
+    return this.objects ?? super.objectStore()
+  }
+  protected override onError(error: unknown, phase: string, doId: string | undefined): void {
+    this.node.history.note(`${phase}-error`, `${doId ?? ''}: ${describeError(error)}`)
+  }
+  protected async handleRequest(request: Request): Promise<Response> {
+    const n = (await this.storage.get<number>('n')) ?? 0
+    if (request.method === 'GET') return Response.json({ n })
+    const op = request.headers.get('x-op')
+    if (!op) return Response.json({ error: 'no x-op header' }, { status: 400 })
+    const thinkMs = this.thinkMs(request)
+    // The timer starts before the window hook, so a freeze there lands with the write already due.
+    const thinking = thinkMs > 0 ? sleep(thinkMs) : undefined
+    this.onWindow?.(n)
+    await thinking
+    await this.storage.put({ n: n + 1, [`w:${op}`]: n + 1 })
+    return Response.json({ n: n + 1 })
+  }
+}
+
+class DoNode {
+  readonly guard: HybridConsistencyGuard
+  readonly object: ChaosObject
+
+  constructor(
+    readonly config: NodeConfig,
+    client: Client,
+    plain: Client,
+    clock: ChaosClock,
+    readonly history: HistoryWriter,
+  ) {
+    const store = new LibSQLLockStore(client, { groupCommit: config.groupCommit })
+    this.guard = new HybridConsistencyGuard({
+      store,
+      nodeId: config.name,
+      ttlMs: config.ttlMs,
+      heartbeatMs: Math.floor(config.ttlMs / 3),
+      clock,
+      retry: { initialDelayMs: 10, maxDelayMs: 100 },
+      onEvent: (event) => this.#onEvent(event),
+    })
+    this.object = new ChaosObject(
+      this,
+      config.plantUnfencedFlush ? new UnfencedObjectStore(store.objects, plain) : undefined,
+    )
+  }
+
+  /** One request, recorded before it is sent and with its answer; never throws. */
+  async request(doId: string, write: boolean): Promise<Served> {
+    const op = this.history.invoke({ kind: write ? 'write' : 'read', doId })
+    let served: Served
+    try {
+      const response = await this.object.fetch(
+        new Request(`http://chaos/${doId}`, { method: write ? 'POST' : 'GET', headers: { 'x-op': op } }),
+      )
+      const body = (await response.json().catch(() => ({}))) as { n?: unknown; error?: unknown; code?: unknown }
+      served = { status: response.status }
+      if (typeof body.n === 'number') served.value = body.n
+      const code = body.code ?? body.error
+      if (typeof code === 'string') served.code = code
+    } catch (error) {
+      // fetch answers every failure itself; a throw is a defect the run must show.
+      this.history.complete(op, 'unknown', { error: describeError(error) })
+      throw error
+    }
+    // Only a 200 says what happened. Any other answer to a write may follow a flush that committed
+    // without its answer arriving (store trouble): indeterminate. A read that failed had no effect.
+    const outcome = served.status === 200 ? 'ok' : write ? 'unknown' : 'failed'
+    this.history.complete(op, outcome, {
+      status: served.status,
+      ...(served.value === undefined ? {} : { value: served.value }),
+      ...(served.status === 200 ? {} : { error: `HTTP ${served.status} ${served.code ?? ''}`.trim() }),
+    })
+    return served
+  }
+
+  #onEvent(event: GuardEvent): void {
+    if (event.type === 'lost') this.history.note('lost', `${event.doId}#${event.fencingToken}: ${event.reason}`)
+    else if (event.type === 'error' && event.operation !== 'acquire') {
+      this.history.note(`${event.operation}-error`, `${event.doId ?? ''}: ${describeError(event.error)}`)
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  const config = childConfig<NodeConfig>()
+  const channel = childChannel()
+  const clock = new ChaosClock(config.clock)
+  const client = await open(config.url, config.busyTimeoutMs)
+  const plain = await open(config.url, config.busyTimeoutMs)
+  const history = new HistoryWriter(config.historyFile, config.name, config.incarnation)
+  const node = new DoNode(config, client, plain, clock, history)
+
+  let stopping = false
+  const finish = async () => {
+    // Graceful: every activation flushes and releases.
+    await node.guard.shutdown()
+    plain.close()
+    client.close()
+    history.close()
+    channel.send({ type: 'done', name: config.name })
+    process.exit(0)
+  }
+  const stopped = channel.receive('stop').then(() => {
+    stopping = true
+  })
+  void (async () => {
+    for (;;) {
+      const setting = await channel.receive<ClockMessage>('clock')
+      clock.set(setting)
+      history.note('clock', `offset ${setting.nowOffsetMs} ms, rate ${setting.rate}`)
+    }
+  })()
+
+  channel.send({ type: 'ready', name: config.name })
+  await channel.receive('go')
+
+  if (config.mode === 'script') {
+    for (;;) {
+      const message = await Promise.race([channel.receive<DoRequestStep>('step'), stopped.then(() => null)])
+      if (!message) break
+      const { step } = message
+      node.object.thinkMs = () => message.thinkMs
+      node.object.onWindow = (read) => {
+        node.object.onWindow = undefined
+        channel.send({ type: 'window', step, read })
+        if (message.freezeInWindow) process.kill(process.pid, 'SIGSTOP')
+      }
+      // Not awaited: the parent may send the next step (to another node) while this one is frozen.
+      void node
+        .request(message.doId, message.write)
+        .then((served) => channel.send({ type: 'answered', step, ...served }))
+    }
+    return finish()
+  }
+
+  const random = seededRandom(config.seed)
+  node.object.thinkMs = () => between(random, random() < config.longLeaseShare ? config.longThinkMs : config.thinkMs)
+  const [hot, ...others] = config.ids
+  if (hot === undefined) throw new Error('no ids')
+  const worker = async (random: () => number) => {
+    while (!stopping) {
+      const doId = others.length === 0 || random() < config.hotShare ? hot : pick(random, others)
+      await node.request(doId, random() >= (config.readShare ?? 0.3))
+      await sleep(between(random, config.gapMs))
+    }
+  }
+  await Promise.all(Array.from({ length: config.workers }, (_, w) => worker(seededRandom(config.seed + w))))
+  return finish()
+}
+
+process.on('unhandledRejection', (error) => {
+  process.stderr.write(
+    `unhandled rejection: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  )
+  process.exit(1)
+})
+
+main().catch((error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+  process.exit(1)
+})
