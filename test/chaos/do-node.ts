@@ -87,11 +87,6 @@ interface Served {
 
 /** The object the chaos clients talk to: a counter and a log key per write, in `this.storage`. */
 class ChaosObject extends StatelessDO {
-  /** Script mode: called in a write's window (after its read, think timer running). */
-  onWindow: ((read: number) => void) | undefined
-  /** Think time of the next write, ms (the window a stale writer would lose an update in). */
-  thinkMs: (request: Request) => number = () => 0
-
   constructor(
     readonly node: DoNode,
     readonly objects: ObjectStore | undefined,
@@ -121,10 +116,10 @@ class ChaosObject extends StatelessDO {
     if (request.method === 'GET') return Response.json({ n })
     const op = request.headers.get('x-op')
     if (!op) return Response.json({ error: 'no x-op header' }, { status: 400 })
-    const thinkMs = this.thinkMs(request)
+    const thinkMs = this.node.thinkMs(request)
     // The timer starts before the window hook, so a freeze there lands with the write already due.
     const thinking = thinkMs > 0 ? sleep(thinkMs) : undefined
-    this.onWindow?.(n)
+    this.node.onWindow?.(n)
     await thinking
     await this.storage.put({ n: n + 1, [`w:${op}`]: n + 1 })
     return Response.json({ n: n + 1 })
@@ -133,16 +128,31 @@ class ChaosObject extends StatelessDO {
 
 class DoNode {
   readonly guard: HybridConsistencyGuard
-  readonly object: ChaosObject
+  /** Script mode: called in a write's window (after its read, think timer running). */
+  onWindow: ((read: number) => void) | undefined
+  /** Think time of a write, ms (the window a stale writer would lose an update in). */
+  thinkMs: (request: Request) => number = () => 0
+  /**
+   * One instance per object, as a Durable Object runtime has: `this.storage` belongs to the instance,
+   * so one instance serving two objects' turns at once would hand one turn the other's storage.
+   */
+  readonly #objects = new Map<string, ChaosObject>()
+  readonly #unfenced: UnfencedObjectStore | undefined
+
+  readonly store: LibSQLLockStore
 
   constructor(
     readonly config: NodeConfig,
-    client: Client,
     plain: Client,
     clock: ChaosClock,
     readonly history: HistoryWriter,
   ) {
-    const store = new LibSQLLockStore(client, { groupCommit: config.groupCommit })
+    // The local engine, as the README has a Node process open a `file:` database: its busy waits are
+    // asynchronous, so a frozen neighbour holding the write lock does not freeze this event loop.
+    const store = (this.store = new LibSQLLockStore(config.url, {
+      groupCommit: config.groupCommit,
+      busyTimeoutMs: config.busyTimeoutMs,
+    }))
     this.guard = new HybridConsistencyGuard({
       store,
       nodeId: config.name,
@@ -152,10 +162,13 @@ class DoNode {
       retry: { initialDelayMs: 10, maxDelayMs: 100 },
       onEvent: (event) => this.#onEvent(event),
     })
-    this.object = new ChaosObject(
-      this,
-      config.plantUnfencedFlush ? new UnfencedObjectStore(store.objects, plain) : undefined,
-    )
+    this.#unfenced = config.plantUnfencedFlush ? new UnfencedObjectStore(store.objects, plain) : undefined
+  }
+
+  object(doId: string): ChaosObject {
+    let object = this.#objects.get(doId)
+    if (!object) this.#objects.set(doId, (object = new ChaosObject(this, this.#unfenced)))
+    return object
   }
 
   /** One request, recorded before it is sent and with its answer; never throws. */
@@ -163,7 +176,7 @@ class DoNode {
     const op = this.history.invoke({ kind: write ? 'write' : 'read', doId })
     let served: Served
     try {
-      const response = await this.object.fetch(
+      const response = await this.object(doId).fetch(
         new Request(`http://chaos/${doId}`, { method: write ? 'POST' : 'GET', headers: { 'x-op': op } }),
       )
       const body = (await response.json().catch(() => ({}))) as { n?: unknown; error?: unknown; code?: unknown }
@@ -199,17 +212,16 @@ async function main(): Promise<void> {
   const config = childConfig<NodeConfig>()
   const channel = childChannel()
   const clock = new ChaosClock(config.clock)
-  const client = await open(config.url, config.busyTimeoutMs)
   const plain = await open(config.url, config.busyTimeoutMs)
   const history = new HistoryWriter(config.historyFile, config.name, config.incarnation)
-  const node = new DoNode(config, client, plain, clock, history)
+  const node = new DoNode(config, plain, clock, history)
 
   let stopping = false
   const finish = async () => {
     // Graceful: every activation flushes and releases.
     await node.guard.shutdown()
     plain.close()
-    client.close()
+    await node.store.close()
     history.close()
     channel.send({ type: 'done', name: config.name })
     process.exit(0)
@@ -233,9 +245,9 @@ async function main(): Promise<void> {
       const message = await Promise.race([channel.receive<DoRequestStep>('step'), stopped.then(() => null)])
       if (!message) break
       const { step } = message
-      node.object.thinkMs = () => message.thinkMs
-      node.object.onWindow = (read) => {
-        node.object.onWindow = undefined
+      node.thinkMs = () => message.thinkMs
+      node.onWindow = (read) => {
+        node.onWindow = undefined
         channel.send({ type: 'window', step, read })
         if (message.freezeInWindow) process.kill(process.pid, 'SIGSTOP')
       }
@@ -248,7 +260,7 @@ async function main(): Promise<void> {
   }
 
   const random = seededRandom(config.seed)
-  node.object.thinkMs = () => between(random, random() < config.longLeaseShare ? config.longThinkMs : config.thinkMs)
+  node.thinkMs = () => between(random, random() < config.longLeaseShare ? config.longThinkMs : config.thinkMs)
   const [hot, ...others] = config.ids
   if (hot === undefined) throw new Error('no ids')
   const worker = async (random: () => number) => {

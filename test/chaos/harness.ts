@@ -181,16 +181,19 @@ export class HarnessDb {
 
   /** Takes SQLite's write lock and keeps it until the returned function is called: a store outage. */
   async holdWriteLock(timeoutMs = 30_000): Promise<() => Promise<void>> {
-    const client = await this.run(async (c) => {
-      await c.execute('BEGIN IMMEDIATE')
-      return c
-    }, timeoutMs)
-    // The client is now in a transaction: nobody else may use it until the lock is given back.
+    // A transaction object, not `execute('BEGIN IMMEDIATE')`: @libsql/client 0.18 pools its
+    // connections and rolls back one handed back mid-transaction, so a bare BEGIN would end at once.
+    const { client, transaction } = await this.run(
+      async (c) => ({ client: c, transaction: await c.transaction('write') }),
+      timeoutMs,
+    )
+    // The client now holds a transaction: leave it alone until the lock is given back.
     this.#client = undefined
     return async () => {
       try {
-        await client.execute('ROLLBACK')
+        await transaction.rollback()
       } finally {
+        transaction.close()
         client.close()
       }
     }
