@@ -46,7 +46,8 @@ function describeError(error: unknown): string {
 }
 
 async function open(url: string, busyTimeoutMs: number): Promise<Client> {
-  const client = createClient({ url })
+  // One connection, so the PRAGMAs below hold for every statement (@libsql/client 0.18 pools 20 by default).
+  const client = createClient({ url, concurrency: 1 })
   await client.execute(`PRAGMA busy_timeout = ${busyTimeoutMs}`)
   await client.execute('PRAGMA synchronous = NORMAL')
   return client

@@ -206,7 +206,8 @@ export class HarnessDb {
 }
 
 async function openQuick(url: string): Promise<Client> {
-  const client = createClient({ url })
+  // One connection, so the busy timeout holds for every statement (@libsql/client 0.18 pools 20 by default).
+  const client = createClient({ url, concurrency: 1 })
   await client.execute('PRAGMA busy_timeout = 50')
   return client
 }
