@@ -78,7 +78,10 @@ export type LockResult =
       holder?: LockHolder
       /** How long until the holder's lease runs out (>= 1): put `ceil(ms / 1000)` in `Retry-After`. */
       retryAfterMs: number
-      /** Attempts made (1 for try-once). */
+      /**
+       * Attempts made (1 for try-once; 0 when the wait ended, or a try-once came, while other callers of
+       * this guard were ahead for the id: answered without a request).
+       */
       attempts: number
     }
 
