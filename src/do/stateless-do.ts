@@ -322,8 +322,8 @@ export abstract class StatelessDO<Env = unknown> {
         doId,
         (current) =>
           this.#turn(
-            request,
             current,
+            (lock, signal) => this.handleRequest(request, lock, signal),
             (p) => (phase = p),
             (t) => (token = t),
           ),
@@ -376,13 +376,52 @@ export abstract class StatelessDO<Env = unknown> {
     }
   }
 
-  /** One request as a turn of `activation`: onStart on the activation's first turn, then the handler. */
-  async #turn(
-    request: Request,
+  /**
+   * Runs `body` as a turn of this object's activation on this node, exactly as {@link fetch} runs
+   * {@link handleRequest}: queued behind the object's other turns (invariant 9), with {@link storage}
+   * available, its writes committed in one fenced flush before the returned promise resolves
+   * (invariant 12). For turns that are not HTTP requests (RPC calls, alarms: `stateless-do/workers`).
+   * Where `fetch` answers, this rejects with the library's typed errors: `LockContendedError` (another
+   * node holds the object), `LockLostError` / `StaleFencingTokenError` (the lease ended; nothing of this
+   * turn was written), `ActivationEndedError`, `QueueFullError`, `TurnTimeoutError`,
+   * `StoreUnavailableError`; and with whatever `body` throws (after its writes were flushed). Needs
+   * activations: with {@link activationOptions} returning `false` it rejects with an
+   * `InvalidArgumentError` naming `activationOptions`, before any I/O.
+   *
+   * @param doId - the object's id (validated: 1-1024 UTF-16 code units, no NUL, no lone surrogate).
+   * @param body - the turn; gets the lease and its signal (fires when the lease is lost).
+   * @param options - `waitMs` (how long to wait for an object another node holds; default 0, try
+   *   once) and `ttlMs` (the lease length if this turn takes the lease).
+   */
+  protected async runAsTurn<T>(
+    doId: string,
+    body: (lock: Lock, signal: AbortSignal) => T | Promise<T>,
+    options: Pick<AcquireOptions, 'waitMs' | 'ttlMs'> = {},
+  ): Promise<T> {
+    assertDoId(doId)
+    const { waitMs, ttlMs } = options
+    const activation = this.activationOptions()
+    if (activation === false || activation === null || typeof activation !== 'object') {
+      throw new InvalidArgumentError(
+        'activationOptions',
+        'a turn outside fetch needs activations (an object, not false)',
+      )
+    }
+    const registry = activationsFor(this.guard, { idleMs: DEFAULT_IDLE_MS, ...activation }, this.objectStore())
+    const noop = () => {}
+    return registry.run(doId, (current) => this.#turn(current, body, noop, noop), {
+      ...(waitMs === undefined ? {} : { waitMs }),
+      ...(ttlMs === undefined ? {} : { ttlMs }),
+    })
+  }
+
+  /** `body` as a turn of `activation`: onStart on the activation's first turn, then `body`. */
+  async #turn<T>(
     activation: Activation,
+    body: (lock: Lock, signal: AbortSignal) => T | Promise<T>,
     setPhase: (phase: Phase) => void,
     setToken: (token: number) => void,
-  ): Promise<Response> {
+  ): Promise<T> {
     setPhase('handler')
     setToken(activation.lock.fencingToken)
     this.#activation = activation
@@ -394,11 +433,11 @@ export abstract class StatelessDO<Env = unknown> {
         started.add(activation)
         await activation.blockConcurrencyWhile(() => this.onStart())
       }
-      const response = await this.handleRequest(request, activation.lock, activation.lock.signal)
+      const result = await body(activation.lock, activation.lock.signal)
       // Past the handler: what fails from here on is the output gate (this turn's flush, or an earlier
       // one whose writes it may have read). A handler's own throw stays a 'handler' failure.
       setPhase('flush')
-      return response
+      return result
     } finally {
       this.#storage = undefined
       this.#activation = undefined

@@ -36,6 +36,11 @@ declare module 'cloudflare:test' {
     ROOMS: DurableObjectNamespace
     /** `TestRoom` from example-worker.ts: the example's Room with test hooks. */
     TEST_ROOMS: DurableObjectNamespace
+    /**
+     * `Counter` (durable-object-classes.ts), typed as a Workers project types it: the namespace and
+     * its stubs are those of `@cloudflare/workers-types`, so RPC calls are type-checked.
+     */
+    COUNTERS: import('@cloudflare/workers-types').DurableObjectNamespace<import('./durable-object-classes.js').Counter>
   }
 
   /** The `main` Worker's default export (example-worker.ts: examples/worker's Worker). */

@@ -130,3 +130,6 @@ export class TestRoom extends Room {
 
 // Real Durable Object storage for storage-semantics.test.ts (bindings STORAGE_REFERENCE, STORAGE_REFERENCE_KV).
 export { StorageReference, StorageReferenceKv } from './storage-reference.js'
+
+// StatelessDurableObject over RPC for durable-object.test.ts (binding COUNTERS).
+export { Counter } from './durable-object-classes.js'
