@@ -110,11 +110,27 @@ export function groupCommitDriver(driver: SqlDriver, options: GroupCommitDriverO
   }
   const queue: Pending[] = []
   /** The batch the queue waits for; a token, so a stalled batch that settles late frees nothing. */
-  let inFlight: object | undefined
+  let inFlight: { sentAt: number } | undefined
+  /** Armed only while operations wait behind the batch in flight: a lone operation sets no timer. */
+  let stallTimer: ReturnType<typeof setTimeout> | undefined
   let scheduled = false
 
+  const free = (slot: object): void => {
+    if (inFlight !== slot) return
+    inFlight = undefined
+    if (stallTimer !== undefined) clearTimeout(stallTimer)
+    stallTimer = undefined
+    schedule()
+  }
+
   const schedule = (): void => {
-    if (scheduled || inFlight || queue.length === 0) return
+    if (queue.length === 0) return
+    if (inFlight) {
+      const slot = inFlight
+      stallTimer ??= setTimeout(() => free(slot), Math.max(0, slot.sentAt + stallMs - Date.now()))
+      return
+    }
+    if (scheduled) return
     scheduled = true
     // A microtask, not a timer: callers resumed by the same event (e.g. the previous group's results)
     // reach this point in the same drain of the microtask queue, and fake timers cannot stall it.
@@ -125,18 +141,9 @@ export function groupCommitDriver(driver: SqlDriver, options: GroupCommitDriverO
     scheduled = false
     if (inFlight || queue.length === 0) return
     const group = queue.splice(0, maxOperations)
-    const slot = {}
+    const slot = { sentAt: Date.now() }
     inFlight = slot
-    const free = (): void => {
-      if (inFlight !== slot) return
-      inFlight = undefined
-      schedule()
-    }
-    const stall = setTimeout(free, stallMs)
-    void send(group).finally(() => {
-      clearTimeout(stall)
-      free()
-    })
+    void send(group).finally(() => free(slot))
   }
 
   const sendAlone = async (only: Pending): Promise<void> => {

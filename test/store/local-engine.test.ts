@@ -53,7 +53,7 @@ function localStore(url: string, options: LibSQLLockStoreOptions = {}) {
 }
 
 for (const groupCommit of [true, false]) {
-  const variant = groupCommit ? 'group commit (the default)' : 'no group commit'
+  const variant = groupCommit ? 'group commit' : 'no group commit (the default)'
   describeLockStoreContract(`LibSQLLockStore local engine on a file (${variant})`, async () =>
     localStore(`file:${freshPath()}`, { groupCommit }),
   )
@@ -292,15 +292,16 @@ describe('LibSQLLockStore local engine', () => {
       const results = await waiting
       clearInterval(timer)
       expect(results.every((r) => r.acquired)).toBe(true)
-      // The old client engine with busy_timeout 5000 blocked the whole process for the 400 ms.
-      expect(worstLateMs).toBeLessThan(50)
+      // The client engine with busy_timeout 5000 blocked the whole process for the 400 ms (and the
+      // holder's commit with it). Under a loaded run scheduling alone can delay a timer by tens of ms.
+      expect(worstLateMs).toBeLessThan(250)
     })
 
-    it('is measured by a check that catches a blocking busy wait: the client engine with busy_timeout 1000 stalls the same timer', async () => {
+    it('is measured by a check that catches a blocking busy wait: the client engine with busy_timeout 2000 stalls the same timer', async () => {
       const path = freshPath()
       const blocking = client(path)
       await blocking.execute('PRAGMA journal_mode=WAL')
-      await blocking.execute('PRAGMA busy_timeout = 1000')
+      await blocking.execute('PRAGMA busy_timeout = 2000')
       const s = new LibSQLLockStore(blocking) // the client engine: SQLite's busy handler runs on this thread
       await s.ensureSchema()
       const tx = await client(path).transaction('write')
@@ -316,7 +317,7 @@ describe('LibSQLLockStore local engine', () => {
       await sleep(20)
       clearInterval(timer)
       await tx.rollback()
-      expect(worstLateMs).toBeGreaterThan(500)
+      expect(worstLateMs).toBeGreaterThan(1_000)
     })
 
     it('gives up after busyTimeoutMs with a retryable error', async () => {
@@ -467,9 +468,9 @@ describe('LibSQLLockStore local engine', () => {
       // native call itself (a COMMIT's fsync, a WAL lock attempt): well under 1 ms on a quiet machine,
       // but tens of ms when other processes load this 2-core machine (the control process's timer
       // shows that load). The 50 ms target is measured by bench:lock (bench/RESULTS.md); this test keeps
-      // a margin that a blocking busy wait (hundreds of ms to seconds) cannot pass.
-      expect(worstNativeMs).toBeLessThan(250)
-      expect(worstLateMs).toBeLessThan(250 + noise)
+      // a margin that a blocking busy wait (seconds) cannot pass.
+      expect(worstNativeMs).toBeLessThan(500)
+      expect(worstLateMs).toBeLessThan(500 + noise)
       expect(s.localEngine?.reopened).toBe(0)
     }, 60_000)
   })
