@@ -22,6 +22,7 @@ import {
   HybridConsistencyGuard,
   LibSQLLockStore,
   StatelessDO,
+  StoreUnavailableError,
   type EncodedValue,
   type FlushResult,
   type GuardEvent,
@@ -75,7 +76,12 @@ class UnfencedObjectStore implements ObjectStore {
     const statements = [...writes.entries]
       .filter((entry): entry is [string, string] => entry[1] !== null)
       .map(([key, value]) => ({ sql: this.inner.sql.put(1), args: [lease.doId, key, value] }))
-    if (statements.length) await this.client.batch(statements, 'write')
+    try {
+      if (statements.length) await this.client.batch(statements, 'write')
+    } catch (error) {
+      // Typed as the real store types it: only the missing fence is the planted bug.
+      throw new StoreUnavailableError(`planted flush of "${lease.doId}" failed`, { cause: error })
+    }
     return { expiresAt: Date.now() + lease.ttlMs }
   }
 }
