@@ -5,3 +5,4 @@
  * @module
  */
 export { StatelessDurableObject, type TurnOptions } from './stateless-durable-object.js'
+export { remoteErrorName } from './remote-errors.js'

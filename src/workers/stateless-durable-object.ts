@@ -19,6 +19,7 @@ import { InvalidArgumentError } from '../errors.js'
 import type { AcquireOptions, ConsistencyGuard, Lock } from '../guard/types.js'
 import type { ObjectStorage } from '../storage/object-storage.js'
 import type { ObjectStore } from '../store/object-store.js'
+import type { remoteErrorName } from './remote-errors.js'
 import { wrapTurnMethods } from './turn-methods.js'
 
 /** The Durable Object's state, as `DurableObject`'s constructor takes it. */
@@ -162,11 +163,11 @@ function coreOf(instance: object): Core {
  * **Errors**: a turn rejects with the library's typed errors (`LockLostError`,
  * `StaleFencingTokenError`, `LockContendedError`, `ActivationEndedError`, `TurnTimeoutError`,
  * `QueueFullError`, `StoreUnavailableError`), and with what the method itself throws. Across RPC
- * workerd does not keep the class: the caller gets a plain `Error` (`name` `'Error'`, `remote: true`)
- * whose `message` is `'<class name>: <message>'` (e.g. `'StaleFencingTokenError: fencing token 1 for
- * "…" is stale'`; seen in workerd 2026, test/workers/durable-object.test.ts), so tell them apart by
- * the message's first word: `/^(LockLostError|StaleFencingTokenError)\b/` means the lease was lost
- * and nothing of the call was written; `/^LockContendedError\b/` that another node holds the object.
+ * workerd does not keep the class (the caller gets a plain `Error`, `remote: true`), and what it keeps
+ * depends on its version (own properties such as `name`, `code`, `doId`; or only the message,
+ * prefixed `'<name>: '`): {@link remoteErrorName} reads the class name from either.
+ * `LockLostError` / `StaleFencingTokenError`: the lease was lost and nothing of the call was written;
+ * `LockContendedError`: another node holds the object (retry later, or set {@link turnOptions}).
  *
  * @example
  * ```ts

@@ -1,14 +1,14 @@
 /**
  * Test-only `StatelessDurableObject` subclasses, exported by example-worker.ts (the workers project's
- * `main`) and bound in wrangler.jsonc: `Counter` (binding `COUNTERS`) records what each turn saw so
+ * `main`) and bound in wrangler.jsonc: `RpcCounter` (binding `RPC_COUNTERS`) records what each turn saw so
  * that durable-object.test.ts can check, over RPC, that calls are turns under the lease.
  */
 import type { D1Database } from 'cloudflare:test'
 import { D1LockStore, HybridConsistencyGuard, type ConsistencyGuard, type Lock } from '../../src/index.js'
 import { StatelessDurableObject } from '../../src/workers/index.js'
 
-/** The bindings Counter uses. */
-export interface CounterEnv {
+/** The bindings RpcCounter uses. */
+export interface RpcCounterEnv {
   DB: D1Database
 }
 
@@ -20,11 +20,11 @@ export interface TurnSeen {
   running: number
 }
 
-// Counter's node: one guard per isolate, over the default tables of env.DB (as the example's Room).
+// RpcCounter's node: one guard per isolate, over the default tables of env.DB (as the example's Room).
 let guard: HybridConsistencyGuard | undefined
 
 /** A counter in `this.storage`, driven over RPC. */
-export class Counter extends StatelessDurableObject<CounterEnv> {
+export class RpcCounter extends StatelessDurableObject<RpcCounterEnv> {
   #running = 0
   #maxRunning = 0
 

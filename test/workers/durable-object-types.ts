@@ -5,10 +5,10 @@
  * untyped (the `@ts-expect-error` lines would then be unused errors themselves).
  */
 import type { DurableObjectNamespace, DurableObjectStub } from '@cloudflare/workers-types'
-import type { Counter, TurnSeen } from './durable-object-classes.js'
+import type { RpcCounter, TurnSeen } from './durable-object-classes.js'
 
-declare const counters: DurableObjectNamespace<Counter>
-const stub: DurableObjectStub<Counter> = counters.get(counters.idFromName('a'))
+declare const counters: DurableObjectNamespace<RpcCounter>
+const stub: DurableObjectStub<RpcCounter> = counters.get(counters.idFromName('a'))
 
 /** An RPC method's result is the method's own, as a promise. */
 export const seen: Promise<TurnSeen> = stub.whoami()
@@ -16,7 +16,7 @@ export const seen: Promise<TurnSeen> = stub.whoami()
 export const incremented: Promise<{ n: number; seen: TurnSeen }> = stub.increment(1, 0)
 // @ts-expect-error: increment takes a number
 stub.increment('1')
-// @ts-expect-error: not a method of Counter
+// @ts-expect-error: not a method of RpcCounter
 stub.noSuchMethod()
 // @ts-expect-error: protected members are not part of the stub
 stub.createGuard()

@@ -1,15 +1,16 @@
 /**
- * `StatelessDurableObject` (stateless-do/workers) as workerd runs it: `Counter` (durable-object-classes.ts)
- * is bound as `COUNTERS` and called over RPC through typed stubs (`DurableObjectNamespace<Counter>`,
+ * `StatelessDurableObject` (stateless-do/workers) as workerd runs it: `RpcCounter` (durable-object-classes.ts)
+ * is bound as `RPC_COUNTERS` and called over RPC through typed stubs (`DurableObjectNamespace<RpcCounter>`,
  * env.d.ts: a call with the wrong argument types would not compile). Its leases are in the default
  * `do_locks` table of `env.DB` and its state in `do_storage`; every test uses objects of its own. The
  * test plays "another node" through a D1LockStore on the same tables, and reads `do_storage` directly
  * to see what is durable.
  */
-import { env } from 'cloudflare:test'
+import { env, SELF } from 'cloudflare:test'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { D1LockStore, HybridConsistencyGuard } from '../../src/index.js'
 import { decodeValue } from '../../src/storage/serializer.js'
+import { remoteErrorName } from '../../src/workers/index.js'
 
 const run = crypto.randomUUID().slice(0, 8)
 let counter = 0
@@ -17,8 +18,8 @@ const store = new D1LockStore(env.DB)
 
 /** A stub of an object no other test uses, and the id its lease is under (`ctx.id.toString()`). */
 function freshCounter() {
-  const id = env.COUNTERS.idFromName(`counter-${run}-${++counter}`)
-  return { stub: env.COUNTERS.get(id), doId: id.toString() }
+  const id = env.RPC_COUNTERS.idFromName(`counter-${run}-${++counter}`)
+  return { stub: env.RPC_COUNTERS.get(id), doId: id.toString() }
 }
 
 /** The committed value of `key` in the object's `do_storage` rows (undefined: no row). */
@@ -103,14 +104,13 @@ describe('StatelessDurableObject over RPC', () => {
       const taken = await other.acquire(doId)
       expect(taken.acquired).toBe(true)
       const error = await rejection(stub.increment(100))
-      // Across RPC workerd delivers a plain Error (name 'Error', `remote: true`) whose message is
-      // "<the class's name>: <its message>": the class is told by the message's first word.
+      // Across RPC workerd delivers a plain Error; remoteErrorName reads the class from what it kept.
       expect(error).toBeInstanceOf(Error)
-      expect(error.message).toMatch(/^(LockLostError|StaleFencingTokenError)\b/)
+      expect(['LockLostError', 'StaleFencingTokenError']).toContain(remoteErrorName(error))
       expect(await committed(doId, 'n')).toBe(1) // the stale holder's write was refused
       // The next call finds the object held by the other node: typed as contention.
       const next = await rejection(stub.increment(100))
-      expect(next.message).toMatch(/^LockContendedError\b/)
+      expect(remoteErrorName(next)).toBe('LockContendedError')
       expect(await committed(doId, 'n')).toBe(1)
       expect((await leaseRow(doId))!.fencing_token).toBe(seen.token + 1)
     } finally {
@@ -124,6 +124,7 @@ describe('StatelessDurableObject over RPC', () => {
     const { stub } = freshCounter()
     const error = await rejection(stub.fails())
     expect(error.message).toContain('the method itself failed')
+    expect(remoteErrorName(error)).toBe('RangeError')
     expect((await stub.increment(1)).n).toBe(1) // the object still serves
   })
 
@@ -134,5 +135,44 @@ describe('StatelessDurableObject over RPC', () => {
     expect(res.status).toBe(200)
     expect(await res.json()).toEqual({ n: 2, token: seen.token })
     expect(await committed(doId, 'n')).toBe(2)
+  })
+})
+
+describe('examples/worker Counter (the Durable Object form)', () => {
+  const name = () => `counter-${run}-${++counter}`
+  const url = (n: string) => `https://example.test/counters/${n}`
+
+  it('increments over RPC from the Worker, durable before the answer, and its alarm records a snapshot as a turn', async () => {
+    const n = name()
+    const doId = env.COUNTERS.idFromName(n).toString()
+    const first = await SELF.fetch(url(n), { method: 'POST' })
+    expect(first.status).toBe(200)
+    const { token } = (await first.json()) as { n: number; token: number }
+    expect(await (await SELF.fetch(url(n), { method: 'POST' })).json()).toEqual({ n: 2, token })
+    expect(await committed(doId, 'n')).toBe(2)
+    // The alarm (set by the first increment, SNAPSHOT_AFTER_MS later) writes through the fenced storage.
+    let snapshot: unknown
+    for (const deadline = Date.now() + 15_000; snapshot === undefined && Date.now() < deadline;) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      snapshot = await committed(doId, 'snapshot')
+    }
+    expect(snapshot).toMatchObject({ n: 2, token })
+    const state = (await (await SELF.fetch(url(n))).json()) as { n: number; snapshot: { n: number } }
+    expect(state).toMatchObject({ n: 2, snapshot: { n: 2, token } })
+  })
+
+  it('answers a call that finds the counter held by another node 503, naming the error', async () => {
+    const n = name()
+    const doId = env.COUNTERS.idFromName(n).toString()
+    const other = new HybridConsistencyGuard({ store, nodeId: `other-${run}-example` })
+    try {
+      expect((await other.acquire(doId)).acquired).toBe(true)
+      const res = await SELF.fetch(url(n), { method: 'POST' })
+      expect(res.status).toBe(503)
+      expect(await res.json()).toMatchObject({ error: 'LockContendedError' })
+      expect(await committed(doId, 'n')).toBeUndefined()
+    } finally {
+      await other.shutdown()
+    }
   })
 })

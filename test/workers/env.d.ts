@@ -37,10 +37,16 @@ declare module 'cloudflare:test' {
     /** `TestRoom` from example-worker.ts: the example's Room with test hooks. */
     TEST_ROOMS: DurableObjectNamespace
     /**
-     * `Counter` (durable-object-classes.ts), typed as a Workers project types it: the namespace and
-     * its stubs are those of `@cloudflare/workers-types`, so RPC calls are type-checked.
+     * `RpcCounter` (durable-object-classes.ts), typed as a Workers project types it: the namespace
+     * and its stubs are those of `@cloudflare/workers-types`, so RPC calls are type-checked.
      */
-    COUNTERS: import('@cloudflare/workers-types').DurableObjectNamespace<import('./durable-object-classes.js').Counter>
+    RPC_COUNTERS: import('@cloudflare/workers-types').DurableObjectNamespace<
+      import('./durable-object-classes.js').RpcCounter
+    >
+    /** examples/worker's `Counter` (a StatelessDurableObject; its Worker routes /counters/:name here). */
+    COUNTERS: import('@cloudflare/workers-types').DurableObjectNamespace<
+      import('../../examples/worker/src/counter.js').Counter
+    >
   }
 
   /** The `main` Worker's default export (example-worker.ts: examples/worker's Worker). */

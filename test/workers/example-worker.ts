@@ -18,7 +18,7 @@ import {
   type StatelessDOPhase,
 } from '../../src/index.js'
 
-export { default, Room } from '../../examples/worker/src/index.js'
+export { default, Room, Counter } from '../../examples/worker/src/index.js'
 
 /** What a tagged request saw in its handler. */
 export interface Tagged {
@@ -131,5 +131,5 @@ export class TestRoom extends Room {
 // Real Durable Object storage for storage-semantics.test.ts (bindings STORAGE_REFERENCE, STORAGE_REFERENCE_KV).
 export { StorageReference, StorageReferenceKv } from './storage-reference.js'
 
-// StatelessDurableObject over RPC for durable-object.test.ts (binding COUNTERS).
-export { Counter } from './durable-object-classes.js'
+// StatelessDurableObject over RPC for durable-object.test.ts (binding RPC_COUNTERS).
+export { RpcCounter } from './durable-object-classes.js'

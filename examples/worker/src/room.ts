@@ -7,12 +7,15 @@ import {
   type ConsistencyGuard,
   type Lock,
 } from 'stateless-do'
+import type { Counter } from './counter.js'
 
 export interface Env {
   /** D1 database holding the leases (`do_locks`) and the objects' storage (`do_storage`), so writes can be fenced. */
   DB: D1Database
   /** The `Room` Durable Object namespace. */
   ROOMS: DurableObjectNamespace
+  /** The `Counter` Durable Object namespace (a StatelessDurableObject: typed stubs, RPC). */
+  COUNTERS: DurableObjectNamespace<Counter>
 }
 
 /** One line of a room's log: the count a POST reached, the lease that wrote it, the node that held it. */
@@ -34,11 +37,19 @@ function storeFor(env: Env): D1LockStore {
 }
 
 /**
+ * This isolate's guard: it holds the isolate's leases and runs their heartbeats, for `Room` and
+ * `Counter` alike. Its lock store's `objects` (do_storage) is `this.storage`'s table.
+ */
+export function guardFor(env: Env): HybridConsistencyGuard {
+  return (guard ??= new HybridConsistencyGuard({ store: storeFor(env), nodeId: crypto.randomUUID() }))
+}
+
+/**
  * Creates `do_locks` and `do_storage` (idempotent), until it has once succeeded in this isolate.
  * Only success is remembered, never a promise: a promise made in one request and awaited by others
  * hangs them all if that first request is cancelled (its client went away) before it settles.
  */
-async function ensureSchema(env: Env): Promise<void> {
+export async function ensureSchema(env: Env): Promise<void> {
   if (schemaReady) return
   await storeFor(env).ensureSchema()
   schemaReady = true
@@ -64,10 +75,9 @@ export class Room extends StatelessDO<Env> {
     return name
   }
 
-  // One guard per isolate, shared by every object and request it serves: it holds this isolate's
-  // leases and runs their heartbeats. Its lock store's `objects` (do_storage) is `this.storage`'s table.
+  // One guard per isolate, shared by every object and request it serves (see guardFor).
   protected createGuard(): ConsistencyGuard {
-    return (guard ??= new HybridConsistencyGuard({ store: storeFor(this.env), nodeId: crypto.randomUUID() }))
+    return guardFor(this.env)
   }
 
   protected override acquireOptions(request: Request): AcquireOptions {
