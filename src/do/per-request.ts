@@ -23,10 +23,8 @@ export interface PerRequest {
   ctx: { waitUntil?(promise: Promise<unknown>): void } | undefined
   /** Where the object's rows live, or `undefined` for an object without storage. */
   objects: ObjectStore | undefined
-  /** Runs the class's handler under `lock`. */
-  handle(lock: Lock): Promise<Response> | Response
-  /** Makes `storage` the class's `this.storage` (undefined: none). */
-  setStorage(storage: ObjectStorage | undefined): void
+  /** Runs the class's handler under `lock`, with `storage` as its `this.storage` (undefined: none). */
+  handle(lock: Lock, storage: ObjectStorage | undefined): Promise<Response> | Response
   /** The answer to an error that ended the request. */
   fail(error: unknown, phase: Phase, lostToken?: number): Response
   /** The class's failure report (`onError`). */
@@ -62,10 +60,9 @@ export async function servePerRequest(r: PerRequest): Promise<Response> {
     const { prefetched } = lock
     storage =
       r.objects && new ObjectStorage({ store: r.objects, lease: lock, ...(own && prefetched ? { prefetched } : {}) })
-    r.setStorage(storage)
     let outcome: { response: Response } | { error: unknown }
     try {
-      outcome = { response: await r.handle(lock) }
+      outcome = { response: await r.handle(lock, storage) }
     } catch (error) {
       outcome = { error }
     }
@@ -85,7 +82,6 @@ export async function servePerRequest(r: PerRequest): Promise<Response> {
     lost = isLeaseEnd(error) || lock.signal.aborted
     return fail(error, 'handler', lost ? lock.fencingToken : undefined)
   } finally {
-    r.setStorage(undefined)
     storage?.discard()
     settle(release(r, lock, !lost && !lock.signal.aborted))
     // Off the response path when the runtime keeps it alive; otherwise finish it first.

@@ -64,10 +64,12 @@ export abstract class StatelessDO<Env = unknown> {
   /** The Worker's bindings, as the runtime passed them. */
   protected readonly env: Env
   #guard: ConsistencyGuard | undefined
-  /** The storage of the request being served (set for the handler, cleared after it). */
-  #storage: ObjectStorage | undefined
-  /** The activation whose turn is running, if any. */
-  #activation: Activation | undefined
+  /** The turn (or per-request handler) running on this instance: its storage and activation. */
+  #current: { storage: ObjectStorage | undefined; activation: Activation | undefined } | undefined
+  /** Turns running on this instance now (of different objects: one object's turns never overlap). */
+  #running = 0
+  /** Set while turns of more than one object overlap on this instance: `this.storage` is ambiguous. */
+  #shared = false
 
   /**
    * Called by the runtime for a Durable Object (`ctx` is its state), or by your Worker per request
@@ -87,9 +89,16 @@ export abstract class StatelessDO<Env = unknown> {
   /**
    * Serves one request while this node holds the lease. `signal` fires if the lease is lost (its
    * `reason` is a `LockLostError`): pass it to anything long-running. It does not fire when the
-   * client goes away; for that, use `request.signal` (see {@link fetch}).
+   * client goes away; for that, use `request.signal` (see {@link fetch}). `storage` is the object's
+   * storage for this request, the same as {@link storage} (`undefined` for an object without storage);
+   * use it when one instance serves several objects at once.
    */
-  protected abstract handleRequest(request: Request, lock: Lock, signal: AbortSignal): Promise<Response> | Response
+  protected abstract handleRequest(
+    request: Request,
+    lock: Lock,
+    signal: AbortSignal,
+    storage: ObjectStorage | undefined,
+  ): Promise<Response> | Response
 
   /**
    * The DO id to lock. Default: `ctx.id.toString()`, the hex id, which is the same however the object
@@ -156,7 +165,9 @@ export abstract class StatelessDO<Env = unknown> {
    * ```
    */
   protected get storage(): ObjectStorage {
-    if (this.#storage) return this.#storage
+    if (this.#shared) throw sharedInstanceError('storage')
+    const storage = this.#current?.storage
+    if (storage) return storage
     throw new InvalidArgumentError(
       'storage',
       this.objectStore() === undefined
@@ -234,7 +245,8 @@ export abstract class StatelessDO<Env = unknown> {
    * If `fn` throws, the activation ends (the object is reset), as in Durable Objects.
    */
   protected blockConcurrencyWhile<T>(fn: () => T | Promise<T>): Promise<T> {
-    const activation = this.#activation
+    if (this.#shared) throw sharedInstanceError('blockConcurrencyWhile')
+    const activation = this.#current?.activation
     if (!activation) {
       throw new InvalidArgumentError('blockConcurrencyWhile', 'only inside a request, with activations on')
     }
@@ -305,8 +317,14 @@ export abstract class StatelessDO<Env = unknown> {
         options,
         ctx: this.ctx,
         objects: this.objectStore(),
-        handle: (lock) => this.handleRequest(request, lock, lock.signal),
-        setStorage: (storage) => (this.#storage = storage),
+        handle: async (lock, storage) => {
+          const leave = this.#enter(storage, undefined)
+          try {
+            return await this.handleRequest(request, lock, lock.signal, storage)
+          } finally {
+            leave()
+          }
+        },
         fail,
         report: (error, phase) => this.onError(error, phase, doId),
       })
@@ -323,7 +341,7 @@ export abstract class StatelessDO<Env = unknown> {
         (current) =>
           this.#turn(
             current,
-            (lock, signal) => this.handleRequest(request, lock, signal),
+            (lock, signal, storage) => this.handleRequest(request, lock, signal, storage),
             (p) => (phase = p),
             (t) => (token = t),
           ),
@@ -395,7 +413,7 @@ export abstract class StatelessDO<Env = unknown> {
    */
   protected async runAsTurn<T>(
     doId: string,
-    body: (lock: Lock, signal: AbortSignal) => T | Promise<T>,
+    body: (lock: Lock, signal: AbortSignal, storage: ObjectStorage | undefined) => T | Promise<T>,
     options: Pick<AcquireOptions, 'waitMs' | 'ttlMs'> = {},
   ): Promise<T> {
     assertDoId(doId)
@@ -418,14 +436,14 @@ export abstract class StatelessDO<Env = unknown> {
   /** `body` as a turn of `activation`: onStart on the activation's first turn, then `body`. */
   async #turn<T>(
     activation: Activation,
-    body: (lock: Lock, signal: AbortSignal) => T | Promise<T>,
+    body: (lock: Lock, signal: AbortSignal, storage: ObjectStorage | undefined) => T | Promise<T>,
     setPhase: (phase: Phase) => void,
     setToken: (token: number) => void,
   ): Promise<T> {
     setPhase('handler')
     setToken(activation.lock.fencingToken)
-    this.#activation = activation
-    this.#storage = activation.flusher instanceof ObjectStorage ? activation.flusher : undefined
+    const storage = activation.flusher instanceof ObjectStorage ? activation.flusher : undefined
+    const leave = this.#enter(storage, activation)
     // The release at the end of the activation happens after this request: keep the invocation alive.
     if (typeof this.ctx?.waitUntil === 'function') this.ctx.waitUntil(activation.ended)
     try {
@@ -433,16 +451,46 @@ export abstract class StatelessDO<Env = unknown> {
         started.add(activation)
         await activation.blockConcurrencyWhile(() => this.onStart())
       }
-      const result = await body(activation.lock, activation.lock.signal)
+      const result = await body(activation.lock, activation.lock.signal, storage)
       // Past the handler: what fails from here on is the output gate (this turn's flush, or an earlier
       // one whose writes it may have read). A handler's own throw stays a 'handler' failure.
       setPhase('flush')
       return result
     } finally {
-      this.#storage = undefined
-      this.#activation = undefined
+      leave()
     }
   }
+
+  /**
+   * Marks a turn (or per-request handler) as running on this instance; returns its exit. Turns of one
+   * object never overlap, so two at once are of different objects: until both are over,
+   * `this.storage` and `blockConcurrencyWhile` refuse to guess which one is meant (a wrong guess would
+   * write one object's state under another's lease) and the handler's `storage` argument is the way.
+   */
+  #enter(storage: ObjectStorage | undefined, activation: Activation | undefined): () => void {
+    if (this.#running > 0) this.#shared = true
+    this.#running++
+    this.#current = { storage, activation }
+    let left = false
+    return () => {
+      if (left) return
+      left = true
+      this.#running--
+      if (this.#running === 0) {
+        this.#current = undefined
+        this.#shared = false
+      }
+    }
+  }
+}
+
+function sharedInstanceError(member: string): InvalidArgumentError {
+  return new InvalidArgumentError(
+    member,
+    'this instance is serving several objects at once, so `this.' +
+      member +
+      '` cannot say which one is meant: use the storage argument of handleRequest(request, lock, signal, storage), or one instance per object (as the Durable Objects runtime does)',
+  )
 }
 
 /** Activations whose onStart has run (or is running). */
