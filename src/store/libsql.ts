@@ -60,6 +60,11 @@ export interface LibSQLClientLike {
   ): Promise<Array<{ rows: ArrayLike<unknown>; rowsAffected: number }>>
   /** Used only to replace a local connection that SQLITE_BUSY left unusable ({@link recoverLibSQLConnection}). */
   transaction?(mode?: 'write' | 'read' | 'deferred'): Promise<{ close(): void }>
+  /**
+   * Closes the client's connections and opens fresh ones on next use (`@libsql/client` 0.18+, whose
+   * local client keeps a pool: there, the connection swap of {@link recoverLibSQLConnection} uses this).
+   */
+  reconnect?(): Promise<void> | void
 }
 
 /**
@@ -365,13 +370,16 @@ const CONNECTION_PRAGMAS = ['busy_timeout', 'synchronous', 'foreign_keys', 'cach
  * Why: libsql (up to at least 0.5.29) does not reset a statement that failed with SQLITE_BUSY. The stuck
  * statement keeps the connection in an open transaction: later writes on it are never committed and
  * its reads see an old snapshot. `LibSQLLockStore` calls this itself after SQLITE_BUSY; call it too
- * when one of YOUR statements on a shared client fails with SQLITE_BUSY. The old connection cannot be
- * closed through the client's API and is left to the garbage collector, so keep `busy_timeout` long
- * enough (seconds) that SQLITE_BUSY stays rare. Never use it on `:memory:` (a new connection is a new,
+ * when one of YOUR statements on a shared client fails with SQLITE_BUSY. With `@libsql/client` 0.18+
+ * it uses `reconnect()`, which closes the client's connections (a pool there; settings are carried over
+ * to the first fresh one only, so prefer the local engine, a URL, for local files). Up to 0.17 it swaps
+ * the connection through `transaction()`, and the old one cannot be closed through the client's API
+ * and is left to the garbage collector, so keep `busy_timeout` long enough (seconds) that SQLITE_BUSY
+ * stays rare. Never use it on `:memory:` (a new connection is a new,
  * empty database). Best effort: never throws.
  */
 export async function recoverLibSQLConnection(client: LibSQLClientLike): Promise<void> {
-  if (typeof client.transaction !== 'function') return
+  if (typeof client.transaction !== 'function' && typeof client.reconnect !== 'function') return
   try {
     const settings: string[] = []
     for (const pragma of CONNECTION_PRAGMAS) {
@@ -380,8 +388,16 @@ export async function recoverLibSQLConnection(client: LibSQLClientLike): Promise
       const value = Number(row?.[pragma === 'busy_timeout' ? 'timeout' : pragma])
       if (Number.isSafeInteger(value)) settings.push(`PRAGMA ${pragma} = ${value}`)
     }
-    // transaction() hands the current connection to the transaction and opens a new one next time.
-    ;(await client.transaction('deferred')).close()
+    if (typeof client.reconnect === 'function') {
+      // @libsql/client 0.18+: a pool of connections, and transaction() no longer retires the one it
+      // borrows. reconnect() closes them all (the stuck statement with its connection) and opens
+      // fresh ones on next use.
+      await client.reconnect()
+    } else if (typeof client.transaction === 'function') {
+      // Up to 0.17: transaction() hands the current connection to the transaction and opens a new
+      // one next time.
+      ;(await client.transaction('deferred')).close()
+    }
     for (const sql of settings) await client.execute({ sql, args: [] })
   } catch {
     // Best effort: the caller already has the original (retryable) error.
