@@ -243,9 +243,11 @@ export function describeLockStoreContract(
       })
 
       it('takes an expired lease the same way: the rows the previous holder committed', async () => {
-        const old = won(await store.acquire({ doId: 'rows-expired', nodeId: 'a', ttlMs: 30 }))
-        const { expiresAt } = await objectsOf().flush({ ...old, ttlMs: 30 }, { entries: new Map([['n', '7']]) })
-        await outlive({ ...old, expiresAt }, 60)
+        // A long lease to flush under (a loaded machine must not let it run out first); the flush
+        // itself shortens it to 200 ms, which is then waited out.
+        const old = won(await store.acquire({ doId: 'rows-expired', nodeId: 'a', ttlMs: 10_000 }))
+        const { expiresAt } = await objectsOf().flush({ ...old, ttlMs: 200 }, { entries: new Map([['n', '7']]) })
+        await outlive({ ...old, expiresAt }, 250)
         const next = await store.acquire({ doId: 'rows-expired', nodeId: 'b', ttlMs: 10_000, prefetch: 1 })
         expect(next.acquired && next.lock.fencingToken).toBe(old.fencingToken + 1)
         expect(prefetched(next)).toEqual({ entries: [['n', '7']], complete: true })
