@@ -18,6 +18,14 @@ export interface LocalHolderView {
 }
 
 /** One id's line: its waiters in arrival order and this guard's leases on it that have not settled. */
+/**
+ * Whether one caller may resume another's waiting promise directly. Not in Cloudflare Workers, where
+ * the woken caller would continue in the waker's request context (see {@link Waiter.wait}).
+ */
+const WAKE_ACROSS_REQUESTS = !(
+  typeof navigator !== 'undefined' && (navigator as { userAgent?: string }).userAgent === 'Cloudflare-Workers'
+)
+
 export class Line {
   /** The DO id. */
   readonly doId: string
@@ -112,15 +120,30 @@ export class Waiter {
     }
     return new Promise<void>((resolve) => {
       let timer: LongTimeout | undefined = undefined
+      let tick: ReturnType<typeof setTimeout> | undefined = undefined
       const done = () => {
         this.#resolveWait = undefined
         timer?.cancel()
+        clearTimeout(tick)
         signal?.removeEventListener('abort', done)
         resolve()
       }
-      this.#resolveWait = done
       signal?.addEventListener('abort', done, { once: true })
       timer = setLongTimeout(done, ms)
+      if (!WAKE_ACROSS_REQUESTS) {
+        // Workers: a promise resolved from another request's handler runs its continuation in that
+        // request's I/O context, and this caller's next I/O there fails ("Cannot perform I/O on behalf
+        // of a different request"). So the wake only sets a flag, and a timer of this caller's own
+        // (its own context) looks at it every millisecond: no store request, a millisecond at most.
+        const look = () => {
+          if (!this.#woken && !this.#owner.closed) return void (tick = setTimeout(look, 1))
+          this.#woken = false
+          done()
+        }
+        tick = setTimeout(look, 1)
+        return
+      }
+      this.#resolveWait = done
     })
   }
 
