@@ -29,33 +29,36 @@ export interface Tagged {
   outcome: Promise<{ error: unknown; aborted: boolean; reason: unknown }>
 }
 
-interface Deferred<T> {
-  promise: Promise<T>
-  resolve(value: T): void
-}
+type Outcome = { error: unknown; aborted: boolean; reason: unknown }
 
-function deferred<T>(): Deferred<T> {
-  let resolve!: (value: T) => void
-  const promise = new Promise<T>((r) => (resolve = r))
-  return { promise, resolve }
-}
+// The tests and the objects talk through plain maps that each side reads with timers of its own, never
+// through a promise one side resolves for the other: in workerd, a promise resolved from another
+// context (the test's, or another object's) continues in THAT context, and I/O made there fails
+// ("Cannot perform I/O on behalf of a different Durable Object").
+const entered = new Map<string, Omit<Tagged, 'outcome'>>()
+const outcomes = new Map<string, Outcome>()
+const gates = new Set<string>()
 
-const entered = new Map<string, Deferred<Tagged>>()
-const gates = new Map<string, Deferred<void>>()
-const slot = <T>(map: Map<string, Deferred<T>>, tag: string): Deferred<T> => {
-  let d = map.get(tag)
-  if (!d) map.set(tag, (d = deferred<T>()))
-  return d
+/** Resolves with `get()` once it is defined, looking every millisecond on the caller's own timers. */
+function poll<T>(get: () => T | undefined): Promise<T> {
+  return new Promise<T>((resolve) => {
+    const look = () => {
+      const value = get()
+      if (value === undefined) setTimeout(look, 1)
+      else resolve(value)
+    }
+    look()
+  })
 }
 
 /** Resolves when the request sent with `?tag=<tag>` is inside its handler, holding the lease. */
 export function tagged(tag: string): Promise<Tagged> {
-  return slot(entered, tag).promise
+  return poll(() => entered.get(tag)).then((seen) => ({ ...seen, outcome: poll(() => outcomes.get(tag)) }))
 }
 
 /** Lets the request sent with `?tag=<tag>&gate` go on into the example's handler. */
 export function open(tag: string): void {
-  slot(gates, tag).resolve()
+  gates.add(tag)
 }
 
 /**
@@ -109,20 +112,14 @@ export class TestRoom extends Room {
     }
     const tag = params.get('tag')
     if (tag === null) return super.handleRequest(request, lock, signal)
-    const outcome = deferred<{ error: unknown; aborted: boolean; reason: unknown }>()
-    slot(entered, tag).resolve({
-      doId: lock.doId,
-      token: lock.fencingToken,
-      node: lock.nodeId,
-      outcome: outcome.promise,
-    })
+    entered.set(tag, { doId: lock.doId, token: lock.fencingToken, node: lock.nodeId })
     try {
-      if (params.has('gate')) await slot(gates, tag).promise
+      if (params.has('gate')) await poll(() => (gates.has(tag) ? true : undefined))
       const response = await super.handleRequest(request, lock, signal)
-      outcome.resolve({ error: undefined, aborted: signal.aborted, reason: signal.reason })
+      outcomes.set(tag, { error: undefined, aborted: signal.aborted, reason: signal.reason })
       return response
     } catch (error) {
-      outcome.resolve({ error, aborted: signal.aborted, reason: signal.reason })
+      outcomes.set(tag, { error, aborted: signal.aborted, reason: signal.reason })
       throw error
     }
   }
