@@ -2,15 +2,20 @@
  * Builds a vitest project whose test files run INSIDE workerd (the Workers runtime from npm) through
  * `@cloudflare/vitest-pool-workers`. Used by vitest.config.ts; call it again there for another Worker
  * (e.g. `examples/worker/` with its own wrangler config and `main`).
+ *
+ * The pool (wrangler 4, miniflare 5) needs Node >= 22: `npm test` runs this project with the Node 22
+ * that scripts/node22 installs from npm (scripts/test.mjs), and the Node project with the machine's.
  */
 import { fileURLToPath } from 'node:url'
-import { defineWorkersProject, type WorkersProjectConfigExport } from '@cloudflare/vitest-pool-workers/config'
+import { cloudflareTest } from '@cloudflare/vitest-pool-workers'
+import type { TestProjectInlineConfiguration } from 'vitest/config'
 
 /** The package's entry point, for code that imports it by name (examples/worker). */
 const packageSource = fileURLToPath(new URL('../../src/index.ts', import.meta.url))
-/** The Durable Object entry (`stateless-do/workers`), for the example's Counter. */
+/** The `stateless-do/workers` entry (the Durable Object class form), for the same. */
 const workersSource = fileURLToPath(new URL('../../src/workers/index.ts', import.meta.url))
 
+/** What differs between the repository's workerd projects. */
 export interface WorkersProjectOptions {
   /** Project name, shown in vitest output and usable with `vitest run --project <name>`. */
   name: string
@@ -23,18 +28,16 @@ export interface WorkersProjectOptions {
    * declared in the wrangler config without a `script_name`. Overrides the config's `main`.
    */
   main?: string
-  /**
-   * Undo each test's storage writes when it ends (vitest-pool-workers `isolatedStorage`). Off by
-   * default: the pool implements it by copying the .sqlite files between tests, which is slow and was
-   * seen to fail under load ("Network connection lost" while popping a frame); tests instead use
-   * tables/ids of their own (support/tables.ts). Turn it on for a project whose tests need a pristine
-   * Durable Object storage and cannot namespace their data.
-   */
-  isolatedStorage?: boolean
 }
 
-export function workersProject(options: WorkersProjectOptions): WorkersProjectConfigExport {
-  return defineWorkersProject({
+/**
+ * A vitest project (for `test.projects`) running `options.include` inside workerd with the bindings of
+ * `options.wranglerConfig`. Storage is not undone between tests (the pool's isolated storage was
+ * removed in 0.23 and was slow and flaky under load before); tests use tables/ids of their own
+ * (support/tables.ts).
+ */
+export function workersProject(options: WorkersProjectOptions): TestProjectInlineConfiguration {
+  return {
     // `import ... from 'stateless-do'` (the example Worker) runs the repository's source, not dist/.
     resolve: {
       alias: [
@@ -42,18 +45,17 @@ export function workersProject(options: WorkersProjectOptions): WorkersProjectCo
         { find: /^stateless-do\/workers$/, replacement: workersSource },
       ],
     },
+    plugins: [
+      cloudflareTest({
+        wrangler: { configPath: options.wranglerConfig },
+        ...(options.main === undefined ? {} : { main: options.main }),
+      }),
+    ],
     test: {
       name: options.name,
       include: options.include,
-      // Run after group 0 (the Node tests); all workers projects run together.
+      // Run after group 0 (the Node tests) when both run in one vitest; all workers projects together.
       sequence: { groupOrder: 1 },
-      poolOptions: {
-        workers: {
-          wrangler: { configPath: options.wranglerConfig },
-          ...(options.main === undefined ? {} : { main: options.main }),
-          isolatedStorage: options.isolatedStorage ?? false,
-        },
-      },
     },
-  })
+  }
 }
