@@ -200,9 +200,11 @@ async function stallWrites(url: string, offsets: number[], holdMs = 150): Promis
     const start = performance.now()
     for (const offset of offsets) {
       await sleep(start + offset - performance.now())
-      await client.execute('BEGIN IMMEDIATE')
+      // A transaction object, not BEGIN/COMMIT through execute: @libsql/client 0.18 pools its local
+      // connections and rolls back what a call leaves open.
+      const tx = await client.transaction('write')
       await sleep(holdMs)
-      await client.execute('COMMIT')
+      await tx.commit()
     }
   } finally {
     client.close()
