@@ -187,6 +187,12 @@ class SizeWalk {
       this.size += 1
       this.value(e.cause)
     }
+    // workerd's own additions (its other own properties): an estimate, as a key and a value each.
+    for (const name of Object.getOwnPropertyNames(e)) {
+      if (name === 'message' || name === 'stack' || name === 'cause') continue
+      this.key(name)
+      this.value((e as unknown as Record<string, unknown>)[name])
+    }
     this.size += 1 // end
   }
 }

@@ -14,17 +14,21 @@
  *   (their own enumerable properties; V8 reads them back with `Object.prototype`), symbol-keyed
  *   properties are skipped, thenables are ordinary objects;
  * - Errors keep their prototype (Error, EvalError, RangeError, ReferenceError, SyntaxError, TypeError,
- *   URIError; any other name reads back as Error, as in V8), message, stack and cause, and lose other
- *   properties, as in V8; DOMException keeps name and message (workerd serializes it);
+ *   URIError; any other name reads back as Error), message, stack, cause and every other own
+ *   string-keyed property (an own `name` included), read back as own enumerable properties: what workerd
+ *   keeps at current compatibility dates (measured at 2026-08-01; at 2025-09-01 it dropped the other
+ *   properties, as V8's own serializer does, so there we keep more than it); DOMException keeps name and
+ *   message (workerd serializes it);
  * - refused, as Durable Objects refuse them ({@link DataCloneError}): functions, symbols, Promise,
- *   WeakMap, WeakSet, WeakRef, URL, URLSearchParams, Blob, generators and any other non-plain built-in.
+ *   WeakMap, WeakSet, WeakRef, URL, URLSearchParams, generators and any other non-plain built-in.
  *
  * Where we differ from Durable Objects (all refused with a {@link DataCloneError} rather than stored
  * differently, except the last two):
  * - an array with named (non-index) properties: V8 keeps them; devalue would drop them silently;
  * - an object with an own `__proto__` property (from `JSON.parse`): V8 keeps it; devalue refuses it;
  * - an Error that refers back to itself (`e.cause = e`): V8 keeps the cycle; devalue cannot read it back;
- * - workerd's serializable host objects other than DOMException (e.g. `Request`);
+ * - workerd's serializable host objects other than DOMException: a Blob (workerd 2026 stores it; its
+ *   bytes can only be read asynchronously, and a put encodes synchronously), `Request`, ...;
  * - a Proxy is stored as the object it shows (V8 refuses it; JavaScript cannot tell a Proxy);
  * - a resizable ArrayBuffer reads back fixed-length (V8 keeps `maxByteLength`).
  */
@@ -49,13 +53,18 @@ const ERROR_TYPES: Record<string, ErrorConstructor> = {
   URIError,
 }
 
-/** What an Error is encoded as: the fields V8 keeps. */
+/** What an Error is encoded as: the fields V8 keeps, and the other own properties workerd keeps. */
 interface ErrorFields {
   name: string
   message?: string
   stack?: string
   cause?: unknown
+  /** Own string-keyed properties but message, stack and cause; absent when there are none. */
+  props?: Record<string, unknown>
 }
+
+/** Own properties an Error's fields already hold. */
+const ERROR_FIELDS = new Set(['message', 'stack', 'cause'])
 
 /** Returned by a reducer for what we refuse: devalue then fails on it with the path to the value. */
 const namedArrayProperties = function namedArrayProperties() {}
@@ -89,6 +98,13 @@ const reducers = {
     if (message && typeof message.value === 'string') fields.message = message.value
     if (typeof error.stack === 'string') fields.stack = error.stack
     if (Object.hasOwn(error, 'cause')) fields.cause = error.cause
+    const names = Object.getOwnPropertyNames(error).filter((name) => !ERROR_FIELDS.has(name))
+    if (names.length > 0) {
+      const props: Record<string, unknown> = {}
+      // Getters run here, once each; a plain object keeps devalue's output free of prototypes.
+      for (const name of names) props[name] = (error as unknown as Record<string, unknown>)[name]
+      fields.props = props
+    }
     return fields
   },
   NamedArray: (value: unknown) => {
@@ -114,11 +130,14 @@ const revivers = {
       if (revived.has(fields)) throw new Error('an Error that refers back to itself')
       revived.add(fields)
     }
-    const { name, message, stack, cause } = fields
+    const { name, message, stack, cause, props } = fields
     const Type = ERROR_TYPES[name] ?? Error
-    const error = Object.hasOwn(fields, 'cause') ? new Type(message, { cause }) : new Type(message)
-    if (stack !== undefined) {
-      Object.defineProperty(error, 'stack', { value: stack, writable: true, configurable: true, enumerable: false })
+    const error = new Type(message)
+    // workerd (2026) reads stack, cause and the other kept properties back as own enumerable ones.
+    const kept: Record<string, unknown> = { ...(stack === undefined ? {} : { stack }), ...props }
+    if (Object.hasOwn(fields, 'cause')) kept.cause = cause
+    for (const [key, value] of Object.entries(kept)) {
+      Object.defineProperty(error, key, { value, writable: true, configurable: true, enumerable: true })
     }
     return error
   },

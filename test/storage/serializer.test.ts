@@ -108,24 +108,30 @@ describe('encodeValue / decodeValue', () => {
       expect(Number.isNaN(roundTrip(new Date(Number.NaN)).getTime())).toBe(true)
     })
 
-    it('Errors keep their type, message, stack and cause, and lose other properties (as V8 does)', () => {
-      const error = new RangeError('too far', { cause: { code: 7 } }) as RangeError & { extra?: number }
-      error.extra = 1
-      const back = roundTrip(error)
+    it('Errors keep their type, message, stack, cause and other own properties (as workerd 2026 does)', () => {
+      const error = new RangeError('too far', { cause: { code: 7 } }) as RangeError & { extra?: unknown }
+      error.extra = { n: [1, 2] }
+      Object.defineProperty(error, 'hidden', { value: 5, enumerable: false })
+      const back = roundTrip(error) as RangeError & { extra?: unknown; hidden?: number }
       expect(back).toBeInstanceOf(RangeError)
       expect(back.message).toBe('too far')
       expect(back.stack).toBe(error.stack)
       expect(back.cause).toEqual({ code: 7 })
-      expect(Object.hasOwn(back, 'extra')).toBe(false)
+      expect(back.extra).toEqual({ n: [1, 2] })
+      // workerd reads every kept property back as enumerable.
+      expect(Object.getOwnPropertyDescriptor(back, 'hidden')).toMatchObject({ value: 5, enumerable: true })
     })
 
-    it('an Error of another name reads back as Error; one without a message has none', () => {
+    it('an Error of another name reads back as Error keeping that name when it was its own', () => {
       class AppError extends Error {
         override name = 'AppError'
       }
       const back = roundTrip(new AppError('x'))
       expect(back.constructor).toBe(Error)
-      expect(back.name).toBe('Error')
+      expect(back.name).toBe('AppError')
+      class ProtoNamed extends Error {}
+      Object.defineProperty(ProtoNamed.prototype, 'name', { value: 'ProtoNamed' })
+      expect(roundTrip(new ProtoNamed('p')).name).toBe('Error')
       expect(Object.hasOwn(roundTrip(new Error()), 'message')).toBe(false)
       expect(roundTrip(Object.assign(new Error('n'), { name: 'TypeError' }))).toBeInstanceOf(TypeError)
     })
@@ -309,7 +315,12 @@ describe('encodeValue / decodeValue', () => {
         const back = decodeValue(encodeValue(value, name), name)
         if (name === 'classInstance' || name === 'nullPrototype')
           expect({ ...(back as object) }).toEqual({ ...(value as object) })
-        else expect(back, name).toEqual(value)
+        else if (value instanceof Error) {
+          // As workerd does, the decoded Error has its stack and cause as enumerable own properties.
+          expect(back).toBeInstanceOf(value.constructor)
+          expect({ ...(back as object) }).toEqual({ stack: value.stack, cause: value.cause })
+          expect((back as Error).message).toBe(value.message)
+        } else expect(back, name).toEqual(value)
       }
     })
 
