@@ -1,4 +1,3 @@
-import type { DurableObjectState } from '@cloudflare/workers-types'
 import type { ConsistencyGuard } from 'stateless-do'
 import { StatelessDurableObject } from 'stateless-do/workers'
 import { ensureSchema, guardFor, type Env } from './room.js'

@@ -1,4 +1,3 @@
-import type { ExecutionContext } from '@cloudflare/workers-types'
 import { remoteErrorName } from 'stateless-do/workers'
 import { Room, roomName, type Env } from './room.js'
 

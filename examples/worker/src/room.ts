@@ -1,4 +1,3 @@
-import type { D1Database, DurableObjectNamespace } from '@cloudflare/workers-types'
 import {
   D1LockStore,
   HybridConsistencyGuard,
