@@ -24,7 +24,7 @@ if (!existsSync(nodeBinary))
   fail(`no Node ${nodeVersion} at ${nodeBinary}: run npm install (scripts/node22 installs it)`)
 
 // A project that has not finished by then is stopped and fails: a test that hangs workerd (seen once a
-// Durable Object threw an uncaught exception under the 0.23 pool) must not eat CI's whole budget.
+// Durable Object threw an uncaught exception under the workers pool) must not eat CI's whole budget.
 const limitMs = Number(process.env.STATELESS_DO_TEST_PROJECT_LIMIT_MS ?? 20 * 60_000)
 
 const projects = [

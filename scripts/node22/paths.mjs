@@ -2,7 +2,7 @@
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-/** The Node.js version the workerd suite runs on (wrangler 4 and vitest-pool-workers 0.23 need >= 22.12). */
+/** The Node.js version the workerd suite runs on (wrangler 4 and @cloudflare/vitest-plugin need >= 22). */
 export const nodeVersion = '22.23.3'
 
 const here = dirname(fileURLToPath(import.meta.url))

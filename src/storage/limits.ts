@@ -6,7 +6,8 @@
  * backend (`ActorStorageLimits`, src/workerd/io/actor-storage.h: 2048-byte keys, 128 KiB values + 34
  * bytes of slack, 128 keys per `get(keys)`; the docs also cap `put(entries)` and `delete(keys)` at 128).
  * A SQLite-backed Durable Object (workerd's ActorSqlite, and every object in local workerd) checks none
- * of them: only key + value under SQLite's 2 MB row limit (`SQLITE_TOOBIG`). We keep the stricter, KV
+ * of them: 2025 builds refused key + value past SQLite's row limit (`SQLITE_TOOBIG`, ~2.2 MB), the local
+ * workerd of 2026-11 took a 3 MB value (test/workers/storage-semantics.test.ts). We keep the stricter, KV
  * backend's, limits: code within them runs on both backends, the values they admit fit a D1 row whatever
  * our encoding's overhead, and one `get` of at most 128 keys is one request
  * ({@link MAX_KEYS_PER_REQUEST}).

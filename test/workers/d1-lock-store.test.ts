@@ -1,6 +1,6 @@
 /**
  * D1LockStore inside workerd: this file runs IN the Workers runtime (vitest project "workers",
- * @cloudflare/vitest-pool-workers), against the real D1 implementation that workerd/miniflare provide.
+ * @cloudflare/vitest-plugin), against the real D1 implementation that workerd/miniflare provide.
  *
  * How the workers tests are set up, and how to add another Worker or Durable Object:
  * - vitest.config.ts lists the projects; `workersProject()` (test/workers/project.ts) builds one whose

@@ -1,6 +1,6 @@
 /**
  * Types for "cloudflare:test" as the workers tests use it. Declared here (instead of referencing
- * `@cloudflare/vitest-pool-workers` + `@cloudflare/workers-types` globally) so the repository's single
+ * `@cloudflare/vitest-plugin` + `@cloudflare/workers-types` globally) so the repository's single
  * tsconfig keeps its Node/DOM globals. Add bindings from wrangler.jsonc to `env`, and further exports
  * (`SELF`, `runInDurableObject`, ...) as tests start using them.
  */

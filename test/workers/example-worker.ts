@@ -2,7 +2,7 @@
  * `main` of the workers project (wrangler.jsonc): examples/worker's Worker and `Room` exactly as a user
  * deploys them (`stateless-do` is aliased to src/index.ts, see project.ts), plus `TestRoom`, a Room
  * with hooks the tests drive. The tests import this module too and get the same instance
- * (vitest-pool-workers guarantees it), so they share `tagged()`/`open()` with the objects.
+ * (@cloudflare/vitest-plugin guarantees it), so they share `tagged()`/`open()` with the objects.
  */
 import { Room } from '../../examples/worker/src/index.js'
 import {

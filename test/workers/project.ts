@@ -1,13 +1,13 @@
 /**
  * Builds a vitest project whose test files run INSIDE workerd (the Workers runtime from npm) through
- * `@cloudflare/vitest-pool-workers`. Used by vitest.config.ts; call it again there for another Worker
+ * `@cloudflare/vitest-plugin`. Used by vitest.config.ts; call it again there for another Worker
  * (e.g. `examples/worker/` with its own wrangler config and `main`).
  *
  * The pool (wrangler 4, miniflare 5) needs Node >= 22: `npm test` runs this project with the Node 22
  * that scripts/node22 installs from npm (scripts/test.mjs), and the Node project with the machine's.
  */
 import { fileURLToPath } from 'node:url'
-import { cloudflareTest } from '@cloudflare/vitest-pool-workers'
+import { cloudflareTest } from '@cloudflare/vitest-plugin'
 import type { TestProjectInlineConfiguration } from 'vitest/config'
 
 /** The package's entry point, for code that imports it by name (examples/worker). */
@@ -33,7 +33,7 @@ export interface WorkersProjectOptions {
 /**
  * A vitest project (for `test.projects`) running `options.include` inside workerd with the bindings of
  * `options.wranglerConfig`. Storage is not undone between tests (the pool's isolated storage was
- * removed in 0.23 and was slow and flaky under load before); tests use tables/ids of their own
+ * removed in vitest-pool-workers 0.23 and was slow and flaky under load before); tests use tables/ids of their own
  * (support/tables.ts).
  */
 export function workersProject(options: WorkersProjectOptions): TestProjectInlineConfiguration {
