@@ -119,6 +119,13 @@ export interface ObjectTableSql {
    */
   readonly extendedFence: string
   /**
+   * The lease row's expiry and whether another node asked its holder to let go, for a flush that does
+   * not extend the lease (`[extendedFence, leaseState, writes]`: with no extend before it, the fence
+   * checks that the row holds the lease, intact and unexpired, now). Args `?1 doId, ?2 fencingToken`.
+   * A read: it writes no page of the lock table, which is what a flush without extension saves.
+   */
+  readonly leaseState: string
+  /**
    * {@link ObjectTableSql.get} without the lease: the committed values, for a read-only request. Args
    * `?1 doId, ?2 and ?3 unused (NULL), ?4 keys as a JSON array`, so that it binds as `get` does.
    */
@@ -128,7 +135,10 @@ export interface ObjectTableSql {
 }
 
 /** Builds the statements for one storage table over one lock table (both validated names). */
-export function objectTableSql(table: string, lock: Pick<LockTableSql, 'table' | 'fenceView'>): ObjectTableSql {
+export function objectTableSql(
+  table: string,
+  lock: Pick<LockTableSql, 'table' | 'fenceView' | 'handover'>,
+): ObjectTableSql {
   assertTableName(table)
   assertTableName(lock.table)
   if (table.toLowerCase() === lock.table.toLowerCase()) {
@@ -223,6 +233,9 @@ export function objectTableSql(table: string, lock: Pick<LockTableSql, 'table' |
     extendedFence: `INSERT INTO "${lock.fenceView}" (do_id, node_id, fencing_token)
       VALUES (?1, ?2, CASE WHEN EXISTS (SELECT 1 FROM ${locks} AS l WHERE ${leaseHeld} AND ${intact('l.')})
         THEN ?3 ELSE -1 END)`,
+    leaseState: `SELECT l.expires_at AS expires_at,
+        EXISTS (SELECT 1 FROM "${lock.handover}" AS ho WHERE ho.do_id = ?1 AND ho.fencing_token = ?2) AS handover_requested
+      FROM ${locks} AS l WHERE l.do_id = ?1`,
   }
 }
 
