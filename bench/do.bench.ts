@@ -18,12 +18,19 @@
  *
  * - latency p50/p99 and store requests per request, by type: cold (the first request of an object
  *   another node wrote last: a GET), warm read (GET), warm write (POST); sequential, interleaved one
- *   request at a time with the order rotating, so background load hits every variant alike;
+ *   request at a time with the order rotating, so background load hits every variant alike; beside
+ *   each, its floor: the very batch it sent, sent again bare on the same client in the same rounds;
  * - one hot object with 1 / 16 / 64 concurrent clients on one node: acknowledged (200) write turns/s.
  *   Per request, clients wait for the lease (`acquireOptions` `waitMs`, the guard's default backoff);
  * - 64 objects with one client each: acknowledged writes/s;
  * - two nodes (two guards, two clients of the same database, one process) on one object, one client
- *   each: acknowledged writes/s and 503s; activations with a long idleMs and with idleMs 5 ms;
+ *   each: acknowledged writes/s, the split between the nodes, 503s and leases taken; activations with
+ *   a long idleMs and hand-over on and off, and with idleMs 5 ms;
+ * - plain-Worker mode: 4 isolates (nodes) on one object, 16 clients, each request to a random isolate:
+ *   per request (today's default there) against activations with idleMs 1 ms (the default if turned on
+ *   without ctx.id) and 10 s (the Durable Object default), hand-over on and off;
+ * - a Node cluster: 4 processes (nodes in this process, a connection each), 64 objects, one client
+ *   each, random routing (a plain load balancer) and sticky routing (each object to one process);
  * - afterwards, every object's counter read back: it must hold every acknowledged write.
  *
  * Throughput windows are fixed in time; each request starts as a task of its own (setImmediate), as a
@@ -58,6 +65,13 @@ const remote = RTT_MS > 0
 /** Sequential latency: samples per (mode, request type). */
 const ROUNDS = QUICK ? 15 : remote ? 150 : 300
 const WARMUP = QUICK ? 3 : 10
+/**
+ * Unmeasured warm reads of the activations' warm object before the latency rounds (no store request:
+ * a second or so), so that the JIT has compiled the turn path as it has in a node that has served a
+ * while; without them the first ~2,000 turns of a process run slower code (measured: 0.2-0.4 ms per
+ * warm read over the first thousands, 0.03-0.07 ms after).
+ */
+const JIT_WARMUP = QUICK ? 100 : 3000
 /** Throughput: window per (scenario, mode), and interleaved rounds (medians). */
 const TP_MS = QUICK ? 400 : 2000
 const TP_ROUNDS = QUICK ? 1 : 3
@@ -394,6 +408,13 @@ async function latencies(): Promise<Map<string, LatencyStats>> {
   // The warm objects' first write (a cold start of their own), then warm-up turns of every variant.
   for (const mode of MODES) await one(mode, 'write', false)
   for (let i = 0; i < WARMUP; i++) for (const v of variants) await v(false)
+  for (let i = 0; i < JIT_WARMUP; i++) {
+    const res = await new Counter(ctxOf(warmId.activations), envs.activations).fetch(
+      new Request(`https://do/${warmId.activations}`),
+    )
+    if (res.status !== 200) anomalies.push(`JIT warm-up read answered ${res.status}`)
+    await res.arrayBuffer()
+  }
   for (let round = 0; round < ROUNDS; round++) {
     for (const v of rotate(variants, round)) await v(true)
   }
@@ -715,10 +736,10 @@ console.log(
 )
 console.log(`command: npm run bench:do${argv.length ? ` -- ${argv.join(' ')}` : ''}`)
 console.log(
-  `modes: per request = activationOptions() false, acquireOptions { waitMs: ${WAIT_MS} } in the throughput runs (release awaited: no ctx.waitUntil); activations = default, ctx with id (Durable Object mode), idleMs ${IDLE_MS}; lease ttl ${TTL_MS / 1000} s for both (no heartbeat inside a measurement); no group commit`,
+  `modes: per request = activationOptions() false, acquireOptions { waitMs: ${WAIT_MS} } in the throughput runs (release awaited: no ctx.waitUntil); activations = default, ctx with id (Durable Object mode), idleMs ${IDLE_MS} unless a row says otherwise; hand-over off = the node's store without requestHandover (its activations never ask a holder to let go); multi-node rows: one guard and one connection per node, in this process; lease ttl ${TTL_MS / 1000} s for both (no heartbeat inside a measurement); no group commit`,
 )
 console.log(
-  `latency: ${ROUNDS} requests per (mode, type), interleaved one at a time; throughput: ${TP_ROUNDS} interleaved round(s) of ${TP_MS} ms windows, medians; a 503 is retried after ${RETRY_PAUSE_MS} ms`,
+  `latency: ${ROUNDS} requests per (mode, type), interleaved one at a time, after ${WARMUP} unmeasured rounds and ${JIT_WARMUP} unmeasured warm reads (JIT warm-up, no I/O); throughput: ${TP_ROUNDS} interleaved round(s) of ${TP_MS} ms windows, medians; a 503 is retried after ${RETRY_PAUSE_MS} ms`,
 )
 console.log(`load average at start: ${fmt(load0, 2)}\n`)
 
