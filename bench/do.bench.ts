@@ -64,7 +64,12 @@ import { probeRtt, rttClient } from './rtt-client.js'
 const remote = RTT_MS > 0
 /** Sequential latency: samples per (mode, request type). */
 const ROUNDS = QUICK ? 15 : remote ? 150 : 300
-const WARMUP = QUICK ? 3 : 10
+/**
+ * Unmeasured rounds of every variant first: V8 runs a function's first few hundred calls as slower
+ * code, and a node that has served a while runs the compiled one (measured here with --rtt 5 after 10
+ * rounds: ~1 ms of CPU around a warm write's flush that a warm process does not spend).
+ */
+const WARMUP = QUICK ? 3 : remote ? 100 : 200
 /**
  * Unmeasured warm reads of the activations' warm object before the latency rounds (no store request:
  * a second or so), so that the JIT has compiled the turn path as it has in a node that has served a
