@@ -221,6 +221,8 @@ function node(nodeId: string, store: LibSQLLockStore, mode: Mode | 'admin', idle
   if (env.activation !== false) activationsFor(guard, { idleMs: DEFAULT_IDLE_MS, ...env.activation }, store.objects)
   return env
 }
+/** The node's activation of `doId`, if it has one (its registry exists from `node()` on). */
+const activationsOf = (env: Env, doId: string) => activationsFor(env.guard, {}, undefined).get(doId)
 /** Ends a node: its activations (queued turns run, writes flushed, leases released), then its guard. */
 async function stop(env: Env): Promise<void> {
   if (env.activation !== false) await activationsFor(env.guard, {}, undefined).shutdown()
@@ -291,7 +293,9 @@ const KIND_LABEL: Record<Kind, string> = {
  * floors of the measured requests themselves: the very batch the activations' last cold read (acquire +
  * prefetch) and last warm write (the flush) sent, sent again bare on the same client, no library
  * around it. The cold one goes to an object of its own (seeded like the cold objects, taken by a node
- * of its own, never released); the flush one again to the warm object, with the value it already holds.
+ * of its own, never released); the flush one to an object the floor's node holds a lease on, with a
+ * new value each time: SQLite skips a page whose content an UPDATE leaves as it was, so sending the
+ * warm object's own value again would commit nothing and sync nothing.
  */
 type Floor = 'floorRequest' | 'floorWrite' | 'floorAcquire' | 'floorFlush'
 const FLOORS: Floor[] = ['floorRequest', 'floorWrite', 'floorAcquire', 'floorFlush']
@@ -304,7 +308,12 @@ const FLOOR_LABEL: Record<Floor, string> = {
 /** Which request each measured floor belongs to (its "/ floor" column). */
 const FLOOR_OF: Partial<Record<Kind, Floor>> = { cold: 'floorAcquire', write: 'floorFlush' }
 /** The batches the activations' last cold read and last warm write sent (the latency run fills them). */
-const captured: { acquire?: { batch: SentBatch; doId: string; nodeId: string }; flush?: SentBatch } = {}
+const captured: {
+  acquire?: { batch: SentBatch; doId: string; nodeId: string }
+  flush?: { batch: SentBatch; doId: string; nodeId: string; token: number }
+} = {}
+/** The flush floor's object and the lease its node holds on it (taken in the latency run's setup). */
+const floorLease = { doId: 'lat-floor-flush', nodeId: 'node-floor', token: 0 }
 const floorIds: string[] = []
 let floorValue = 0
 const sendBare = (batch: SentBatch, map: (arg: unknown) => unknown = (a) => a) =>
@@ -320,7 +329,22 @@ const FLOOR_RUN: Record<Floor, () => Promise<unknown> | undefined> = {
     if (!acquire || doId === undefined) return undefined
     return sendBare(acquire.batch, (a) => (a === acquire.doId ? doId : a === acquire.nodeId ? 'node-floor' : a))
   },
-  floorFlush: () => (captured.flush ? sendBare(captured.flush) : undefined),
+  floorFlush: () => {
+    const { flush } = captured
+    if (!flush || floorLease.token === 0) return undefined
+    // Its values are devalue's text (`[...]`): each replaced by a new one, so every send writes a page.
+    return sendBare(flush.batch, (a) =>
+      a === flush.doId
+        ? floorLease.doId
+        : a === flush.nodeId
+          ? floorLease.nodeId
+          : a === flush.token
+            ? floorLease.token
+            : typeof a === 'string' && a.startsWith('[')
+              ? `[${++floorValue}]`
+              : a,
+    )
+  },
   floorWrite: () =>
     nodeA.bare.batch(
       [
@@ -352,6 +376,9 @@ async function latencies(): Promise<Map<string, LatencyStats>> {
   // The cold floor's objects: seeded the same way, taken by the floor's own node (no integrity check).
   floorIds.push(...Array.from({ length: WARMUP + ROUNDS }, (_, i) => `lat-floor-${i}`))
   await inBatches(floorIds, 32, adminPost)
+  const taken = await storeA.acquire({ doId: floorLease.doId, nodeId: floorLease.nodeId, ttlMs: TTL_MS })
+  if (taken.acquired) floorLease.token = taken.lock.fencingToken
+  else anomalies.push(`the flush floor's lease on ${floorLease.doId} was not taken`)
   const warmId: Record<Mode, string> = { perRequest: 'lat-warm-perRequest', activations: 'lat-warm-activations' }
   const count: Record<Mode, number> = { perRequest: 0, activations: 0 }
   const stats = new Map<string, LatencyStats>()
@@ -372,7 +399,14 @@ async function latencies(): Promise<Map<string, LatencyStats>> {
     const t = performance.now() - t0
     const sent = storeRequests() - r0
     if (mode === 'activations' && sent === 1 && lastBatch) {
-      if (kind === 'write') captured.flush = lastBatch
+      if (kind === 'write') {
+        captured.flush = {
+          batch: lastBatch,
+          doId,
+          nodeId: env.name,
+          token: activationsOf(env, doId)?.lock.fencingToken ?? 0,
+        }
+      }
       if (kind === 'cold') captured.acquire = { batch: lastBatch, doId, nodeId: env.name }
     }
     const expected = kind === 'cold' ? 1 : kind === 'write' ? count[mode] + 1 : count[mode]
@@ -786,7 +820,7 @@ for (const which of FLOORS) {
     `| ${FLOOR_LABEL[which]} | - | ${ms3(quantile(s.times, 0.5))} | ${ms3(quantile(s.times, 0.99))} | ${rtt(quantile(s.times, 0.5))} | | ${range(s.requests)} | |`,
   )
 }
-const flushSql = captured.flush?.statements.map((st) => st.sql.trim().split(/\s+/).slice(0, 3).join(' ')) ?? []
+const flushSql = captured.flush?.batch.statements.map((st) => st.sql.trim().split(/\s+/).slice(0, 3).join(' ')) ?? []
 console.log(
   `\nthe warm write's flush batch (${flushSql.length} statements): ${flushSql.join('; ') || 'not captured'}; the cold read's batch: ${captured.acquire?.batch.statements.length ?? 0} statements`,
 )
