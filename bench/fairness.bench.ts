@@ -6,22 +6,26 @@
  * `--waiters N` (default 8), `--ms MS` per round (default 2000), `--rounds N` (default 3), `--sync
  * off|normal|full|extra`, `--rtt MS` (an artificial round trip per request), `--group-commit` (the
  * store's group commit), `--hold-ms MS` (each holder waits that long before releasing; default 0),
+ * `--local` (the local engine: the store opens the file itself, instead of an `@libsql/client` client),
  * `--quick`.
  *
  * Each caller loops `acquire(id, { waitMs })` -> `release` (awaited) -> `acquire` again, with no pause.
- * Two variants, in interleaved rounds on the same database:
+ * Three variants, in interleaved rounds on the same database:
  *
  * - `one guard`: the N callers share one `HybridConsistencyGuard`, as the callers of one node do. With
- *   fair local waiting they are served in arrival order, woken by the local release.
+ *   fair local waiting they are served in arrival order, and a release hands the lease to the next in
+ *   line in one request (`LockStore.handoff`: one commit per handoff).
+ * - `one guard, 2 commits`: the same over the store with `handoff` hidden, as before it existed: the
+ *   release wakes the next in line, which acquires (a release and an acquire, two commits per handoff).
  * - `N guards`: each caller has its own guard (its own node id), so nothing is local and every waiter
  *   polls the store with backoff: the behaviour one guard had before fair local waiting (and what
  *   callers on N nodes still see). Run this script in a worktree of a commit before it to see
  *   `one guard` there match it.
  *
  * Printed per variant: handoffs/s (acquisitions that changed caller), acquisitions/s, the least- and
- * most-served caller's share of acquisitions, store acquire requests per acquisition (1.00 = no losing
- * try), and the checks every run makes: tokens strictly increase and no two callers ever hold at once.
- * Always exits 0 unless a check fails.
+ * most-served caller's share of acquisitions, store requests that could grant a lease (acquire and
+ * handoff) per acquisition (1.00 = no losing try), and the checks every run makes: tokens strictly
+ * increase and no two callers ever hold at once. Always exits 0 unless a check fails.
  */
 import { createClient } from '@libsql/client'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -36,6 +40,7 @@ const ROUND_MS = numberOption('--ms', QUICK ? 400 : 2000)
 const ROUNDS = numberOption('--rounds', QUICK ? 1 : 3)
 const HOLD_MS = numberOption('--hold-ms', 0)
 const GROUP_COMMIT = argv.includes('--group-commit')
+const LOCAL = argv.includes('--local')
 const DO_ID = 'hot-object'
 
 const dir = mkdtempSync(join(tmpdir(), 'stateless-do-fairness-'))
@@ -46,19 +51,33 @@ await raw.execute('PRAGMA busy_timeout=5000')
 if (SYNC) await raw.execute(`PRAGMA synchronous=${SYNC}`)
 const synchronous = (await raw.execute('PRAGMA synchronous')).rows[0]?.synchronous
 const client = rttClient(raw, RTT_MS).client
-const inner = new LibSQLLockStore(client, GROUP_COMMIT ? { groupCommit: true } : {})
+if (LOCAL && RTT_MS) throw new Error('--local has no artificial round trip: use one of --local and --rtt')
+const options = GROUP_COMMIT ? { groupCommit: true } : {}
+const inner = LOCAL
+  ? new LibSQLLockStore(`file:${join(dir, 'locks.db')}`, {
+      ...options,
+      pragmas: ['journal_mode = WAL', ...(SYNC ? [`synchronous = ${SYNC}`] : [])],
+    })
+  : new LibSQLLockStore(client, options)
 await inner.ensureSchema()
 
-/** Counts acquire requests reaching the store, winning or losing. */
+/** Counts requests reaching the store that could grant a lease (acquire, handoff), winning or losing. */
 let storeAcquires = 0
-const store = new Proxy(inner, {
-  get(target, key) {
-    if (key === 'acquire')
-      return (request: Parameters<LockStore['acquire']>[0]) => (storeAcquires++, target.acquire(request))
-    const value = Reflect.get(target, key, target) as unknown
-    return typeof value === 'function' ? value.bind(target) : value // private fields need the real store
-  },
-})
+/** The store as the guards see it; `handoff: false` hides `LockStore.handoff` (two commits per handoff). */
+const counted = (handoff: boolean): LockStore =>
+  new Proxy(inner, {
+    get(target, key) {
+      if (key === 'acquire')
+        return (request: Parameters<LockStore['acquire']>[0]) => (storeAcquires++, target.acquire(request))
+      if (key === 'handoff') {
+        if (!handoff) return undefined
+        return (request: Parameters<NonNullable<LockStore['handoff']>>[0]) => (storeAcquires++, target.handoff(request))
+      }
+      const value = Reflect.get(target, key, target) as unknown
+      return typeof value === 'function' ? value.bind(target) : value // private fields need the real store
+    },
+  })
+const store = counted(true)
 
 interface RoundResult {
   acquisitions: number
@@ -115,6 +134,7 @@ async function round(guards: HybridConsistencyGuard[], callers: number): Promise
 
 const variants: [string, () => HybridConsistencyGuard[]][] = [
   ['one guard', () => [new HybridConsistencyGuard({ store, nodeId: 'node-0' })]],
+  ['one guard, 2 commits', () => [new HybridConsistencyGuard({ store: counted(false), nodeId: 'node-0' })]],
   [
     `${WAITERS} guards`,
     () => Array.from({ length: WAITERS }, (_, i) => new HybridConsistencyGuard({ store, nodeId: `node-${i}` })),
@@ -136,12 +156,12 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`
 console.log(
   `fairness: ${WAITERS} callers on one id, ${ROUNDS} rounds x ${ROUND_MS} ms, synchronous=${synchronous}` +
-    `${GROUP_COMMIT ? ', group commit' : ''}${RTT_MS ? `, rtt ${RTT_MS} ms` : ''}` +
+    `${LOCAL ? ', local engine' : ', client engine'}${GROUP_COMMIT ? ', group commit' : ''}${RTT_MS ? `, rtt ${RTT_MS} ms` : ''}` +
     `${HOLD_MS ? `, hold ${HOLD_MS} ms` : ''}; ` +
     `${cpus().length} cpus, load ${loadavg()[0]!.toFixed(2)}; command: ${['bench:fairness', ...argv].join(' ')}`,
 )
 console.log(
-  'variant'.padEnd(12),
+  'variant'.padEnd(21),
   'handoffs/s'.padStart(11),
   'acquires/s'.padStart(11),
   'least'.padStart(7),
@@ -154,7 +174,7 @@ for (const [name, results] of totals) {
   const shares = results.map((r) => Math.min(...r.perCaller) / Math.max(1, r.acquisitions))
   const mosts = results.map((r) => Math.max(...r.perCaller) / Math.max(1, r.acquisitions))
   console.log(
-    name.padEnd(12),
+    name.padEnd(21),
     perSecond(median(results.map((r) => r.handoffs)))
       .toFixed(0)
       .padStart(11),

@@ -28,8 +28,17 @@
  *   commit cannot beat on this disk; a cycle is two commits);
  * - `LibSQLLockStore` on the local engine (a `file:` URL; group commit on, and off: its default) and
  *   a guard over it (group commit on);
- * - 8 waiters on one id in one process (guard `waitMs`): handoffs/s and the least-served waiter's share,
- *   over the client engine (today's store) and the local engine.
+ * - 8 waiters on one id in one process (guard `acquire(id, { waitMs })` -> `release`, no pause), side
+ *   by side: (a) today at the issue's filing, emulated: the guard then had no line and every waiter
+ *   polled the store with the guard's backoff, so the bench gives each waiter a guard of its own (its
+ *   own node id) over the client engine, which is exactly that (the releasing waiter asks again at
+ *   once, the others sleep out their backoff); (b) the fair guard (one guard, its callers served in
+ *   order) over the client engine with each handoff a release + the next acquire (two commits: the
+ *   store with `handoff` hidden, as before `LockStore.handoff`); (c) the same on the local engine;
+ *   (d) the fair guard on the local engine with the one-statement handoff (one commit); and (e) the
+ *   fair guard over the client engine with the one-statement handoff. Printed: acquisitions/s (each a
+ *   handoff from the previous holder, or the same waiter again), holder changes/s, ratios to (a), and
+ *   the least-served waiter's share. `--handoff-only` runs just this part (and its targets).
  *
  * Then it prints PASS/FAIL for each target of issues 7 and 13. Always exits 0.
  */
@@ -45,6 +54,7 @@ import {
   LibSQLLockStore,
   fencedWrite,
   type Lock,
+  type LockStore,
   type SqlValue,
 } from '../src/index.js'
 import { ARGV as argv, RTT_MS, SYNC, QUICK } from './options.js'
@@ -53,6 +63,7 @@ import { probeRtt, rttClient } from './rtt-client.js'
 // --- options ----------------------------------------------------------------------------------
 
 const remote = RTT_MS > 0
+const HANDOFF_ONLY = argv.includes('--handoff-only')
 /** Sequential: rounds, and operations per variant per round. */
 const SEQ_ROUNDS = QUICK ? 2 : 10
 const SEQ_OPS = QUICK ? 10 : remote ? 12 : 30
@@ -481,51 +492,218 @@ function packageVersion(name: string): string {
   }
 }
 
-/** 8 callers of one guard waiting for one id: each loops acquire (waitMs) -> release, for `ms`. */
-async function handoffs(g: HybridConsistencyGuard, id: string, waiters: number, ms: number) {
+/**
+ * The store as it was before `LockStore.handoff`: a guard over it hands the lease from one of its
+ * callers to the next with a release and the next caller's acquire (two commits).
+ */
+function withoutHandoff(inner: LockStore): LockStore {
+  return new Proxy(inner, {
+    get(target, key) {
+      if (key === 'handoff') return undefined
+      const value = Reflect.get(target, key, target) as unknown
+      return typeof value === 'function' ? value.bind(target) : value // private fields need the real store
+    },
+  })
+}
+
+interface HandoffSample {
+  /** Acquisitions per second: each waiter's acquire -> release, whoever held before. */
+  perSec: number
+  /** Acquisitions per second that changed the holder (the lease went to another waiter). */
+  changesPerSec: number
+  /** The least-served waiter's share of the acquisitions. */
+  leastShare: number
+}
+
+/**
+ * `waiters` callers waiting for one id, each looping acquire (waitMs) -> release with no pause, for
+ * `ms`; waiter `w` goes through `guards[w % guards.length]` (one guard: its callers; one each: nodes).
+ * Checks that no two ever hold at once and that tokens strictly increase.
+ */
+async function handoffs(guards: HybridConsistencyGuard[], id: string, waiters: number, ms: number) {
   const served = new Array<number>(waiters).fill(0)
   const deadline = performance.now() + ms
   const start = performance.now()
+  let holding: number | undefined
+  let lastToken = 0
+  let lastWaiter = -1
+  let changes = 0
   await Promise.all(
     served.map(async (_, w) => {
+      const g = guards[w % guards.length]!
       while (performance.now() < deadline) {
         const r = await g.acquire(id, { waitMs: 5_000 })
         if (!r.acquired) continue
+        if (holding !== undefined) throw new Error(`waiters ${holding} and ${w} held ${id} at once`)
+        if (!(r.lock.fencingToken > lastToken)) throw new Error(`token ${r.lock.fencingToken} after ${lastToken}`)
+        holding = w
+        lastToken = r.lock.fencingToken
         served[w]!++
+        if (lastWaiter !== -1 && lastWaiter !== w) changes++
+        lastWaiter = w
+        holding = undefined
         await g.release(r.lock)
       }
     }),
   )
+  const seconds = (performance.now() - start) / 1000
   const total = served.reduce((a, b) => a + b, 0)
-  return { perSec: (total * 1000) / (performance.now() - start), leastShare: total ? Math.min(...served) / total : 0 }
+  const sample: HandoffSample = {
+    perSec: total / seconds,
+    changesPerSec: changes / seconds,
+    leastShare: total ? Math.min(...served) / total : 0,
+  }
+  return sample
 }
 
 const HANDOFF_WAITERS = 8
 const HANDOFF_ROUNDS = QUICK ? 1 : 3
 const HANDOFF_MS = QUICK ? 300 : 1_000
-const HANDOFF: Array<{ key: string; label: string; guard: HybridConsistencyGuard }> = [
-  { key: 'guard', label: 'guard over the client engine (today)', guard },
-  { key: 'guardGc', label: 'guard over the client engine, groupCommit', guard: guardGc },
+const fairGuard = (s: LockStore) => [new HybridConsistencyGuard({ store: s, nodeId: NODE, ttlMs: TTL_MS })]
+const HANDOFF: Array<{ key: string; label: string; guards: HybridConsistencyGuard[] }> = [
+  {
+    key: 'polling',
+    label: "(a) today at the issue's filing (emulated): every waiter polls, a guard each, client engine",
+    guards: Array.from(
+      { length: HANDOFF_WAITERS },
+      (_, i) => new HybridConsistencyGuard({ store, nodeId: `poller-${i}`, ttlMs: TTL_MS }),
+    ),
+  },
+  {
+    key: 'fairClient2',
+    label: '(b) fair guard, client engine, release + acquire (2 commits)',
+    guards: fairGuard(withoutHandoff(store)),
+  },
   ...(remote
     ? []
-    : [{ key: 'guardLocal', label: 'guard over the local engine (groupCommit store)', guard: guardLocal }]),
+    : [
+        {
+          key: 'fairLocal2',
+          label: '(c) fair guard, local engine, release + acquire (2 commits)',
+          guards: fairGuard(withoutHandoff(storeLocalNoGc)),
+        },
+        {
+          key: 'fairLocal1',
+          label: '(d) fair guard, local engine, one-statement handoff (1 commit)',
+          guards: fairGuard(storeLocalNoGc),
+        },
+      ]),
+  {
+    key: 'fairClient1',
+    label: '(e) fair guard, client engine, one-statement handoff (1 commit)',
+    guards: fairGuard(store),
+  },
 ]
-async function handoffAll() {
-  const samples = new Map<string, Array<{ perSec: number; leastShare: number }>>()
-  for (const v of HANDOFF) await handoffs(v.guard, `hot-${v.key}`, HANDOFF_WAITERS, 50) // warm up
+
+/** A variant's medians over the rounds, with its per-round ratios to (a). */
+interface HandoffStats extends HandoffSample {
+  /** Median of per-round (acquisitions/s / (a)'s). */
+  ratio: number
+  /** Median of per-round (holder changes/s / (a)'s). */
+  changesRatio: number
+}
+
+/**
+ * Durable commits per second this disk allows right now (64-byte write + fdatasync in a loop, for
+ * `ms`): the most handoffs/s a one-commit handoff can reach, half that for two commits.
+ */
+async function fsyncRate(ms: number): Promise<number> {
+  const start = performance.now()
+  let n = 0
+  while (performance.now() - start < ms) {
+    await fsyncOnce()
+    n++
+  }
+  return (n * 1000) / (performance.now() - start)
+}
+
+/** Per round, the fsync floor measured between the variants (local runs). */
+const handoffFsync: number[] = []
+
+async function handoffAll(): Promise<Map<string, HandoffStats>> {
+  const samples = new Map<string, HandoffSample[]>()
+  for (const v of HANDOFF) await handoffs(v.guards, `hot-${v.key}`, HANDOFF_WAITERS, 50) // warm up
   for (let round = 0; round < HANDOFF_ROUNDS; round++) {
     for (const v of rotate(HANDOFF, round)) {
       const list = samples.get(v.key) ?? []
-      list.push(await handoffs(v.guard, `hot-${v.key}`, HANDOFF_WAITERS, HANDOFF_MS))
+      list.push(await handoffs(v.guards, `hot-${v.key}`, HANDOFF_WAITERS, HANDOFF_MS))
       samples.set(v.key, list)
     }
+    if (!remote) handoffFsync.push(await fsyncRate(HANDOFF_MS / 4))
   }
+  const base = samples.get('polling')!
   return new Map(
     [...samples].map(([key, list]) => [
       key,
-      { perSec: median(list.map((x) => x.perSec)), leastShare: Math.min(...list.map((x) => x.leastShare)) },
+      {
+        perSec: median(list.map((s) => s.perSec)),
+        changesPerSec: median(list.map((s) => s.changesPerSec)),
+        leastShare: Math.min(...list.map((s) => s.leastShare)),
+        // Paired by round, as the throughput ratios are: background load hits both alike.
+        ratio: median(list.map((s, i) => s.perSec / base[i]!.perSec)),
+        changesRatio: median(list.map((s, i) => s.changesPerSec / Math.max(1e-9, base[i]!.changesPerSec))),
+      },
     ]),
   )
+}
+
+/** Runs and prints the handoff comparison; returns its targets (issue 13). */
+async function handoffSection(): Promise<Array<{ name: string; pass: boolean; value: string }>> {
+  const stats = await handoffAll()
+  console.log(
+    `\n## ${HANDOFF_WAITERS} waiters on one id in one process (acquire with waitMs -> release, no pause; ${HANDOFF_ROUNDS} interleaved rounds of ${HANDOFF_MS} ms)\n`,
+  )
+  console.log(
+    '| variant | acquisitions (handoffs)/s | vs (a) | holder changes/s | vs (a) | least-served waiter (worst round) |',
+  )
+  console.log('|---|---:|---:|---:|---:|---:|')
+  for (const v of HANDOFF) {
+    const h = stats.get(v.key)!
+    console.log(
+      `| ${v.label} | ${fmt(h.perSec)} | ${x(h.ratio)} | ${fmt(h.changesPerSec)} | ${x(h.changesRatio)} | ${fmt(h.leastShare * 100, 1)}% |`,
+    )
+  }
+  console.log(
+    '\ncells: medians over the rounds; "vs (a)": median of the per-round ratios. Checked in every round: no two waiters held at once, tokens strictly increased.',
+  )
+  if (remote) return []
+  const commits = median(handoffFsync)
+  console.log(
+    `durable commits/s on this disk meanwhile (64-byte write + fdatasync, median of rounds): ${fmt(commits)}: the ceiling of a one-commit handoff; ${fmt(commits / 2)} for two commits.`,
+  )
+  const [a, b, c, d] = ['polling', 'fairClient2', 'fairLocal2', 'fairLocal1'].map((k) => stats.get(k)!) as [
+    HandoffStats,
+    HandoffStats,
+    HandoffStats,
+    HandoffStats,
+  ]
+  return [
+    {
+      name: `${HANDOFF_WAITERS} waiters on one id: local engine, one-statement handoff >= 5x today's (at filing) handoffs/s`,
+      pass: d.ratio >= 5,
+      value: `${x(d.ratio)} (${fmt(d.perSec)} vs ${fmt(a.perSec)}/s; two-commit handoff on the local engine ${x(c.ratio)}; one statement vs two on the local engine ${x(d.perSec / c.perSec)}; vs the fair guard over the client engine ${x(d.perSec / b.perSec)}; ${fmt((100 * d.perSec) / commits)}% of the disk's ${fmt(commits)} durable commits/s, and 5x (a) would be ${fmt((100 * 5 * a.perSec) / commits)}% of it)`,
+    },
+    {
+      name: `${HANDOFF_WAITERS} waiters on one id: every waiter served, least-served >= 8%`,
+      pass: d.leastShare >= 0.08,
+      value: `${fmt(d.leastShare * 100, 1)}% (two-commit ${fmt(c.leastShare * 100, 1)}%; at filing ${fmt(a.leastShare * 100, 1)}%)`,
+    },
+  ]
+}
+
+/** Shuts down and closes everything the bench opened. */
+async function closeAll(): Promise<void> {
+  await guard.shutdown()
+  await guardRing.shutdown()
+  await guardGc.shutdown()
+  await guardLocal.shutdown()
+  await Promise.all(HANDOFF.flatMap((v) => v.guards.map((g) => g.shutdown())))
+  storeLocal.close()
+  storeLocalNoGc.close()
+  native.close()
+  closeSync(fsyncFd)
+  raw.close()
+  rmSync(dir, { recursive: true, force: true })
 }
 
 // --- run --------------------------------------------------------------------------------------
@@ -555,6 +733,17 @@ if (remote) {
   console.log(
     `artificial RTT, measured on empty calls: p50 ${fmt(quantile(trips, 0.5), 3)} ms, p99 ${fmt(quantile(trips, 0.99), 3)} ms\n`,
   )
+}
+
+if (HANDOFF_ONLY) {
+  const targets = await handoffSection()
+  console.log('\n## Targets\n')
+  for (const c of targets) console.log(`- ${c.pass ? 'PASS' : 'FAIL'} ${c.name}: ${c.value}`)
+  console.log(
+    `\nload average at end: ${fmt(loadavg()[0]!, 2)}; bench took ${fmt((performance.now() - benchStart) / 1000, 1)} s`,
+  )
+  await closeAll()
+  process.exit(0)
 }
 
 const seq = await sequential()
@@ -610,14 +799,7 @@ for (const v of TP) {
   )
 }
 
-const hand = await handoffAll()
-console.log(`\n## ${HANDOFF_WAITERS} waiters on one id in one process (guard acquire with waitMs, then release)\n`)
-console.log('| variant | handoffs/s (median of rounds) | least-served waiter, share of handoffs (worst round) |')
-console.log('|---|---:|---:|')
-for (const v of HANDOFF) {
-  const h = hand.get(v.key)!
-  console.log(`| ${v.label} | ${fmt(h.perSec)} | ${fmt(h.leastShare * 100, 1)}% |`)
-}
+const handoffTargets = await handoffSection()
 
 // --- targets ----------------------------------------------------------------------------------
 
@@ -677,17 +859,8 @@ if (!remote) {
       pass: tpOf('storeLocal', 64).opsPerSec >= 8_000,
       value: `${fmt(tpOf('storeLocal', 64).opsPerSec)} cycles/s (${x(tpOf('storeLocal', 64).opsPerSec / tpOf('store', 64).opsPerSec)} today's store; guard over it ${fmt(tpOf('guardLocal', 64).opsPerSec)}; without groupCommit ${fmt(tpOf('storeLocalNoGc', 64).opsPerSec)})`,
     },
-    {
-      name: `${HANDOFF_WAITERS} waiters on one id: local engine >= 5x today's handoffs/s`,
-      pass: hand.get('guardLocal')!.perSec >= 5 * hand.get('guard')!.perSec,
-      value: `${x(hand.get('guardLocal')!.perSec / hand.get('guard')!.perSec)} (${fmt(hand.get('guardLocal')!.perSec)} vs ${fmt(hand.get('guard')!.perSec)}/s)`,
-    },
-    {
-      name: `${HANDOFF_WAITERS} waiters on one id: every waiter served, least-served >= 8%`,
-      pass: hand.get('guardLocal')!.leastShare >= 0.08,
-      value: `${fmt(hand.get('guardLocal')!.leastShare * 100, 1)}% (over the client engine ${fmt(hand.get('guard')!.leastShare * 100, 1)}%)`,
-    },
   )
+  checks.push(...handoffTargets)
   const slower = CONCURRENCY.filter((n) => tpOf('storeLocal', n).opsPerSec < tpOf('storeLocalNoGc', n).opsPerSec)
   checks.push({
     name: 'local engine: groupCommit never slower than without, at any N (else not the default)',
@@ -714,13 +887,4 @@ console.log(
   `\nload average at end: ${fmt(loadavg()[0]!, 2)}; bench took ${fmt((performance.now() - benchStart) / 1000, 1)} s`,
 )
 
-await guard.shutdown()
-await guardRing.shutdown()
-await guardGc.shutdown()
-await guardLocal.shutdown()
-storeLocal.close()
-storeLocalNoGc.close()
-native.close()
-closeSync(fsyncFd)
-raw.close()
-rmSync(dir, { recursive: true, force: true })
+await closeAll()

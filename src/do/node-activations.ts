@@ -95,6 +95,8 @@ export function activationsFor(
         return new ObjectStorage({
           store: objects,
           lease: lock,
+          // The guard's heartbeat keeps the lease; a flush's extension would not move its validity.
+          extendLease: false,
           onHandoverRequested: requestHandover,
           ...(own && prefetched ? { prefetched } : {}),
           ...(resume instanceof StorageSnapshot ? { resume } : {}),

@@ -59,7 +59,14 @@ export async function servePerRequest(r: PerRequest): Promise<Response> {
   try {
     const { prefetched } = lock
     storage =
-      r.objects && new ObjectStorage({ store: r.objects, lease: lock, ...(own && prefetched ? { prefetched } : {}) })
+      r.objects &&
+      new ObjectStorage({
+        store: r.objects,
+        lease: lock,
+        // The guard keeps the lease for as long as this request needs it (docs: extendLease).
+        extendLease: false,
+        ...(own && prefetched ? { prefetched } : {}),
+      })
     let outcome: { response: Response } | { error: unknown }
     try {
       outcome = { response: await r.handle(lock, storage) }

@@ -150,8 +150,9 @@ export abstract class StatelessDO<Env = unknown> {
   /**
    * The object's storage, with Durable Object storage's API (`get`, `put`, `delete`, `list`,
    * `deleteAll`, `transaction`), for the request being served: what `this.ctx.storage` is in a Durable
-   * Object. Writes are buffered and committed in ONE fenced flush (lease check + writes + lease
-   * extension, one transaction) after {@link handleRequest} returns, before its response is released:
+   * Object. Writes are buffered and committed in ONE fenced flush (lease check + writes, one
+   * transaction; the guard's heartbeat keeps the lease) after {@link handleRequest} returns, before its
+   * response is released:
    * no client hears of a write before it is durable, and a holder that lost its lease writes nothing
    * (docs/design.md invariants 10-12). Outside a request it throws.
    *

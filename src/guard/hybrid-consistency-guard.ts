@@ -1,6 +1,5 @@
 import { InvalidArgumentError, LockContendedError, ShutdownError, StoreUnavailableError } from '../errors.js'
-import type { LockStore } from '../store/lock-store.js'
-import type { LockRecord, StoreAcquireResult } from '../store/lock-store.js'
+import type { LockRecord, LockRef, LockStore, PrefetchedRows, StoreAcquireResult } from '../store/lock-store.js'
 import { assertDoId, describe } from '../validate.js'
 import { fullJitterDelay } from './backoff.js'
 import { asyncDispose, giveBack, Lease, type LeaseHost } from './lease.js'
@@ -16,7 +15,7 @@ import {
 import { HeldLeases } from './held-leases.js'
 import { PendingWork } from './pending-work.js'
 import { TimedStore } from './timed-store.js'
-import { LocalWaiters, type Waiter } from './local-waiters.js'
+import { LocalWaiters, type HandoffTerms, type Waiter } from './local-waiters.js'
 import type { AcquireOptions, ConsistencyGuard, GuardEvent, Lock, LockHolder, LockResult } from './types.js'
 
 export type { HybridConsistencyGuardOptions } from './options.js'
@@ -50,7 +49,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   /** Store requests shutdown waits for: acquires in flight and releases. */
   readonly #pending = new PendingWork()
   /** Callers waiting for an id, in arrival order: only the first asks the store (local-waiters.ts). */
-  readonly #waiters = new LocalWaiters()
+  readonly #waiters = new LocalWaiters((record) => this.#giveBackUnused(record))
   /** The lease `release()` is ending right now: release() tells its line itself, not `forget`. */
   #releasing: Lease | undefined
   #closed = false
@@ -113,9 +112,11 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
    * Callers of one guard wanting the same id are served in arrival order, a caller that just released
    * included: only the first in line sends requests (with backoff, while another node holds the id);
    * the others wait without any, and a release by this guard wakes the first as soon as it is sent
-   * (should its acquire reach the store first, the release's answer wakes it again). A caller whose wait ends before its turn resolves `acquired: false` with `attempts: 0`
-   * and the holder this guard knows of; so does a try-once acquire while others of the guard wait for
-   * the id (it does not jump the line).
+   * (should its acquire reach the store first, the release's answer wakes it again). With a store that
+   * has `handoff`, the release instead passes the lease to the first in line in one request (the next
+   * token, one commit instead of two), unless that caller asked for a `prefetch`. A caller whose wait
+   * ends before its turn resolves `acquired: false` with `attempts: 0` and the holder this guard knows
+   * of; so does a try-once acquire while others of the guard wait for the id (it does not jump the line).
    */
   async acquire(doId: string, options: AcquireOptions = {}): Promise<LockResult> {
     assertDoId(doId)
@@ -123,7 +124,17 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     this.#throwIfClosing()
     opts.signal?.throwIfAborted()
     this.#prune()
-    const waiter = this.#waiters.join(doId)
+    // A caller that waits may be handed the lease by a release; a prefetch needs its own acquire.
+    const terms: HandoffTerms | undefined =
+      opts.waitMs > 0 && opts.prefetch === 0
+        ? {
+            ttlMs: opts.timings.ttlMs,
+            metadata: opts.metadata,
+            deadline: this.#settings.clock.monotonic() + opts.waitMs,
+            signal: opts.signal,
+          }
+        : undefined
+    const waiter = this.#waiters.join(doId, terms)
     try {
       return await this.#acquireInTurn(doId, opts, waiter)
     } finally {
@@ -139,9 +150,18 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     const deadline = began + opts.waitMs
     let attempts = 0
     for (;;) {
-      // Behind others of this guard, or (when waiting at all) behind this guard's own lease: no request
-      // could win, so wait here to be woken instead of polling the store.
-      if (!waiter.isFirst || (opts.waitMs > 0 && waiter.heldHere)) {
+      // Handed the lease by a release of this guard (one request on this caller's behalf): adopted here,
+      // in this caller's own context, so its timers and heartbeats are its own.
+      const handed = waiter.take()
+      if (handed) {
+        attempts++
+        const adopted = this.#adopt(handed.record, handed.sentAt, opts)
+        if ('lock' in adopted) return this.#acquired(adopted.lock, began, attempts)
+        continue // answered too late to trust and given back: ask the store as usual
+      }
+      // Behind others of this guard, promised a handoff, or (when waiting at all) behind this guard's
+      // own lease: no request could win, so wait here to be woken instead of polling the store.
+      if (!waiter.isFirst || waiter.promised || (opts.waitMs > 0 && waiter.heldHere)) {
         const now = clock.monotonic()
         if (now >= deadline) return notYourTurn(waiter, attempts, now)
         await waiter.wait(deadline - now, signal)
@@ -151,20 +171,14 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
       }
       attempts++
       waiter.clearWake() // a wake before this request is seen by it
-      const outcome = await this.#attempt(doId, opts)
-      if ('lock' in outcome) {
-        const { lock } = outcome
-        const durationMs = clock.monotonic() - began
-        this.#emit({
-          type: 'acquire',
-          doId,
-          nodeId: this.nodeId,
-          fencingToken: lock.fencingToken,
-          durationMs,
-          attempts,
-        })
-        return { acquired: true, lock }
+      waiter.asking = true // no handoff is started for a caller whose own request is in flight
+      let outcome: Attempt
+      try {
+        outcome = await this.#attempt(doId, opts)
+      } finally {
+        waiter.asking = false
       }
+      if ('lock' in outcome) return this.#acquired(outcome.lock, began, attempts)
       this.#throwIfClosing()
       signal?.throwIfAborted()
 
@@ -207,7 +221,8 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
 
   /**
    * Gives the lease back. Never rejects on store trouble (that is reported through `onEvent` and
-   * the lease then runs out by TTL); resolves `true` if the store freed it. Stops the heartbeat at
+   * the lease then runs out by TTL); resolves `true` if the store freed it, or handed it to the next
+   * caller of this guard waiting for the id (see {@link acquire}). Stops the heartbeat at
    * once and fires `lock.signal`. Call without `await` to keep it off the request path; `shutdown`
    * waits for such releases.
    */
@@ -220,15 +235,21 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     }
     if (!lease) return Promise.resolve(false)
     const { lock: own } = lease
-    // The first in line for the id asks as soon as the release is sent (see LocalWaiters.releasing),
-    // and again when it was answered if it asked too soon.
+    // The first in line for the id is handed the lease in the release's own request if the store can
+    // (one commit); otherwise it asks as soon as the release is sent (see LocalWaiters.releasing), and
+    // again when it was answered if it asked too soon.
     const settle = () => this.#waiters.settled(own.doId, own)
+    const next = this.#store.canHandoff
+      ? this.#waiters.handoffTo(own.doId, this.#settings.clock.monotonic())
+      : undefined
+    const send = next && ((ref: LockRef) => this.#handOff(ref, next.waiter, next.terms))
     let ended: Promise<boolean>
     this.#releasing = lease
     try {
-      ended = lease.end({ how: 'released' })
+      ended = lease.end(send ? { how: 'released', send } : { how: 'released' })
       this.#waiters.releasing(own)
     } catch (error) {
+      next?.waiter.deliver(undefined)
       settle()
       return Promise.reject(error)
     } finally {
@@ -330,10 +351,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
   }
 
   /** One acquire request: the lease handed out, the store's word that it is held, or why it failed. */
-  async #attempt(
-    doId: string,
-    opts: AcquireSettings,
-  ): Promise<{ lock: Lock } | { held: StoreAcquireResult & { acquired: false } } | { failure: unknown }> {
+  async #attempt(doId: string, opts: AcquireSettings): Promise<Attempt> {
     const { signal, timings, metadata, prefetch } = opts
     const { clock } = this.#settings
     const sentAt = clock.monotonic()
@@ -349,16 +367,37 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     const storeTime = outcome.acquired ? outcome.lock.acquiredAt : outcome.storeNow
     this.#leases.observeStoreOffset(storeTime - clock.monotonic())
     if (!outcome.acquired) return { held: outcome }
+    // The lock copies the record it is given: the prefetched rows go along (lock.prefetched).
+    return this.#adopt(
+      outcome.prefetched ? { ...outcome.lock, prefetched: outcome.prefetched } : outcome.lock,
+      sentAt,
+      opts,
+    )
+  }
+
+  /**
+   * Hands out a lease the store granted to a request sent at `sentAt` (an acquire, or a handoff on the
+   * caller's behalf), with its own timers and heartbeat; or gives it back when the caller can no longer
+   * take it (shut down, aborted: thrown) or the answer came too late to trust (a retryable failure).
+   */
+  #adopt(
+    record: LockRecord & { prefetched?: PrefetchedRows },
+    sentAt: number,
+    opts: AcquireSettings,
+  ): { lock: Lock } | { failure: unknown } {
+    const { signal, timings } = opts
+    const { clock } = this.#settings
+    const doId = record.doId
     if (this.isShuttingDown || signal?.aborted) {
       // Shutdown began, or the caller gave up, while the request was in flight: hand nothing out, give
       // the lease back (shutdown waits for that release).
-      this.#giveBackUnused(outcome.lock)
+      this.#giveBackUnused(record)
       throw this.isShuttingDown ? new ShutdownError() : signal!.reason
     }
     if (answeredAfterSafeWindow(sentAt, clock.monotonic(), timings)) {
       // By our own conservative clock the lease may already have run out, so it is not handed out as
       // held (invariant 4). A slow store is a store failure: retried within waitMs like one.
-      this.#giveBackUnused(outcome.lock)
+      this.#giveBackUnused(record)
       const window = timings.ttlMs - timings.driftMs
       return {
         failure: new StoreUnavailableError(
@@ -367,12 +406,45 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
         ),
       }
     }
-    // The lock copies the record it is given: the prefetched rows go along (lock.prefetched).
-    const record = outcome.prefetched ? { ...outcome.lock, prefetched: outcome.prefetched } : outcome.lock
     const lease = new Lease(this.#host, record, timings, sentAt, opts.heartbeat)
     this.#leases.add(lease)
     this.#waiters.taken(lease.lock)
     return { lock: lease.lock }
+  }
+
+  /** Reports a lease handed out to the caller of an acquire that began at `began`. */
+  #acquired(lock: Lock, began: number, attempts: number): LockResult {
+    const durationMs = this.#settings.clock.monotonic() - began
+    const { doId, fencingToken } = lock
+    this.#emit({ type: 'acquire', doId, nodeId: this.nodeId, fencingToken, durationMs, attempts })
+    return { acquired: true, lock }
+  }
+
+  /**
+   * A release's request when `waiter` (first in line, promised) takes the lease over: one handoff, the
+   * next token, in one commit. Refused (`null`: the lease was no longer ours) or failed, it falls back
+   * to what a release without a waiter does: a plain release, reported as such, while the waiter asks
+   * the store itself. A waiter is never handed a lease the store did not grant.
+   */
+  async #handOff(ref: LockRef, waiter: Waiter, terms: HandoffTerms): Promise<boolean> {
+    const { clock } = this.#settings
+    const sentAt = clock.monotonic()
+    let record: LockRecord | null
+    try {
+      const { ttlMs, metadata } = terms
+      record = await this.#store.handoff({ ...ref, toNodeId: this.nodeId, ttlMs, metadata })
+    } catch (error) {
+      // Whether it committed is unknown; a grant answered late is given back by the timed store.
+      this.#emit({ type: 'error', ...ref, operation: 'release', error })
+      record = null
+    }
+    if (!record) {
+      waiter.deliver(undefined) // woken to ask, after the release below was sent (in order, it wins)
+      return this.#store.release(ref)
+    }
+    this.#leases.observeStoreOffset(record.acquiredAt - clock.monotonic())
+    if (!waiter.deliver({ record, sentAt })) this.#giveBackUnused(record) // it left meanwhile
+    return true
   }
 
   #prune(): void {
@@ -406,6 +478,9 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     }
   }
 }
+
+/** One acquire request's outcome: the lease handed out, the store's word that it is held, or why it failed. */
+type Attempt = { lock: Lock } | { held: StoreAcquireResult & { acquired: false } } | { failure: unknown }
 
 function toHolder(record: LockRecord): LockHolder {
   const holder: LockHolder = { nodeId: record.nodeId, fencingToken: record.fencingToken, expiresAt: record.expiresAt }

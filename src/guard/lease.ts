@@ -48,6 +48,11 @@ export type LeaseEnd =
   | {
       /** The holder released it. */
       how: 'released'
+      /**
+       * How the store is told, when not by a plain `release`: the guard's handoff to the next of its
+       * callers waiting for the id. Resolves whether the store took the lease from this holder.
+       */
+      send?: (ref: LockRef) => Promise<boolean>
     }
   | {
       /** The guard shut down. */
@@ -202,8 +207,10 @@ export class Lease {
         // not necessarily the lease): hand it back so others need not wait for its expiry. A release
         // never frees anyone else's lease (same node AND token, unexpired), so this is safe.
         return this.#host.track(giveBack(this.#host, this.#lock, 'release'))
+      case 'released':
+        return giveBack(this.#host, this.#lock, 'release', end.send)
       default:
-        return giveBack(this.#host, this.#lock, end.how === 'shutdown' ? 'shutdown' : 'release')
+        return giveBack(this.#host, this.#lock, 'shutdown')
     }
   }
 
@@ -320,13 +327,19 @@ function storeOffset(storeTime: number, sentAt: number): number {
 
 /**
  * Gives a lease back to the store and reports how that went; never rejects (a lease the store could
- * not free runs out by its TTL). Also used for leases granted but never handed out.
+ * not free runs out by its TTL). Also used for leases granted but never handed out. `send` replaces the
+ * plain release (a handoff to the next waiter); the `release` event reports either.
  */
-export async function giveBack(host: LeaseHost, lease: LockRef, operation: GuardOperation): Promise<boolean> {
+export async function giveBack(
+  host: LeaseHost,
+  lease: LockRef,
+  operation: GuardOperation,
+  send: (ref: LockRef) => Promise<boolean> = (ref) => host.store.release(ref),
+): Promise<boolean> {
   const ref = { doId: lease.doId, nodeId: host.nodeId, fencingToken: lease.fencingToken }
   const sentAt = host.clock.monotonic()
   try {
-    const released = await host.store.release(ref)
+    const released = await send(ref)
     host.emit({ type: 'release', ...ref, durationMs: host.clock.monotonic() - sentAt, released })
     return released
   } catch (error) {

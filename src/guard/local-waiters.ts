@@ -5,9 +5,35 @@
  * the first at once instead of at its next poll. Without the line, the caller that just released took
  * the lease straight back (its next acquire beat requests sleeping out their backoff) and the others
  * starved.
+ *
+ * With a store that can pass a lease on in one request (`LockStore.handoff`), a release while a caller
+ * waits first in line does not wake it to ask: the release itself asks the store to hand the lease
+ * over, and the waiter is handed the lease the store granted (one commit per handoff instead of two).
+ * It is {@link Waiter.promised} meanwhile, so it sends nothing of its own.
  */
+import type { LockRecord } from '../store/lock-store.js'
 import { setLongTimeout, type LongTimeout } from './timers.js'
 import type { Lock, LockHolder } from './types.js'
+
+/** What a waiter would take a lease handed over on: what the release asks the store for on its behalf. */
+export interface HandoffTerms {
+  /** The lease length it asked for, ms. */
+  readonly ttlMs: number
+  /** The metadata it asked to store with its lease (a JSON copy), or `undefined`. */
+  readonly metadata: unknown
+  /** Local monotonic time when its wait ends: no handoff is started for it at or after this. */
+  readonly deadline: number
+  /** Its abort signal: no handoff is started for it once this fired. */
+  readonly signal: AbortSignal | undefined
+}
+
+/** A lease the store handed over to a waiter, and when the request for it was sent (local monotonic). */
+export interface Handoff {
+  /** The new lease, as the store granted it. */
+  readonly record: LockRecord
+  /** When the handoff request was sent: the lease's validity counts from then. */
+  readonly sentAt: number
+}
 
 /** What this guard knows of the id's current holder without asking the store. */
 export interface LocalHolderView {
@@ -59,15 +85,67 @@ export class Line {
 export class Waiter {
   readonly #line: Line
   readonly #owner: LocalWaiters
+  /** Whether, and on what terms, a release of this guard may hand this caller the lease. */
+  readonly #terms: HandoffTerms | undefined
   /** A wake that came while not waiting (during a store request): the next wait returns at once. */
   #woken = false
   #resolveWait: (() => void) | undefined
   #left = false
+  /** A handoff for this waiter is in flight: it must not ask the store itself meanwhile. */
+  #promised = false
+  /** The lease handed over, until this waiter's own code takes it ({@link take}). */
+  #handed: Handoff | undefined
+  /** This waiter's request to the store is in flight (set by the guard around each attempt). */
+  asking = false
 
   /** A place at the end of `line`; made by {@link LocalWaiters.join}. */
-  constructor(line: Line, owner: LocalWaiters) {
+  constructor(line: Line, owner: LocalWaiters, terms: HandoffTerms | undefined) {
     this.#line = line
     this.#owner = owner
+    this.#terms = terms
+  }
+
+  /** Whether a handoff for this waiter is in flight or was delivered and not yet taken. */
+  get promised(): boolean {
+    return this.#promised || this.#handed !== undefined
+  }
+
+  /**
+   * The terms to hand this waiter the lease on, now (local monotonic `now`), if that may be done: it is
+   * first in line, accepts handoffs, is not asking the store itself, has no handoff coming, and is
+   * still waiting (not aborted, its wait not over). `undefined` otherwise: the release wakes it to ask.
+   */
+  handoffTerms(now: number): HandoffTerms | undefined {
+    const terms = this.#terms
+    if (!terms || this.#left || this.asking || this.promised || !this.isFirst) return undefined
+    if (now >= terms.deadline || terms.signal?.aborted || this.#owner.closed) return undefined
+    return terms
+  }
+
+  /** A release started handing this waiter the lease: it waits for that instead of asking the store. */
+  promise(): void {
+    this.#promised = true
+  }
+
+  /**
+   * Ends a handoff started for this waiter: `handoff` is the lease the store granted, `undefined` if it
+   * granted none (the waiter then asks the store itself). Delivered as any wake is (in Workers, a flag
+   * the waiter's own timer reads), so the waiter adopts the lease in its own context. `false` when the
+   * waiter has left meanwhile: the caller gives the lease back.
+   */
+  deliver(handoff: Handoff | undefined): boolean {
+    this.#promised = false
+    if (this.#left) return false
+    this.#handed = handoff
+    this.wake()
+    return true
+  }
+
+  /** The lease handed over to this waiter, once: its own code adopts it (timers, heartbeat, events). */
+  take(): Handoff | undefined {
+    const handed = this.#handed
+    this.#handed = undefined
+    return handed
   }
 
   /** Whether this caller is first in line: the one that may ask the store. */
@@ -160,6 +238,9 @@ export class Waiter {
   leave(): void {
     if (this.#left) return
     this.#left = true
+    // Handed a lease it will not use (its wait ended, it was aborted, the guard shut down): back it goes.
+    const unclaimed = this.take()
+    if (unclaimed) this.#owner.unclaimed(unclaimed.record)
     const wasFirst = this.isFirst
     this.#line.waiters.delete(this)
     if (wasFirst) this.#line.first?.wake()
@@ -170,19 +251,45 @@ export class Waiter {
 /** The lines of one guard, by DO id. */
 export class LocalWaiters {
   readonly #lines = new Map<string, Line>()
+  readonly #unclaimed: (record: LockRecord) => void
   #closed = false
+
+  /** @param unclaimed - gives back a lease handed over to a waiter that left before taking it */
+  constructor(unclaimed: (record: LockRecord) => void) {
+    this.#unclaimed = unclaimed
+  }
+
+  /** A lease handed over to a waiter that left without it: given back (see the constructor). */
+  unclaimed(record: LockRecord): void {
+    this.#unclaimed(record)
+  }
 
   /** True once {@link close} was called: every wait returns at once. */
   get closed(): boolean {
     return this.#closed
   }
 
-  /** Puts a caller at the end of `doId`'s line. */
-  join(doId: string): Waiter {
+  /**
+   * Puts a caller at the end of `doId`'s line; with `terms`, a release of this guard may hand it the
+   * lease ({@link handoffTo}).
+   */
+  join(doId: string, terms?: HandoffTerms): Waiter {
     const line = this.#line(doId)
-    const waiter = new Waiter(line, this)
+    const waiter = new Waiter(line, this, terms)
     line.waiters.add(waiter)
     return waiter
+  }
+
+  /**
+   * The first in `doId`'s line, promised the lease (see {@link Waiter.promise}), if a release at `now`
+   * may hand it over: see {@link Waiter.handoffTerms}. `undefined`: release as without a handoff.
+   */
+  handoffTo(doId: string, now: number): { waiter: Waiter; terms: HandoffTerms } | undefined {
+    const waiter = this.#lines.get(doId)?.first
+    const terms = waiter?.handoffTerms(now)
+    if (!waiter || !terms) return undefined
+    waiter.promise()
+    return { waiter, terms }
   }
 
   /** This guard was granted `lock` and handed it out: the first in line waits for it to end. */
@@ -201,7 +308,8 @@ export class LocalWaiters {
     if (!line) return
     line.ownLocks.delete(lock)
     line.releasing.add(lock)
-    line.first?.wake()
+    // Promised a handoff by this release: it waits for that, and a wake would only make it wait again.
+    if (!line.first?.promised) line.first?.wake()
   }
 
   /**
@@ -223,7 +331,14 @@ export class LocalWaiters {
   /** Wakes every waiter for good (the guard shut down); they find it closed and give up. */
   close(): void {
     this.#closed = true
-    for (const line of this.#lines.values()) for (const waiter of line.waiters) waiter.wake()
+    for (const line of this.#lines.values()) {
+      for (const waiter of line.waiters) {
+        // A lease handed over and not yet taken goes back now, where shutdown can wait for it.
+        const unclaimed = waiter.take()
+        if (unclaimed) this.#unclaimed(unclaimed.record)
+        waiter.wake()
+      }
+    }
   }
 
   /** Drops `line` if nobody waits in it and no lease of this guard is on its id. */

@@ -7,6 +7,7 @@
 import { StoreUnavailableError } from '../errors.js'
 import type {
   AcquireRequest,
+  HandoffRequest,
   LockInfo,
   LockRecord,
   LockRef,
@@ -24,8 +25,8 @@ export class TimedStore {
 
   /**
    * @param timeoutMs - how long a request may go unanswered before it counts as failed
-   * @param onLateGrant - receives a lease granted by an acquire answered after its timeout: nobody
-   *   holds it locally, so it must be given back
+   * @param onLateGrant - receives a lease granted by an acquire (or handoff) answered after its
+   *   timeout: nobody holds it locally, so it must be given back
    */
   constructor(store: LockStore, timeoutMs: number, onLateGrant: (lease: LockRecord) => void) {
     this.#store = store
@@ -48,6 +49,23 @@ export class TimedStore {
   /** `store.release`, bounded. A late answer is ignored: the lease runs out by its TTL at worst. */
   release(ref: LockRef): Promise<boolean> {
     return this.#bounded(this.#store.release(ref), `release of "${ref.doId}"`)
+  }
+
+  /** Whether the store can pass a lease to its next holder in one request (`LockStore.handoff`). */
+  get canHandoff(): boolean {
+    return typeof this.#store.handoff === 'function'
+  }
+
+  /**
+   * `store.handoff`, bounded; a lease handed over after the timeout goes to `onLateGrant` (nobody holds
+   * it locally: the waiter it was for asked the store itself meanwhile).
+   */
+  handoff(request: HandoffRequest): Promise<LockRecord | null> {
+    const store = this.#store
+    const sent = typeof store.handoff === 'function' ? store.handoff(request) : Promise.resolve(null)
+    return this.#bounded(sent, `handoff of "${request.doId}"`, (late) => {
+      if (late) this.#onLateGrant(late)
+    })
   }
 
   /** `store.get`, bounded. */

@@ -54,6 +54,16 @@ export interface ObjectStorageOptions {
    * @default none
    */
   onHandoverRequested?: () => void
+  /**
+   * Whether each flush also extends the lease to store now + `lease.ttlMs`, in its transaction. Set
+   * `false` when something else keeps the lease alive: a guard's lease has its heartbeat, and a
+   * flush's extension never moves the guard's local validity (`lock.validUntil`), so for it the
+   * extension is a write to the lock table (its row and its expiry index) on every flush that buys
+   * nothing. The flush then carries the fence (same node, same token, unexpired) and the writes only:
+   * still fenced, still one request. StatelessDO's activations and per-request leases set it `false`.
+   * @default true
+   */
+  extendLease?: boolean
 }
 
 /**
@@ -106,7 +116,8 @@ function resumedState(snapshot: unknown, store: ObjectStore, doId: string, fenci
  * them before {@link flush} commits them: the owner flushes when the turn ends and releases the response
  * only afterwards, which is what Durable Objects' output gate guarantees (invariant 12). A turn's
  * writes, transactions included, go in ONE flush: one request, one store transaction with the lease
- * check and the lease's extension (invariant 13: a warm write costs one round trip).
+ * check and, unless `extendLease` is `false`, the lease's extension (invariant 13: a warm write costs one
+ * round trip).
  *
  * **Reads are cached** for as long as this lease is held (invariant 11): the first `get` of a key costs
  * one request (all keys of one `get(keys)` together), later ones none; `list()` reads the committed rows
@@ -199,7 +210,10 @@ export class ObjectStorage {
       throw new InvalidArgumentError('options.lease.signal', `expected an AbortSignal, got ${describe(signal)}`)
     }
     const rows = prefetched === undefined ? undefined : checkPrefetched(prefetched)
-    const { resume, onHandoverRequested } = options
+    const { resume, onHandoverRequested, extendLease = true } = options
+    if (typeof extendLease !== 'boolean') {
+      throw new InvalidArgumentError('options.extendLease', `expected a boolean, got ${describe(extendLease)}`)
+    }
     const resumed = resume === undefined ? undefined : resumedState(resume, store, doId, fencingToken)
     if (onHandoverRequested !== undefined && typeof onHandoverRequested !== 'function') {
       throw new InvalidArgumentError(
@@ -216,6 +230,7 @@ export class ObjectStorage {
       resumed,
       onHandoverRequested,
       readOnly,
+      extendLease,
     )
   }
 

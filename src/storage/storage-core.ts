@@ -65,6 +65,8 @@ export class StorageCore {
   readonly #readOnly: boolean
   /** Told when a committed flush's answer says another node asked for the object. */
   readonly #onHandoverRequested: (() => void) | undefined
+  /** Whether flushes extend the lease (`ObjectStorageOptions.extendLease`). */
+  readonly #extend: boolean
 
   /**
    * `store`, `lease` and `prefetched` as `ObjectStorage`'s constructor validated them (`lease` is its
@@ -78,8 +80,10 @@ export class StorageCore {
     resumed?: CacheState,
     onHandoverRequested?: () => void,
     readOnly = false,
+    extend = true,
   ) {
     this.#readOnly = readOnly
+    this.#extend = extend
     this.#store = store
     this.#lease = lease
     this.#signal = signal
@@ -283,7 +287,12 @@ export class StorageCore {
     this.check()
     let result: FlushResult
     try {
-      result = await this.#store.flush(this.#lease, { deleteAll: layer.cleared, entries: layer.writes })
+      result = await this.#store.flush(
+        this.#lease,
+        this.#extend
+          ? { deleteAll: layer.cleared, entries: layer.writes }
+          : { deleteAll: layer.cleared, entries: layer.writes, extend: false },
+      )
     } catch (error) {
       this.#end(error)
       throw error

@@ -1,5 +1,6 @@
 export type {
   AcquireRequest,
+  HandoffRequest,
   ListFilter,
   LockInfo,
   LockRecord,

@@ -124,8 +124,8 @@ export interface LibSQLLockStoreOptions extends SqlLockStoreOptions {
    */
   local?: boolean
   /**
-   * Group commit (default off). Acquire, refresh and release operations issued concurrently (in the
-   * same tick, or while a combined batch is in flight) go to the database as ONE batch: one request,
+   * Group commit (default off). Acquire, refresh, release and handoff operations issued concurrently
+   * (in the same tick, or while a combined batch is in flight) go to the database as ONE batch: one request,
    * one transaction and one commit for all of them. Each caller gets only its own statements' results,
    * computed as if the operations had run one after the other. If the combined batch fails in one of
    * its statements (it rolled back), its operations are sent again one by one, so only the failing one
@@ -285,7 +285,7 @@ function checkClient(client: LibSQLClientLike): void {
 }
 
 /**
- * Only acquire ([upsert, holder] or [upsert, holder, prefetch]), refresh and release share a
+ * Only acquire ([upsert, holder] or [upsert, holder, prefetch]), refresh, release and handoff share a
  * transaction with other callers': they cannot raise (a lost race or a stale holder is an empty result,
  * not an error; a prefetch only reads). Matched by exact shape, so `get` (the same SELECT as `holder`,
  * sent alone) is not combined.
@@ -306,7 +306,7 @@ function groupCommitLockOperations(
         ? isAcquire(s) && s[2]!.sql === prefetch
         : s.length === 2
           ? isAcquire(s)
-          : s.length === 1 && (s[0]!.sql === sql.refresh || s[0]!.sql === sql.release),
+          : s.length === 1 && (s[0]!.sql === sql.refresh || s[0]!.sql === sql.release || s[0]!.sql === sql.handoff),
   })
 }
 

@@ -13,7 +13,9 @@ import type { EncodedValue } from './object-store.js'
  *   (invariant 3);
  * - arguments are validated before any I/O (invariant 8);
  * - an acquire with `prefetch` that wins returns the object's first rows as they were when the lease
- *   began, in the same request (invariant 13); one that loses returns none.
+ *   began, in the same request (invariant 13); one that loses returns none;
+ * - a {@link LockStore.handoff} is a release and the next acquire in one request: the next token
+ *   (old + 1, never one issued before), or nothing changed at all.
  */
 export interface LockStore {
   /** Creates the lock table (and anything else the store needs) if missing. Idempotent. */
@@ -76,6 +78,37 @@ export interface LockStore {
    * Optional: a store without it has no hand-over, and contenders just wait. One request.
    */
   requestHandover?(request: HandoverRequest): Promise<number | null>
+
+  /**
+   * Passes a lease its holder still holds straight to the next holder, in one request and one commit:
+   * what `release` followed by the next holder's `acquire` would do, without the row ever being free
+   * in between. The new lease gets the next token (`fencingToken + 1`, the rule every acquire follows),
+   * `ttlMs` from the store's now, its own metadata, and no hand-over request (those are for a token).
+   * From then on the old token is refused like any stale one (refresh `null`, release `false`, fenced
+   * writes `StaleFencingTokenError`). Resolves the new lease, or `null` when the caller no longer held
+   * it (expired, released, taken over, another node or token), or when its token has no safe successor:
+   * then nothing changed, exactly as a refused release changes nothing.
+   *
+   * Optional: a guard uses it to serve the next of its own callers waiting for the id with one commit
+   * instead of two, and falls back to `release` + `acquire` without it. One request.
+   *
+   * @example
+   * ```ts
+   * const next = await store.handoff({ ...lock, toNodeId: lock.nodeId, ttlMs: 30_000 })
+   * if (next) console.log(next.fencingToken === lock.fencingToken + 1) // true
+   * ```
+   */
+  handoff?(request: HandoffRequest): Promise<LockRecord | null>
+}
+
+/** What {@link LockStore.handoff} is asked for: the lease as its holder knows it, and the next lease. */
+export interface HandoffRequest extends LockRef {
+  /** The node taking the lease over (recorded as `node_id`); the same node for a caller of one guard. */
+  toNodeId: string
+  /** The new lease's length in whole ms from the store's now, 1 to one day (`MAX_TTL_MS`). */
+  ttlMs: number
+  /** Stored with the new lease, as an acquire's `metadata` (same rules); absent: none. */
+  metadata?: unknown
 }
 
 /** What {@link LockStore.requestHandover} is asked for. */

@@ -127,7 +127,10 @@ export class MemoryObjectStore implements ObjectStore {
     return limit === undefined ? entries : entries.slice(0, limit)
   }
 
-  /** See {@link ObjectStore.flush}: lease check, extension and writes in one synchronous step. */
+  /**
+   * See {@link ObjectStore.flush}: lease check, extension and writes in one synchronous step. It extends
+   * also with `writes.extend` false (which allows it): in memory the extension costs nothing.
+   */
   async flush(lease: ObjectLease, writes: ObjectWrites): Promise<FlushResult> {
     const ref = checkLease(lease)
     const { deleteAll, entries } = checkWrites(writes)

@@ -3,9 +3,18 @@ import { MemoryObjectStore } from './memory-object-store.js'
 import { MAX_PREFETCH_CHARS } from './object-sql.js'
 import { InvalidArgumentError } from '../errors.js'
 import { assertDoId } from '../validate.js'
-import { checkAcquire, checkHandover, checkListFilter, checkPrune, checkRef, checkRefresh } from './requests.js'
+import {
+  checkAcquire,
+  checkHandoff,
+  checkHandover,
+  checkListFilter,
+  checkPrune,
+  checkRef,
+  checkRefresh,
+} from './requests.js'
 import {
   type AcquireRequest,
+  type HandoffRequest,
   type HandoverRequest,
   type ListFilter,
   type LockInfo,
@@ -134,6 +143,27 @@ export class MemoryLockStore implements LockStore {
     if (!row) return false
     row.expiresAt = 0
     return true
+  }
+
+  /**
+   * Passes the lease to the next holder if that node still holds it with that token: the next token,
+   * in the same synchronous step (see {@link LockStore.handoff}); `null` and nothing changed otherwise.
+   */
+  async handoff(request: HandoffRequest): Promise<LockRecord | null> {
+    const { doId, nodeId, fencingToken, toNodeId, ttlMs, metadata } = checkHandoff(request)
+    const now = this.#now()
+    const row = this.#held({ doId, nodeId, fencingToken }, now)
+    // The SQL stores' rule: a token whose successor is not a safe integer is not passed on.
+    if (!row || row.fencingToken >= Number.MAX_SAFE_INTEGER) return null
+    const next: Row = {
+      nodeId: toNodeId,
+      acquiredAt: now,
+      expiresAt: now + ttlMs,
+      fencingToken: row.fencingToken + 1,
+      metadata,
+    }
+    this.#rows.set(doId, next)
+    return toRecord(doId, next)
   }
 
   /** The row with the store's verdict, or `null` if the id has no row. */

@@ -96,13 +96,17 @@ export function checkRange(range: ObjectListRange): CheckedRange {
 export function checkWrites(writes: ObjectWrites): {
   deleteAll: boolean
   entries: Array<[string, EncodedValue | null]>
+  extend: boolean
 } {
   if (writes === null || typeof writes !== 'object') {
-    throw new InvalidArgumentError('writes', `expected { deleteAll?, entries }, got ${describe(writes)}`)
+    throw new InvalidArgumentError('writes', `expected { deleteAll?, entries, extend? }, got ${describe(writes)}`)
   }
-  const { deleteAll, entries } = writes
+  const { deleteAll, entries, extend } = writes
   if (deleteAll !== undefined && typeof deleteAll !== 'boolean') {
     throw new InvalidArgumentError('writes.deleteAll', `expected a boolean, got ${describe(deleteAll)}`)
+  }
+  if (extend !== undefined && typeof extend !== 'boolean') {
+    throw new InvalidArgumentError('writes.extend', `expected a boolean, got ${describe(extend)}`)
   }
   if (!(entries instanceof Map)) {
     throw new InvalidArgumentError(
@@ -117,7 +121,7 @@ export function checkWrites(writes: ObjectWrites): {
     checked.push([k, value === null ? null : checkText(`writes.entries[${i}] value (key "${k}")`, value)])
     i++
   }
-  return { deleteAll: deleteAll === true, entries: checked }
+  return { deleteAll: deleteAll === true, entries: checked, extend: extend !== false }
 }
 
 /** `keys` of a get, checked: an array of at most MAX_KEYS_PER_REQUEST well-formed strings. */

@@ -119,6 +119,13 @@ export interface ObjectTableSql {
    */
   readonly extendedFence: string
   /**
+   * The lease row's expiry and whether another node asked its holder to let go, for a flush that does
+   * not extend the lease (`[extendedFence, leaseState, writes]`: with no extend before it, the fence
+   * checks that the row holds the lease, intact and unexpired, now). Args `?1 doId, ?2 fencingToken`.
+   * A read: it writes no page of the lock table, which is what a flush without extension saves.
+   */
+  readonly leaseState: string
+  /**
    * {@link ObjectTableSql.get} without the lease: the committed values, for a read-only request. Args
    * `?1 doId, ?2 and ?3 unused (NULL), ?4 keys as a JSON array`, so that it binds as `get` does.
    */
@@ -128,7 +135,10 @@ export interface ObjectTableSql {
 }
 
 /** Builds the statements for one storage table over one lock table (both validated names). */
-export function objectTableSql(table: string, lock: Pick<LockTableSql, 'table' | 'fenceView'>): ObjectTableSql {
+export function objectTableSql(
+  table: string,
+  lock: Pick<LockTableSql, 'table' | 'fenceView' | 'handover'>,
+): ObjectTableSql {
   assertTableName(table)
   assertTableName(lock.table)
   if (table.toLowerCase() === lock.table.toLowerCase()) {
@@ -166,8 +176,6 @@ export function objectTableSql(table: string, lock: Pick<LockTableSql, 'table' |
     `SELECT s.key AS key, s.value AS value FROM ${t} AS s
       WHERE s.do_id = ?1 AND ?2 IS ?2 AND ?3 IS ?3 AND ${matching}${tail}`
 
-  const lists = new Map<string, string>()
-  const committedLists = new Map<string, string>()
   const puts: string[] = []
   return {
     table,
@@ -199,25 +207,9 @@ export function objectTableSql(table: string, lock: Pick<LockTableSql, 'table' |
       ) AS p
       WHERE p.upto - length(p.key) - length(p.value) <= ${MAX_PREFETCH_CHARS}
       ORDER BY p.key`,
-    list(shape) {
-      const id = JSON.stringify(shape)
-      let sql = lists.get(id)
-      if (sql === undefined) {
-        sql = listSql(read, shape)
-        lists.set(id, sql)
-      }
-      return sql
-    },
+    list: listStatements(read),
     getCommitted: readCommitted('s.key IN (SELECT j.value FROM json_each(?4) AS j)', '\n      ORDER BY s.key'),
-    listCommitted(shape) {
-      const id = JSON.stringify(shape)
-      let sql = committedLists.get(id)
-      if (sql === undefined) {
-        sql = listSql(readCommitted, shape)
-        committedLists.set(id, sql)
-      }
-      return sql
-    },
+    listCommitted: listStatements(readCommitted),
     put(rows) {
       if (!Number.isInteger(rows) || rows < 1 || rows > MAX_ROWS_PER_PUT) {
         throw new RangeError(`put: rows must be 1..${MAX_ROWS_PER_PUT}, got ${rows}`)
@@ -241,6 +233,23 @@ export function objectTableSql(table: string, lock: Pick<LockTableSql, 'table' |
     extendedFence: `INSERT INTO "${lock.fenceView}" (do_id, node_id, fencing_token)
       VALUES (?1, ?2, CASE WHEN EXISTS (SELECT 1 FROM ${locks} AS l WHERE ${leaseHeld} AND ${intact('l.')})
         THEN ?3 ELSE -1 END)`,
+    leaseState: `SELECT l.expires_at AS expires_at,
+        EXISTS (SELECT 1 FROM "${lock.handover}" AS ho WHERE ho.do_id = ?1 AND ho.fencing_token = ?2) AS handover_requested
+      FROM ${locks} AS l WHERE l.do_id = ?1`,
+  }
+}
+
+/** `list` statements over one kind of read, each shape's text built once and kept. */
+function listStatements(read: (matching: string, tail?: string) => string): (shape: ListShape) => string {
+  const built = new Map<string, string>()
+  return (shape) => {
+    const id = JSON.stringify(shape)
+    let sql = built.get(id)
+    if (sql === undefined) {
+      sql = listSql(read, shape)
+      built.set(id, sql)
+    }
+    return sql
   }
 }
 

@@ -30,8 +30,9 @@ export interface ObjectStore {
 
   /**
    * Applies `writes` under the lease in ONE transaction that also extends the lease to store now +
-   * `lease.ttlMs`. Resolves the new `expiresAt` (store clock); rejects with `StaleFencingTokenError`
-   * (nothing written) when the lease no longer holds.
+   * `lease.ttlMs` (unless `writes.extend` is `false`). Resolves the lease's `expiresAt` afterwards
+   * (store clock); rejects with `StaleFencingTokenError` (nothing written, nothing extended) when the
+   * lease no longer holds.
    */
   flush(lease: ObjectLease, writes: ObjectWrites): Promise<FlushResult>
 
@@ -68,11 +69,22 @@ export interface ObjectWrites {
   deleteAll?: boolean
   /** Key -> new encoded value, or `null` to delete the key. Applied in iteration order. */
   entries: ReadonlyMap<string, EncodedValue | null>
+  /**
+   * Whether the flush also extends the lease to store now + `ttlMs`. `false` when something else
+   * keeps the lease alive (a guard's heartbeat: a flush's extension never moves the guard's local
+   * validity, so for its leases it is a write to the lock table that buys nothing): the flush then
+   * carries the lease check and the writes only, and the store may leave the expiry as it is.
+   * @default true
+   */
+  extend?: boolean
 }
 
 /** What a committed flush reports. */
 export interface FlushResult {
-  /** The lease's new expiry, store clock, ms since the epoch. */
+  /**
+   * The lease's expiry after the flush, store clock, ms since the epoch: the new one, or with
+   * `extend: false` the one the flush found (a store may extend anyway).
+   */
   expiresAt: number
   /**
    * True when another node asked this lease to let go (`LockStore.requestHandover`), read in the

@@ -23,6 +23,7 @@ import {
   MAX_PRUNE_LIMIT,
   type PruneOptions,
   type AcquireRequest,
+  type HandoffRequest,
   type HandoverRequest,
   type ListFilter,
   type LockRef,
@@ -86,6 +87,28 @@ export function checkHandover(request: HandoverRequest): HandoverRequest {
   assertDoId(doId)
   assertNodeId(nodeId)
   return { doId, nodeId }
+}
+
+/** A hand-off request as validated: the next lease's metadata already serialized to JSON (or null). */
+export interface CheckedHandoff extends LockRef {
+  /** The node taking the lease over, validated. */
+  readonly toNodeId: string
+  /** The new lease's length in ms, validated. */
+  readonly ttlMs: number
+  /** The new lease's metadata as JSON, or null for none. */
+  readonly metadata: string | null
+}
+
+/** Validates a hand-off request; returns the values it validated. */
+export function checkHandoff(request: HandoffRequest): CheckedHandoff {
+  if (request === null || typeof request !== 'object') throw new InvalidArgumentError('lock', 'expected a lock object')
+  const { doId, nodeId, fencingToken, toNodeId, ttlMs, metadata } = request
+  assertDoId(doId)
+  assertNodeId(nodeId)
+  assertToken(fencingToken)
+  assertNodeId(toNodeId, 'toNodeId')
+  assertPositiveMs('ttlMs', ttlMs)
+  return { doId, nodeId, fencingToken, toNodeId, ttlMs, metadata: serializeMetadata(metadata) }
 }
 
 /** Validates a refresh request; returns the values it validated. */

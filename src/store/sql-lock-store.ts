@@ -2,9 +2,18 @@ import { CorruptLockRowError, InvalidArgumentError, StaleFencingTokenError, Stor
 import { throwIfLeaseEnded, type FenceLock } from './lease-signal.js'
 import { mentionsStaleToken, toStoreError } from './sql-errors.js'
 import { assertDoId, assertNodeId, assertToken, describe } from '../validate.js'
-import { checkAcquire, checkHandover, checkListFilter, checkPrune, checkRef, checkRefresh } from './requests.js'
+import {
+  checkAcquire,
+  checkHandoff,
+  checkHandover,
+  checkListFilter,
+  checkPrune,
+  checkRef,
+  checkRefresh,
+} from './requests.js'
 import {
   type AcquireRequest,
+  type HandoffRequest,
   type HandoverRequest,
   type ListFilter,
   type LockInfo,
@@ -146,6 +155,21 @@ export class SqlLockStore implements LockStore {
     const { doId, nodeId, fencingToken } = checkRef(request)
     const result = await this.#execute({ sql: this.sql.release, args: [doId, nodeId, fencingToken] })
     return result.rowsAffected > 0
+  }
+
+  /**
+   * Passes the lease to the next holder if that node still holds it with that token: the next token,
+   * in the same commit (see {@link LockStore.handoff}); `null` and nothing changed otherwise. One
+   * statement.
+   */
+  async handoff(request: HandoffRequest): Promise<LockRecord | null> {
+    const { doId, nodeId, fencingToken, toNodeId, ttlMs, metadata } = checkHandoff(request)
+    const result = await this.#execute({
+      sql: this.sql.handoff,
+      args: [doId, nodeId, fencingToken, toNodeId, ttlMs, metadata],
+    })
+    const row = result.rows[0]
+    return row ? parseRecord(row, doId) : null
   }
 
   /** The row with the store's verdict (`held`, `storeNow`), or `null` if the id has no row. One statement. */

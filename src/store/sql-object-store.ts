@@ -37,8 +37,9 @@ export interface SqlObjectStoreOptions {
  * `src/store/object-sql.ts`.
  *
  * Each call is ONE request: `get` and `list` one SELECT that also judges the lease (no write lock);
- * `flush` one `driver.batch` (one transaction) of lease extension, fence, and the writes, so a stale
- * holder's flush writes nothing and extends nothing (docs/design.md invariant 10).
+ * `flush` one `driver.batch` (one transaction) of lease extension (unless `writes.extend` is false),
+ * fence, and the writes, so a stale holder's flush writes nothing and extends nothing (docs/design.md
+ * invariant 10).
  *
  * Keys and values are strings without NUL (U+0000) and without lone surrogates: SQLite drivers read text
  * back cut at a NUL, and store a lone surrogate as U+FFFD, so neither would come back as written. They are
@@ -135,17 +136,24 @@ export class SqlObjectStore implements ObjectStore {
   /**
    * Extends the lease to store now + `lease.ttlMs` and applies `writes`, in ONE batch and transaction:
    * all of it or, when the lease does not hold, nothing ({@link StaleFencingTokenError}). Resolves the
-   * new expiry (store clock). An empty `writes` is a fenced heartbeat.
+   * new expiry (store clock). An empty `writes` is a fenced heartbeat. With `writes.extend` false: the
+   * fence, a read of the lease row (its expiry, a hand-over request) and the writes, no extension.
    */
   async flush(lease: ObjectLease, writes: ObjectWrites): Promise<FlushResult> {
     const { doId, nodeId, fencingToken, ttlMs } = checkLease(lease)
-    const { deleteAll, puts, deletes } = splitWrites(writes)
+    const { deleteAll, puts, deletes, extend } = splitWrites(writes)
     // Extension first, then the fence that fails unless that extension happened (object-sql.ts,
     // extendedFence): all or nothing, the extension included. An empty flush is a fenced heartbeat.
-    const statements: SqlStatement[] = [
-      { sql: this.lockSql.extend, args: [doId, nodeId, fencingToken, ttlMs] },
-      { sql: this.sql.extendedFence, args: [doId, nodeId, fencingToken] },
-    ]
+    // Without extension the same fence checks the lease as it is; the lease row is then only read.
+    const statements: SqlStatement[] = extend
+      ? [
+          { sql: this.lockSql.extend, args: [doId, nodeId, fencingToken, ttlMs] },
+          { sql: this.sql.extendedFence, args: [doId, nodeId, fencingToken] },
+        ]
+      : [
+          { sql: this.sql.extendedFence, args: [doId, nodeId, fencingToken] },
+          { sql: this.sql.leaseState, args: [doId, fencingToken] },
+        ]
     if (deleteAll) statements.push({ sql: this.sql.deleteAll, args: [doId] })
     // Keys of one flush are distinct (a Map), so deletes before puts leaves what applying them in order
     // would. After deleteAll, the deletes have nothing left to delete.
@@ -165,7 +173,7 @@ export class SqlObjectStore implements ObjectStore {
       }
       throw error
     }
-    const row = results[0]?.rows[0]
+    const row = results[extend ? 0 : 1]?.rows[0]
     if (!row) {
       // The fence aborts the batch whenever extend changes nothing, so only a driver that dropped the
       // RETURNING row gets here.
@@ -223,15 +231,20 @@ function rangeSql(range: ObjectListRange): { shape: ListShape; bounds: SqlValue[
 }
 
 /** A flush's checked writes split for its statements: puts and deletes (a Map's keys are distinct). */
-function splitWrites(writes: ObjectWrites): { deleteAll: boolean; puts: Array<[string, string]>; deletes: string[] } {
-  const { deleteAll, entries } = checkWrites(writes)
+function splitWrites(writes: ObjectWrites): {
+  deleteAll: boolean
+  puts: Array<[string, string]>
+  deletes: string[]
+  extend: boolean
+} {
+  const { deleteAll, entries, extend } = checkWrites(writes)
   const puts: Array<[string, string]> = []
   const deletes: string[] = []
   for (const [key, value] of entries) {
     if (value === null) deletes.push(key)
     else puts.push([key, value])
   }
-  return { deleteAll, puts, deletes }
+  return { deleteAll, puts, deletes, extend }
 }
 
 /** JSON arrays of `keys`, each small enough for one bound argument ({@link MAX_JSON_ARGUMENT_BYTES}). */

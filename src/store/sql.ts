@@ -154,6 +154,14 @@ export interface LockTableSql {
    * that token, unexpired. Args `?1 doId, ?2 nodeId, ?3 fencingToken`; `rowsAffected` 1 if released.
    */
   readonly release: string
+  /**
+   * Passes a held lease to the next holder in one statement: if node `?2` still holds `?1` with token
+   * `?3`, unexpired, the row becomes node `?4`'s, granted now for `?5` ms with metadata `?6` (JSON or
+   * NULL) and the next token (`?3 + 1`, the acquire's rule), `RETURNING` it; no row (nothing changed)
+   * otherwise, or when `?3` has no safe successor. Args `?1 doId, ?2 nodeId, ?3 fencingToken, ?4
+   * toNodeId, ?5 ttlMs, ?6 metadata`. Cannot raise.
+   */
+  readonly handoff: string
   /** The row for an id. Args `?1 doId`. */
   readonly get: string
   /** Live, intact rows ordered by `do_id` (corrupt rows are skipped). Args `?1 limit`. */
@@ -305,6 +313,20 @@ export function lockTableSql(table: string): LockTableSql {
     // Never DELETE: the row carries the token forward (invariant 2; only prune removes rows). 0 = released.
     release: `UPDATE ${from} SET expires_at = 0
       WHERE ${ROW}.do_id = ?1 AND ${ROW}.node_id = ?2 AND ${ROW}.fencing_token = ?3 AND ${live}`,
+    // release + acquire as one UPDATE: release's condition (that node, that token, live) and acquire's
+    // token rule (an integer with a safe successor; the row is never free in between, so nothing else
+    // can take it). Every column is rewritten, as acquire's upsert does, so the RETURNING row is one the
+    // library wrote even if someone corrupted acquired_at or metadata under the old holder. Hand-over
+    // requests are for the old token and so mean nothing for the new one, as after release + acquire.
+    handoff: `UPDATE ${from} SET
+        node_id = ?4,
+        acquired_at = ${STORE_NOW},
+        expires_at = ${STORE_NOW} + ?5,
+        fencing_token = ${ROW}.fencing_token + 1,
+        metadata = ?6
+      WHERE ${ROW}.do_id = ?1 AND ${ROW}.node_id = ?2 AND ${ROW}.fencing_token = ?3 AND ${live}
+        AND typeof(${ROW}.fencing_token) = 'integer' AND ${ROW}.fencing_token BETWEEN 0 AND ${MAX_TAKEN_TOKEN}
+      ${returning}`,
     get: `SELECT ${selected}, ${STORE_NOW} AS store_now FROM ${from} WHERE ${ROW}.do_id = ?1`,
     // Corrupt rows are skipped here, in the statement, so they neither fail the listing nor count
     // against its limit.

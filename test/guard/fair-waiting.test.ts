@@ -1,8 +1,10 @@
 /**
  * Fair local waiting (issue 13): the callers of one guard that want the same DO id are served in
  * arrival order, only the first in line asks the store, and a release by the guard wakes the next at
- * once. Timing and request counts with the in-memory store and fake timers; throughput, fairness and
- * token order over real libSQL in real time.
+ * once. Timing and request counts with the in-memory store and fake timers, over a store WITHOUT
+ * `handoff` (each handoff a release and the next acquire; the one-request handoff has its own suite,
+ * handoff.test.ts); throughput, fairness and token order over real libSQL in real time, with and
+ * without it.
  */
 import { createClient, type Client } from '@libsql/client'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -58,7 +60,7 @@ describe('HybridConsistencyGuard fair local waiting', () => {
 
   beforeEach(() => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: new Date('2026-01-01T00:00:00Z') })
-    recorder = recordingStore(new MemoryLockStore({ clock }))
+    recorder = recordingStore(new MemoryLockStore({ clock }), { handoff: false })
   })
   afterEach(async () => {
     vi.useRealTimers()
@@ -299,13 +301,13 @@ describe('HybridConsistencyGuard fair local waiting on libSQL', () => {
   const clients: Client[] = []
   afterEach(() => clients.splice(0).forEach((c) => c.close()))
 
-  async function libsqlStore(url: string): Promise<LockStore> {
+  async function libsqlStore(url: string, handoff = true): Promise<LockStore> {
     const client = createClient({ url })
     clients.push(client)
     if (url !== ':memory:') await client.execute('PRAGMA journal_mode = WAL')
     const store = new LibSQLLockStore(client)
     await store.ensureSchema()
-    return store
+    return handoff ? store : recordingStore(store, { handoff: false }).store
   }
 
   /**
@@ -337,10 +339,16 @@ describe('HybridConsistencyGuard fair local waiting on libSQL', () => {
     return { perCaller, tokens, seconds }
   }
 
-  it.each([':memory:', 'file:'])(
-    'serves 8 callers of one guard on one id (%s) evenly: each gets at least 8% of the handoffs',
-    async (kind) => {
-      const store = await libsqlStore(kind === ':memory:' ? ':memory:' : `file:${join(dir, 'fair.db')}`)
+  it.each([
+    [':memory:', 'one-request handoff'],
+    ['file:', 'one-request handoff'],
+    [':memory:', 'release + acquire'],
+    ['file:', 'release + acquire'],
+  ])(
+    'serves 8 callers of one guard on one id (%s, %s) evenly: each gets at least 8% of the handoffs',
+    async (kind, how) => {
+      const url = kind === ':memory:' ? ':memory:' : `file:${join(dir, `fair-${how.length}.db`)}`
+      const store = await libsqlStore(url, how === 'one-request handoff')
       const { perCaller, tokens } = await contend(store, 8, 400)
       const total = perCaller.reduce((a, b) => a + b, 0)
       expect(total).toBe(400)

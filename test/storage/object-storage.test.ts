@@ -442,6 +442,24 @@ describe('ObjectStorage', () => {
       expect(await requests(async () => expect(await storage.flush()).toBeUndefined())).toBe(0)
     })
 
+    it('asks the store to extend the lease unless extendLease is false (a guard heartbeats its leases)', async () => {
+      const { store, lease } = await setup()
+      const extending = new ObjectStorage({ store, lease })
+      await extending.put('a', 1)
+      await extending.flush()
+      expect(store.log.at(-1)).toEqual({ op: 'flush', writes: { deleteAll: false, entries: new Map([['a', '[1]']]) } })
+      const fenceOnly = new ObjectStorage({ store, lease, extendLease: false })
+      await fenceOnly.put('a', 2)
+      await fenceOnly.flush()
+      expect(store.log.at(-1)).toEqual({
+        op: 'flush',
+        writes: { deleteAll: false, entries: new Map([['a', '[2]']]), extend: false },
+      })
+      expect(() => new ObjectStorage({ store, lease, extendLease: 'no' as never })).toThrow(
+        expect.objectContaining({ name: 'InvalidArgumentError', argument: 'options.extendLease' }),
+      )
+    })
+
     it('keeps serving the turn after a flush from its cache: the flushed values cost no request', async () => {
       const { storage, requests } = await setup()
       await storage.put({ a: 1, b: 2 })

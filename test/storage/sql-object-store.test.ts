@@ -270,6 +270,24 @@ describe('SqlObjectStore', () => {
       expect(after.slice(3).every((q) => q.trimStart().startsWith('INSERT INTO "do_storage"'))).toBe(true)
     })
 
+    it('flushes with extend: false as [fence, lease row read, writes]: the lock row is read, not written', async () => {
+      const client = open()
+      const s = spy(libsqlDriver(client))
+      const { objects, locks, take } = await setup(client, {}, s.driver)
+      const lease = await take()
+      const row = await locks.get(lease.doId)
+      s.calls.length = 0
+      const { expiresAt } = await objects.flush(lease, { entries: new Map([['k', 'v']]), extend: false })
+      const sql = s.calls[0]!.statements.map((st) => st.sql)
+      expect(sql).toEqual([objects.sql.extendedFence, objects.sql.leaseState, objects.sql.put(1)])
+      expect(sql).not.toContain(locks.sql.extend)
+      // The expiry the lease had: nothing of the lock row changed.
+      expect(expiresAt).toBe(row!.expiresAt)
+      const { storeNow: _, ...before } = row!
+      const { storeNow: __, ...after } = (await locks.get(lease.doId))!
+      expect(after).toEqual(before)
+    })
+
     it('binds many keys of a get as ONE JSON argument (D1 binds at most 100 per statement)', async () => {
       const client = open()
       const s = spy(libsqlDriver(client))
@@ -371,6 +389,9 @@ describe('SqlObjectStore', () => {
       await expect(objects.flush(lease, { entries: new Map([['k', 'w']]) })).rejects.toBeInstanceOf(
         StaleFencingTokenError,
       )
+      await expect(objects.flush(lease, { entries: new Map([['k', 'w']]), extend: false })).rejects.toBeInstanceOf(
+        StaleFencingTokenError,
+      )
     })
 
     it('writes nothing under a lease whose row refresh refuses (corrupt metadata): the fence aborts', async () => {
@@ -378,6 +399,9 @@ describe('SqlObjectStore', () => {
       const lease = await take()
       await client.execute({ sql: "UPDATE do_locks SET metadata = '{broken' WHERE do_id = 'obj'", args: [] })
       await expect(objects.flush(lease, { entries: new Map([['k', 'v']]) })).rejects.toBeInstanceOf(
+        StaleFencingTokenError,
+      )
+      await expect(objects.flush(lease, { entries: new Map([['k', 'v']]), extend: false })).rejects.toBeInstanceOf(
         StaleFencingTokenError,
       )
       await client.execute({ sql: "UPDATE do_locks SET metadata = NULL WHERE do_id = 'obj'", args: [] })

@@ -5,9 +5,11 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import {
   InvalidArgumentError,
+  StaleFencingTokenError,
   MAX_PREFETCH_CHARS,
   MAX_PREFETCH_ROWS,
   type AcquireRequest,
+  type HandoffRequest,
   type LockRecord,
   type LockStore,
   type ObjectStore,
@@ -405,6 +407,141 @@ export function describeLockStoreContract(
       })
     })
 
+    describe('handoff: release + the next acquire in one request', () => {
+      const handoff = (request: HandoffRequest) => {
+        expect(store.handoff, 'every store under the contract has handoff').toBeTypeOf('function')
+        return store.handoff!(request)
+      }
+      const flush = (lock: LockRecord, value: string) =>
+        objectsOf().flush({ ...lock, ttlMs: 10_000 }, { entries: new Map([['k', JSON.stringify(value)]]) })
+
+      it('issues the next token (old + 1) to the next holder, with a fresh lease of exactly ttlMs and its metadata', async () => {
+        const lock = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000, metadata: { by: 'a' } }))
+        const next = await handoff({ ...lock, toNodeId: 'b', ttlMs: 20_000, metadata: { by: 'b' } })
+        expect(next).toMatchObject({
+          doId: 'x',
+          nodeId: 'b',
+          fencingToken: lock.fencingToken + 1,
+          metadata: { by: 'b' },
+        })
+        expect(next!.expiresAt - next!.acquiredAt).toBe(20_000)
+        expect(next!.acquiredAt).toBeGreaterThanOrEqual(lock.acquiredAt)
+        expect(await store.get('x')).toMatchObject({ held: true, nodeId: 'b', fencingToken: next!.fencingToken })
+        // To the same node (the next caller of one guard): still a new token, and no metadata unless given.
+        const { doId, nodeId, fencingToken } = next!
+        const again = await handoff({ doId, nodeId, fencingToken, toNodeId: 'b', ttlMs: 10_000 })
+        expect(again).toMatchObject({ nodeId: 'b', fencingToken: lock.fencingToken + 2 })
+        expect(again).not.toHaveProperty('metadata')
+      })
+
+      it('refuses the old token afterwards: refresh null, release false, handoff null, a flush StaleFencingTokenError', async () => {
+        const old = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+        const next = (await handoff({ ...old, toNodeId: 'a', ttlMs: 10_000 }))!
+        expect(next.fencingToken).toBe(old.fencingToken + 1)
+        expect(await store.refresh({ ...old, ttlMs: 10_000 })).toBeNull()
+        expect(await store.release(old)).toBe(false)
+        expect(await handoff({ ...old, toNodeId: 'c', ttlMs: 10_000 })).toBeNull()
+        await expect(flush(old, 'stale')).rejects.toBeInstanceOf(StaleFencingTokenError)
+        // The new holder is untouched by all of that, and its own writes go through.
+        expect(await store.get('x')).toMatchObject({ held: true, nodeId: 'a', fencingToken: next.fencingToken })
+        await flush(next, 'current')
+        expect(await store.refresh({ ...next, ttlMs: 10_000 })).not.toBeNull()
+        expect(await store.release(next)).toBe(true)
+      })
+
+      it('refuses another node, another token, and a released lease, changing nothing', async () => {
+        const lock = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+        const before = await store.get('x')
+        expect(await handoff({ ...lock, nodeId: 'b', toNodeId: 'b', ttlMs: 10_000 })).toBeNull()
+        expect(await handoff({ ...lock, fencingToken: lock.fencingToken + 1, toNodeId: 'b', ttlMs: 10_000 })).toBeNull()
+        expect(await handoff({ doId: 'never', nodeId: 'a', fencingToken: 1, toNodeId: 'b', ttlMs: 10_000 })).toBeNull()
+        expect(await store.get('never')).toBeNull()
+        const after = await store.get('x')
+        expect({ ...after, storeNow: 0 }).toEqual({ ...before, storeNow: 0 })
+        expect(await store.release(lock)).toBe(true)
+        expect(await handoff({ ...lock, toNodeId: 'b', ttlMs: 10_000 })).toBeNull()
+        expect(await store.get('x')).toMatchObject({ held: false, nodeId: 'a', fencingToken: lock.fencingToken })
+        // The refused handoffs issued no token: the next acquire gets old + 1.
+        expect(won(await store.acquire({ doId: 'x', nodeId: 'b', ttlMs: 10_000 })).fencingToken).toBe(
+          lock.fencingToken + 1,
+        )
+      })
+
+      it('treats an expired lease as release + acquire would: the handoff is refused, and the next acquire gets old + 1', async () => {
+        const old = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 30 }))
+        await outlive(old, 60)
+        expect(await handoff({ ...old, toNodeId: 'a', ttlMs: 10_000 })).toBeNull()
+        expect(await store.get('x')).toMatchObject({ held: false, nodeId: 'a', fencingToken: old.fencingToken })
+        const taken = won(await store.acquire({ doId: 'x', nodeId: 'b', ttlMs: 10_000 }))
+        expect(taken.fencingToken).toBe(old.fencingToken + 1)
+        // And once someone else took the expired lease over, a late handoff leaves their lease alone.
+        expect(await handoff({ ...old, toNodeId: 'a', ttlMs: 10_000 })).toBeNull()
+        expect(await store.get('x')).toMatchObject({ held: true, nodeId: 'b', fencingToken: taken.fencingToken })
+      })
+
+      it('keeps tokens strictly increasing, one per grant, across handoffs, releases, expiries and prune', async () => {
+        let lock = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+        const tokens = [lock.fencingToken]
+        for (let i = 0; i < 5; i++) {
+          lock = (await handoff({ ...lock, toNodeId: `n${i % 2}`, ttlMs: 10_000 }))!
+          tokens.push(lock.fencingToken)
+        }
+        expect(await store.release(lock)).toBe(true)
+        const probe = won(await store.acquire({ doId: 'clock-probe', nodeId: 'n', ttlMs: 1 }))
+        await (options.until ? options.until(probe.expiresAt + 1) : sleep(5 + slow))
+        expect((await store.prune({ olderThanMs: 0 })).removed).toBeGreaterThanOrEqual(1)
+        lock = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+        tokens.push(lock.fencingToken)
+        lock = (await handoff({ ...lock, toNodeId: 'b', ttlMs: 10_000 }))!
+        tokens.push(lock.fencingToken)
+        expect(tokens.slice(0, 6)).toEqual([1, 2, 3, 4, 5, 6])
+        for (let i = 1; i < tokens.length; i++) expect(tokens[i]).toBeGreaterThan(tokens[i - 1]!)
+        expect(tokens[7]).toBe(tokens[6]! + 1)
+      })
+
+      it('does not pass on a hand-over request: it was for the old token', async () => {
+        const lock = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+        expect(await store.requestHandover!({ doId: 'x', nodeId: 'b' })).toBe(lock.fencingToken)
+        const next = (await handoff({ ...lock, toNodeId: 'a', ttlMs: 10_000 }))!
+        expect((await store.refresh({ ...next, ttlMs: 10_000 }))?.handoverRequested ?? false).toBe(false)
+      })
+
+      it('refuses bad input by name before any I/O', async () => {
+        const ref = { doId: 'x', nodeId: 'a', fencingToken: 1, toNodeId: 'b', ttlMs: 1000 }
+        const cases: Array<[unknown, string]> = [
+          [null, 'lock'],
+          [{ ...ref, doId: '' }, 'doId'],
+          [{ ...ref, nodeId: 'a\0' }, 'nodeId'],
+          [{ ...ref, fencingToken: 0 }, 'fencingToken'],
+          [{ ...ref, toNodeId: '' }, 'toNodeId'],
+          [{ ...ref, toNodeId: undefined }, 'toNodeId'],
+          [{ ...ref, ttlMs: 0 }, 'ttlMs'],
+          [{ ...ref, metadata: { n: Number.NaN } }, 'metadata.n'],
+        ]
+        for (const [request, argument] of cases) {
+          const before = h.requests?.()
+          const error = await handoff(request as HandoffRequest).then(
+            () => undefined,
+            (e: unknown) => e,
+          )
+          expect(error, argument).toBeInstanceOf(InvalidArgumentError)
+          expect((error as InvalidArgumentError).argument).toBe(argument)
+          expect(h.requests?.()).toBe(before)
+        }
+      })
+
+      it('uses the fields it validated, not what a getter answers later', async () => {
+        const lock = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+        let reads = 0
+        const request = Object.defineProperty<HandoffRequest>({ ...lock, toNodeId: 'b', ttlMs: 0 }, 'ttlMs', {
+          enumerable: true,
+          get: () => (reads++ === 0 ? 1000 : 8e15),
+        })
+        const next = await handoff(request)
+        expect(next!.expiresAt - next!.acquiredAt).toBe(1000)
+      })
+    })
+
     describe('get, list and forceRelease', () => {
       it('get returns null for an id never acquired', async () => {
         expect(await store.get('nobody')).toBeNull()
@@ -707,7 +844,7 @@ export function describeLockStoreContract(
     // Not registered at all for an in-process store: there is no round trip to count.
     if (!options.inProcess)
       describe('one round trip per operation (invariant 6)', () => {
-        it('sends exactly one request for each of acquire (won and lost, with and without prefetch), refresh, release, get, list, forceRelease', async () => {
+        it('sends exactly one request for each of acquire (won and lost, with and without prefetch), refresh, release, get, list, forceRelease, handoff', async () => {
           expect(h.requests, 'the harness must count requests').toBeTypeOf('function')
           const count = async (op: () => Promise<unknown>) => {
             const before = h.requests!()
@@ -736,6 +873,12 @@ export function describeLockStoreContract(
           const held = won(await store.acquire({ doId: 'asked', nodeId: 'a', ttlMs: 10_000 }))
           expect(await count(() => store.requestHandover!({ doId: 'asked', nodeId: 'b' }))).toBe(1)
           expect(await count(() => store.refresh({ ...held, ttlMs: 10_000 }))).toBe(1)
+          let next: LockRecord | null = null
+          expect(
+            await count(async () => (next = await store.handoff!({ ...held, toNodeId: 'a', ttlMs: 10_000 }))),
+          ).toBe(1)
+          expect(next).toMatchObject({ fencingToken: held.fencingToken + 1 })
+          expect(await count(() => store.handoff!({ ...held, toNodeId: 'a', ttlMs: 10_000 }))).toBe(1) // refused
         })
       })
   })

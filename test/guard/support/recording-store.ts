@@ -4,6 +4,7 @@
  */
 import type {
   AcquireRequest,
+  HandoffRequest,
   LockInfo,
   LockRecord,
   LockRef,
@@ -20,6 +21,7 @@ export interface Faults {
   refresh?: Fault<RefreshRequest, LockRecord | null>
   release?: Fault<LockRef, boolean>
   get?: Fault<string, LockInfo | null>
+  handoff?: Fault<HandoffRequest, LockRecord | null>
 }
 
 /** A wrapped store, what it received, and the faults it answers with. */
@@ -27,17 +29,32 @@ export interface RecordingStore {
   /** Pass this to the guard. Every method the faults do not cover goes to the inner store. */
   readonly store: LockStore
   /** Copies of the requests as they were made, by method. */
-  readonly received: { acquire: AcquireRequest[]; refresh: RefreshRequest[]; release: LockRef[] }
+  readonly received: {
+    acquire: AcquireRequest[]
+    refresh: RefreshRequest[]
+    release: LockRef[]
+    handoff: HandoffRequest[]
+  }
   /** How methods answer instead of the inner store; set and clear freely. */
   faults: Faults
 }
 
-export function recordingStore(inner: LockStore): RecordingStore {
+/** Options of {@link recordingStore}. */
+export interface RecordingOptions {
+  /**
+   * Whether the wrapped store offers `handoff` (when the inner one has it). `false`: a store without
+   * it, as every store was before `LockStore.handoff` (a release and the next acquire, two commits).
+   */
+  handoff?: boolean
+}
+
+export function recordingStore(inner: LockStore, options: RecordingOptions = {}): RecordingStore {
   const recorder: RecordingStore = {
     store: undefined as unknown as LockStore,
-    received: { acquire: [], refresh: [], release: [] },
+    received: { acquire: [], refresh: [], release: [], handoff: [] },
     faults: {},
   }
+  const hidden = new Set<PropertyKey>(options.handoff === false || !inner.handoff ? ['handoff'] : [])
   const intercepted = {
     acquire(request: AcquireRequest) {
       recorder.received.acquire.push({ ...request })
@@ -58,10 +75,16 @@ export function recordingStore(inner: LockStore): RecordingStore {
       const real = (id: string) => inner.get(id)
       return recorder.faults.get ? recorder.faults.get(doId, real) : real(doId)
     },
+    handoff(request: HandoffRequest) {
+      recorder.received.handoff.push({ ...request })
+      const real = (r: HandoffRequest) => inner.handoff!(r)
+      return recorder.faults.handoff ? recorder.faults.handoff(request, real) : real(request)
+    },
   }
   // A Proxy, so that methods the LockStore interface gains later pass through without a change here.
   ;(recorder as { store: LockStore }).store = new Proxy(inner, {
     get(target, key) {
+      if (hidden.has(key)) return undefined
       if (Object.hasOwn(intercepted, key)) return intercepted[key as keyof typeof intercepted]
       const value: unknown = Reflect.get(target, key, target)
       return typeof value === 'function' ? value.bind(target) : value
