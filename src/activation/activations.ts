@@ -190,6 +190,14 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
     this.#clock = clock
   }
 
+  /**
+   * Whether a turn that finds the object held elsewhere asks the holder to let go
+   * ({@link ActivationsOptions.requestHandover} was given).
+   */
+  get asksHandover(): boolean {
+    return this.#options.requestHandover !== undefined
+  }
+
   /** Objects with an activation on this node (active or ending). */
   get size(): number {
     return this.#activations.size

@@ -268,7 +268,9 @@ export abstract class StatelessDO<Env = unknown> {
    * **A held object** (another node serves it) is answered 503 `locked`, with `retryAfterMs` in the
    * body the time left on the holder's lease (an upper bound). With a lease per request,
    * `Retry-After` is `1` while the holder's lease is young (held less than a third of the lease),
-   * else the time left on it ({@link lockedRetryAfterSeconds}).
+   * else the time left on it ({@link lockedRetryAfterSeconds}). With activations it is the earliest of
+   * `idleMs`, the time left, and, when this node asked the holder to hand over, the guard's heartbeat
+   * period (the holder hears the request at its next flush or heartbeat).
    *
    * **The client going away** (`request.signal`, which workerd fires only with the
    * `enable_request_signal` compatibility flag): a request still waiting for the lease or its turn
@@ -334,8 +336,10 @@ export abstract class StatelessDO<Env = unknown> {
     const settings = { idleMs: DEFAULT_IDLE_MS, ...activation }
     let phase: Phase = 'acquire'
     let token: number | undefined
+    let asked = false
     try {
       const registry = activationsFor(guard, settings, this.objectStore())
+      asked = registry.asksHandover
       const { waitMs, ttlMs } = options
       return await registry.run(
         doId,
@@ -354,14 +358,18 @@ export abstract class StatelessDO<Env = unknown> {
       )
     } catch (error) {
       if (error instanceof LockContendedError) {
-        // Another node's warm activation extends its lease at every flush, so the time left on it says
-        // nothing of when it lets go. It does so once idle for idleMs (this class's setting, which its
-        // other nodes share): that is the earliest the object can be had, so it is the Retry-After.
-        const idleSeconds = Math.max(1, Math.ceil((settings.idleMs ?? DEFAULT_IDLE_MS) / 1000))
-        const leftSeconds = Math.max(1, Math.ceil(error.retryAfterMs / 1000))
-        return new LockContendedError(doId, error.retryAfterMs, error.holder, {
-          retryAfterSeconds: Math.min(idleSeconds, leftSeconds),
-        }).toResponse()
+        // Another node's warm activation keeps its lease alive with heartbeats, so the time left on it
+        // says little of when it lets go. It does so once idle for idleMs (this class's setting, which
+        // its other nodes share), and, when this node asked it to hand over, at its next flush or
+        // heartbeat: at most a heartbeat period away (the guard's, which the class's nodes share).
+        // The earliest of these is when the object can be had, so it is the Retry-After (invariant 14).
+        const seconds = (ms: number) => Math.max(1, Math.ceil(ms / 1000))
+        let retryAfterSeconds = Math.min(seconds(settings.idleMs ?? DEFAULT_IDLE_MS), seconds(error.retryAfterMs))
+        const heartbeatMs = (guard as { heartbeatMs?: unknown }).heartbeatMs
+        if (asked && typeof heartbeatMs === 'number' && heartbeatMs > 0) {
+          retryAfterSeconds = Math.min(retryAfterSeconds, seconds(heartbeatMs))
+        }
+        return new LockContendedError(doId, error.retryAfterMs, error.holder, { retryAfterSeconds }).toResponse()
       }
       // `phase` says how far the turn got: still waiting (acquire), in the handler, or past it, in the
       // output gate (its flush, or an earlier one whose writes it may have read).

@@ -16,7 +16,8 @@ import { shortChaos } from './configs.js'
 import { LibSQLLockStore, fencedWrite } from '../../src/index.js'
 import { FAULT_KINDS, runChaos, runZombieScenario, toAuditRow } from './harness.js'
 import { APP_SCHEMA, APPEND_LOG, WRITE_COUNTER } from './protocol.js'
-import type { Operation } from './history.js'
+import { HistoryWriter, readHistories, type Operation } from './history.js'
+import { recordHandoffs } from './recorded-handoffs.js'
 
 describe('chaos', () => {
   const group = new ProcessGroup()
@@ -390,6 +391,162 @@ describe('chaos checker', () => {
       },
     ]
     expect(rules({ ...observation, audit: corrupt })).toEqual([])
+  })
+
+  describe('a handoff: the holder of token 1 releases it to another caller of its guard, waiting for the id, in one statement', () => {
+    // a holds token 1 and increments twice; a second worker of a, waiting since t=115, is handed token 2
+    // by the release at t=190 (one UPDATE: same node, token + 1, fresh expiry, over the intact lease) and
+    // increments once.
+    function handedOver() {
+      const grantA = acquire('a', 1, 100)
+      const a1 = increment('a', 1, 0, 110)
+      const a2 = increment('a', 1, 1, 120)
+      const release: Operation = {
+        op: `a/0/${++seq}`,
+        node: 'a',
+        kind: 'release',
+        doId: 'x',
+        invokedAt: 188,
+        completedAt: 192,
+        outcome: 'ok',
+        token: 1,
+        released: true,
+      }
+      const handoff: Operation = {
+        op: `a/0/${++seq}`,
+        node: 'a',
+        kind: 'handoff',
+        doId: 'x',
+        invokedAt: 189,
+        completedAt: 191,
+        outcome: 'ok',
+        token: 1,
+        toNode: 'a',
+        nextToken: 2,
+      }
+      const waited = { ...acquire('a', 2, 115), completedAt: 192 }
+      const a3 = increment('a', 2, 2, 210)
+      const observation: ChaosObservation = {
+        operations: [grantA, a1, a2, release, handoff, waited, a3],
+        log: [row(1, a1), row(2, a2), row(3, a3)],
+        counters: { x: 3 },
+        lockTokens: { x: 2 },
+        audit: [
+          { seq: 1, doId: 'x', at: 101, newNode: 'a', newToken: 1, newExpires: 30_101 },
+          {
+            seq: 2,
+            doId: 'x',
+            at: 150,
+            oldNode: 'a',
+            oldToken: 1,
+            oldExpires: 30_101,
+            newNode: 'a',
+            newToken: 1,
+            newExpires: 30_150,
+          },
+          {
+            seq: 3,
+            doId: 'x',
+            at: 190,
+            oldNode: 'a',
+            oldToken: 1,
+            oldExpires: 30_150,
+            newNode: 'a',
+            newToken: 2,
+            newExpires: 30_190,
+          },
+        ],
+      }
+      return { observation, handoff }
+    }
+    const without = (observation: ChaosObservation, op: Operation): ChaosObservation => ({
+      ...observation,
+      operations: observation.operations.filter((o) => o !== op),
+    })
+    const replaced = (observation: ChaosObservation, op: Operation, by: Operation): ChaosObservation => ({
+      ...observation,
+      operations: observation.operations.map((o) => (o === op ? by : o)),
+    })
+
+    it('passes when the holder of token 1 recorded that handoff, sent before the statement and answered after it', () => {
+      const { observation, handoff } = handedOver()
+      expect(checkChaos(observation).violations).toEqual([])
+      // Killed before the answer: it may have committed, and here it did.
+      const killed = { ...handoff, completedAt: undefined, outcome: 'unknown' as const, nextToken: undefined }
+      expect(checkChaos(replaced(observation, handoff, killed)).violations).toEqual([])
+    })
+
+    it('reports the same audit rows as a takeover of an intact lease when no handoff was recorded', () => {
+      const { observation, handoff } = handedOver()
+      const verdict = checkChaos(without(observation, handoff))
+      expect(Object.keys(verdict.counts)).toEqual(['lease-overlap'])
+      expect(verdict.violations[0]!.message).toMatch(
+        /token 2 \(a\) was granted at store time 190 while token 1 \(a\) held an intact lease until 30150 \(audit 3\), and a recorded no handoff of token 1/,
+      )
+    })
+
+    it('reports them when the recorded handoff does not explain them: another node, another token, refused, failed, handed elsewhere, sent after or answered before the statement', () => {
+      const { observation, handoff } = handedOver()
+      const explains = (by: Partial<Operation>) => rules(replaced(observation, handoff, { ...handoff, ...by }))
+      expect(explains({})).toEqual([])
+      expect(explains({ node: 'b' })).toEqual(['lease-overlap'])
+      expect(explains({ token: 2 })).toEqual(['lease-overlap'])
+      expect(explains({ nextToken: undefined })).toEqual(['lease-overlap'])
+      expect(explains({ outcome: 'failed', nextToken: undefined, error: 'InvalidArgumentError' })).toEqual([
+        'lease-overlap',
+      ])
+      expect(explains({ toNode: 'b' })).toEqual(['lease-overlap'])
+      expect(explains({ invokedAt: 195, completedAt: 197 })).toEqual(['lease-overlap'])
+      expect(explains({ invokedAt: 180, completedAt: 185 })).toEqual(['lease-overlap'])
+      // One handoff explains one grant: a second grant over the intact token 1 is a takeover again.
+      const twice = observation.audit.flatMap((r) => (r.seq === 3 ? [r, { ...r, seq: 4 }] : [r]))
+      expect(rules({ ...observation, audit: twice })).toEqual(['lease-overlap'])
+    })
+
+    it('reports a handoff that skipped a token, even one the holder recorded', () => {
+      const { observation, handoff } = handedOver()
+      const audit = observation.audit.map((r) => (r.seq === 3 ? { ...r, newToken: 3 } : r))
+      const skipped = { ...replaced(observation, handoff, { ...handoff, nextToken: 3 }), audit }
+      const verdict = checkChaos(skipped)
+      expect(Object.keys(verdict.counts).sort()).toEqual(['lease-overlap', 'token-step'])
+      expect(verdict.violations.map((v) => v.message).join('\n')).toMatch(
+        /not a handoff: a's handoff of token 1 may only grant 2/,
+      )
+    })
+
+    it("passes a real handoff on a real database, recorded by the chaos nodes' store, and reports it unrecorded", async () => {
+      const client = createClient({ url: ':memory:' })
+      const historyDir = mkdtempSync(join(tmpdir(), 'stateless-do-handoff-'))
+      try {
+        const inner = new LibSQLLockStore(client)
+        await inner.ensureSchema()
+        for (const sql of APP_SCHEMA) await client.execute(sql)
+        const file = join(historyDir, 'history-a-0.jsonl')
+        const history = new HistoryWriter(file, 'a', 0)
+        const store = recordHandoffs(inner, history)
+        const first = await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 60_000 })
+        if (!first.acquired) throw new Error('expected the lease')
+        const next = await store.handoff!({ ...first.lock, toNodeId: 'a', ttlMs: 60_000 })
+        expect(next?.fencingToken).toBe(first.lock.fencingToken + 1)
+        expect(await store.handoff!({ ...first.lock, toNodeId: 'a', ttlMs: 60_000 })).toBeNull() // token 1 is gone
+        history.close()
+        const { operations } = readHistories([file])
+        expect(operations.map((o) => [o.kind, o.outcome, o.token, o.toNode, o.nextToken])).toEqual([
+          ['handoff', 'ok', 1, 'a', 2],
+          ['handoff', 'ok', 1, 'a', undefined],
+        ])
+        const audit = (await client.execute('SELECT * FROM chaos_lock_audit ORDER BY seq')).rows.map((r) =>
+          toAuditRow(r as unknown as Record<string, unknown>),
+        )
+        const observed = (ops: Operation[]) =>
+          checkChaos({ operations: ops, log: [], counters: {}, lockTokens: {}, audit }).counts
+        expect(observed(operations)).toEqual({})
+        expect(observed([])).toEqual({ 'lease-overlap': 1 })
+      } finally {
+        client.close()
+        rmSync(historyDir, { recursive: true, force: true })
+      }
+    })
   })
 
   it("audits do_locks through its triggers on a real database: the library's own operations pass, a takeover of an intact lease does not", async () => {

@@ -13,7 +13,9 @@
  *   time: each log row carries the do_locks row as its fence check saw it, and triggers audit every change
  *   to do_locks (test/chaos/protocol.ts). These do not depend on any node's clock or on the library's
  *   answers, so mutual exclusion and "writes only under the current unexpired lease" are checked
- *   directly, not inferred.
+ *   directly, not inferred. The one grant over an intact lease that is legitimate, a handoff (its
+ *   holder's release and the next grant in one statement), is accepted only where the holder's own
+ *   history says it asked for exactly that handoff, while it was in flight.
  */
 import type { Operation } from './history.js'
 
@@ -87,7 +89,10 @@ export const VIOLATION_RULES = [
   'lock-row',
   /** A write was accepted while do_locks, in its own transaction, held another token or an expired lease (invariant 5). */
   'fence-witness',
-  /** do_locks changed hands while the old lease was unexpired and intact (invariant 1). */
+  /**
+   * do_locks changed hands while the old lease was unexpired and intact (invariant 1), and no handoff
+   * its holder sent explains it.
+   */
   'lease-overlap',
   /** A new lease's token was not the previous token + 1, or a first lease's not 1 (invariant 2). */
   'token-step',
@@ -152,6 +157,7 @@ export function checkChaos(observation: ChaosObservation): Verdict {
     })
     checkAudit(
       [...(auditById.get(doId) ?? [])].sort((a, b) => a.seq - b.seq),
+      operations.filter((o) => o.kind === 'handoff'),
       (rule, message) => report(rule, doId, message),
     )
   }
@@ -435,9 +441,15 @@ const isInt = (v: unknown): v is number => typeof v === 'number' && Number.isSaf
  * time of the statement that changed it. A change of token is a new lease; anything else with a later
  * expiry is a refresh. Changes that involve a non-integer token are the harness's corruption and its
  * repair (which sets token + 1 and frees the row), and changes to a non-integer expires_at are a
- * corrupt row being taken over: both legitimate, so not judged.
+ * corrupt row being taken over: both legitimate, so not judged. A new lease over an intact one is a
+ * violation unless one of `handoffs` (this id's, as the nodes recorded them) explains it.
  */
-function checkAudit(rows: AuditRow[], report: (rule: ViolationRule, message: string) => void): void {
+function checkAudit(
+  rows: AuditRow[],
+  handoffs: Operation[],
+  report: (rule: ViolationRule, message: string) => void,
+): void {
+  const explained = new Set<Operation>()
   for (const r of rows) {
     if (r.oldToken === undefined) {
       // First lease of the id: a row is never deleted, so this happens once, with token 1.
@@ -451,11 +463,16 @@ function checkAudit(rows: AuditRow[], report: (rule: ViolationRule, message: str
         report('token-step', `token ${r.oldToken} was followed by ${r.newToken} (audit ${r.seq})`)
       }
       if (isInt(r.oldExpires) && r.oldExpires > r.at) {
-        report(
-          'lease-overlap',
-          `token ${r.newToken} (${String(r.newNode)}) was granted at store time ${r.at} while token ${r.oldToken} ` +
-            `(${String(r.oldNode)}) held an intact lease until ${r.oldExpires} (audit ${r.seq})`,
-        )
+        const verdict = handoffVerdict(r, handoffs, explained)
+        if (typeof verdict === 'string') {
+          report(
+            'lease-overlap',
+            `token ${r.newToken} (${String(r.newNode)}) was granted at store time ${r.at} while token ${r.oldToken} ` +
+              `(${String(r.oldNode)}) held an intact lease until ${r.oldExpires} (audit ${r.seq}), ${verdict}`,
+          )
+        } else {
+          explained.add(verdict)
+        }
       }
       continue
     }
@@ -467,4 +484,43 @@ function checkAudit(rows: AuditRow[], report: (rule: ViolationRule, message: str
       )
     }
   }
+}
+
+/**
+ * Store time is whole ms, rounded; the histories' times are `Date.now()`, floored, on the same machine's
+ * clock (the store is a local file): a statement made during a call may read up to 1 ms outside its
+ * recorded invocation and completion.
+ */
+const STORE_TIME_SLACK_MS = 1
+
+/**
+ * The handoff that explains audit row `r`, a new lease over an intact one, or why none does. A handoff
+ * is its holder's release and the next grant in one statement, so it explains `r` only if the node
+ * the audit names as the holder of `r.oldToken` recorded a handoff of that very token to `r.newNode`,
+ * that the statement ran while it was in flight, that its answer (if any) was the grant `r` shows, and
+ * that `r.newToken` is `r.oldToken + 1`. Each handoff explains at most one row (`explained`).
+ */
+function handoffVerdict(r: AuditRow, handoffs: Operation[], explained: Set<Operation>): Operation | string {
+  const node = String(r.oldNode)
+  const ofToken = handoffs.filter((h) => h.node === r.oldNode && h.token === r.oldToken)
+  const asked = ofToken.filter((h) => !explained.has(h))
+  if (asked.length === 0) {
+    const other = ofToken.length > 0 ? ' other than the one an earlier grant used' : ''
+    return `and ${node} recorded no handoff of token ${r.oldToken}${other}: a takeover`
+  }
+  if (r.newToken !== (r.oldToken as number) + 1) {
+    return `not a handoff: ${node}'s handoff of token ${r.oldToken} may only grant ${(r.oldToken as number) + 1}`
+  }
+  const reasons: string[] = []
+  for (const h of asked) {
+    if (h.toNode !== r.newNode) reasons.push(`${h.op} handed it to ${h.toNode}`)
+    else if (h.outcome === 'failed') reasons.push(`${h.op} failed before it was sent (${h.error ?? 'no reason'})`)
+    else if (h.outcome === 'ok' && h.nextToken === undefined) reasons.push(`${h.op} was refused by the store`)
+    else if (h.nextToken !== undefined && h.nextToken !== r.newToken) reasons.push(`${h.op} was granted ${h.nextToken}`)
+    else if (r.at < h.invokedAt - STORE_TIME_SLACK_MS) reasons.push(`${h.op} was sent only at ${h.invokedAt}`)
+    else if (h.completedAt !== undefined && r.at > h.completedAt + STORE_TIME_SLACK_MS)
+      reasons.push(`${h.op} had been answered at ${h.completedAt}`)
+    else return h
+  }
+  return `and no handoff ${node} recorded explains it (${reasons.join('; ')})`
 }

@@ -36,6 +36,7 @@ import {
 import { childChannel, childConfig } from '../support/processes.js'
 import { ChaosClock } from './clock.js'
 import { HistoryWriter } from './history.js'
+import { recordHandoffs } from './recorded-handoffs.js'
 import type { ClockMessage, DoRequestStep, NodeConfig } from './protocol.js'
 import { between, pick, seededRandom } from '../support/random.js'
 
@@ -161,7 +162,8 @@ class DoNode {
       busyTimeoutMs: config.busyTimeoutMs,
     }))
     this.guard = new HybridConsistencyGuard({
-      store,
+      // The guard's handoffs are recorded: the checker accepts a grant over an intact lease only as one.
+      store: recordHandoffs(store, history),
       nodeId: config.name,
       ttlMs: config.ttlMs,
       heartbeatMs: Math.floor(config.ttlMs / 3),

@@ -89,6 +89,8 @@ export interface RunStats {
   hotRetries: number
   increments: { ok: number; failed: number; unknown: number }
   releases: { released: number; notHeld: number }
+  /** Releases that passed the lease to a waiting caller of the same guard (recorded at the store seam). */
+  handoffs: { granted: number; refused: number; unknown: number }
   /** Error classes the nodes survived, from failed and unknown operations. */
   errors: Record<string, number>
   /** Guard events and other notes (lost leases, refresh errors, clock changes), by kind. */
@@ -643,6 +645,7 @@ function summarize(
     hotRetries: 0,
     increments: { ok: 0, failed: 0, unknown: 0 },
     releases: { released: 0, notHeld: 0 },
+    handoffs: { granted: 0, refused: 0, unknown: 0 },
     errors: {},
     notes: {},
     okAfterFaults: 0,
@@ -669,6 +672,9 @@ function summarize(
         stats.okAfterFaults++
         recovered.add(op.node)
       }
+    } else if (op.kind === 'handoff') {
+      if (op.outcome === 'unknown') stats.handoffs.unknown++
+      else stats.handoffs[op.outcome === 'ok' && op.nextToken !== undefined ? 'granted' : 'refused']++
     } else if (op.outcome === 'ok' && op.released === true) {
       stats.releases.released++
     } else {
@@ -681,7 +687,7 @@ function summarize(
 }
 
 function summaryLine(stats: RunStats, faults: Record<FaultKind, number>, violations: number, seed: number): string {
-  const { acquires: a, increments: i } = stats
+  const { acquires: a, increments: i, handoffs: h } = stats
   const recoveredKills = stats.killRecoveryMs.filter(Number.isFinite)
   const errors = Object.entries(stats.errors)
     .sort()
@@ -692,7 +698,8 @@ function summaryLine(stats: RunStats, faults: Record<FaultKind, number>, violati
     `(acquire ${a.granted} granted/${a.contended} gave up/${a.failed} refused/${a.unknown} unavailable, ` +
     `${stats.retries} retries (${stats.hotRetries} on the hot id); ` +
     `increment ${i.ok} ok/${i.failed} fenced out/${i.unknown} indeterminate; ${stats.okAfterFaults} ok after the last fault, ` +
-    `from ${stats.nodesRecovered} nodes; killed holders' leases re-acquired: ${recoveredKills.length} of ${stats.killRecoveryMs.length}` +
+    `from ${stats.nodesRecovered} nodes; handoff ${h.granted} granted/${h.refused} refused/${h.unknown} indeterminate; ` +
+    `killed holders' leases re-acquired: ${recoveredKills.length} of ${stats.killRecoveryMs.length}` +
     `${recoveredKills.length ? `, slowest after ${Math.max(...recoveredKills)} ms` : ''}), ` +
     `faults ${FAULT_KINDS.map((k) => `${k}=${faults[k]}`).join(' ')}, ` +
     `survived ${errors || 'no errors'}, leases lost ${stats.notes.lost ?? 0}, ` +

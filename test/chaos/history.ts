@@ -11,8 +11,12 @@
  */
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs'
 
-/** `write` and `read`: requests to a storage node's object (test/chaos/do-node.ts). */
-export type OperationKind = 'acquire' | 'increment' | 'release' | 'write' | 'read'
+/**
+ * `write` and `read`: requests to a storage node's object (test/chaos/do-node.ts). `handoff`: a
+ * release that passes the lease to the next caller of the node's guard in one store request
+ * (`LockStore.handoff`), recorded at the store seam (test/chaos/recorded-handoffs.ts).
+ */
+export type OperationKind = 'acquire' | 'increment' | 'release' | 'handoff' | 'write' | 'read'
 
 /**
  * - `ok`: the call returned normally (for an acquire this includes "held elsewhere");
@@ -32,8 +36,12 @@ export interface Operation {
   /** Undefined when the process died before the call returned. */
   completedAt: number | undefined
   outcome: Outcome
-  /** acquire: the token granted (ok and acquired); increment, release: the lease's token. */
+  /** acquire: the token granted (ok and acquired); increment, release, handoff: the lease's token. */
   token?: number
+  /** handoff: the node the lease was to pass to. */
+  toNode?: string
+  /** handoff with outcome ok: the token the store granted the next holder; absent: it refused, nothing changed. */
+  nextToken?: number
   /** acquire with outcome ok: false if someone else held the id. */
   acquired?: boolean
   /** release with outcome ok: whether the store freed the lease (false: it was already gone). */
@@ -67,6 +75,7 @@ type InvokeLine =
       writeAt: number
     }
   | { k: 'invoke'; op: string; node: string; kind: 'release'; doId: string; at: number; token: number }
+  | { k: 'invoke'; op: string; node: string; kind: 'handoff'; doId: string; at: number; token: number; toNode: string }
   | { k: 'invoke'; op: string; node: string; kind: 'write' | 'read'; doId: string; at: number }
 
 interface CompletionLine {
@@ -76,6 +85,7 @@ interface CompletionLine {
   token?: number
   acquired?: boolean
   released?: boolean
+  nextToken?: number
   error?: string
   attempts?: number
   status?: number
@@ -97,6 +107,7 @@ export type InvokeFields =
   | { kind: 'acquire'; doId: string }
   | { kind: 'increment'; doId: string; at: number; token: number; read: number }
   | { kind: 'release'; doId: string; token: number }
+  | { kind: 'handoff'; doId: string; token: number; toNode: string }
   | { kind: 'write' | 'read'; doId: string }
 
 /** Child side: appends lines synchronously, so each one is in the file before the next step runs. */
@@ -168,7 +179,9 @@ export function readHistories(files: string[]): ParsedHistory {
       } else if (line.k === 'invoke') {
         const { op, node, kind, doId, at } = line
         const operation: Operation = { op, node, kind, doId, invokedAt: at, completedAt: undefined, outcome: 'unknown' }
-        if (line.kind === 'increment' || line.kind === 'release') operation.token = line.token
+        if (line.kind === 'increment' || line.kind === 'release' || line.kind === 'handoff')
+          operation.token = line.token
+        if (line.kind === 'handoff') operation.toNode = line.toNode
         if (line.kind === 'increment') {
           operation.read = line.read
           operation.writeAt = line.writeAt
@@ -182,6 +195,7 @@ export function readHistories(files: string[]): ParsedHistory {
         if (line.token !== undefined) operation.token = line.token
         if (line.acquired !== undefined) operation.acquired = line.acquired
         if (line.released !== undefined) operation.released = line.released
+        if (line.nextToken !== undefined) operation.nextToken = line.nextToken
         if (line.error !== undefined) operation.error = line.error
         if (line.attempts !== undefined) operation.attempts = line.attempts
         if (line.status !== undefined) operation.status = line.status

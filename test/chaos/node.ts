@@ -27,6 +27,7 @@ import {
 import { childChannel, childConfig } from '../support/processes.js'
 import { ChaosClock } from './clock.js'
 import { HistoryWriter, type Outcome } from './history.js'
+import { recordHandoffs } from './recorded-handoffs.js'
 import {
   APPEND_LOG,
   READ_COUNTER,
@@ -69,7 +70,8 @@ class ChaosNode {
     this.#reader = reader
     this.#history = history
     this.guard = new HybridConsistencyGuard({
-      store: this.#store,
+      // The guard's handoffs are recorded: the checker accepts a grant over an intact lease only as one.
+      store: recordHandoffs(this.#store, history),
       nodeId: config.name,
       ttlMs: config.ttlMs,
       heartbeatMs: Math.floor(config.ttlMs / 3),

@@ -135,6 +135,26 @@ describe('StatelessDO hand-over between nodes', () => {
     expect(served).toEqual({ n: 2, token: first.token + 1 })
   })
 
+  it("a 503 locked says Retry-After within the holder's next heartbeat when it was asked to hand over, else idleMs or the time left", async () => {
+    // 30 s leases (heartbeat 10 s), idleMs 60 s: the time left (~30 s) and idleMs say nothing of when a
+    // holder that was asked lets go; its next heartbeat (or flush) does.
+    const store = new MemoryLockStore()
+    const a: Env = { guard: guardOn(store, 'node-a', 30_000), activation: { idleMs: 60_000 } }
+    const b: Env = { guard: guardOn(store, 'node-b', 30_000), activation: { idleMs: 60_000 } }
+    expect((await new Counter(object, a).fetch(post())).status).toBe(200)
+    const refused = await new Counter(object, b).fetch(post())
+    expect(refused.status).toBe(503)
+    expect(refused.headers.get('Retry-After')).toBe('10')
+
+    const plain = Object.defineProperty(new MemoryLockStore(), 'requestHandover', { value: undefined })
+    const c: Env = { guard: guardOn(plain, 'node-c', 30_000), activation: { idleMs: 60_000 } }
+    const d: Env = { guard: guardOn(plain, 'node-d', 30_000), activation: { idleMs: 60_000 } }
+    expect((await new Counter(object, c).fetch(post())).status).toBe(200)
+    const held = await new Counter(object, d).fetch(post())
+    expect(held.status).toBe(503)
+    expect(Number(held.headers.get('Retry-After'))).toBeGreaterThan(20) // the time left on a 30 s lease
+  })
+
   it('a store without hand-over leaves contenders to wait for the holder to go idle', async () => {
     const store = new MemoryLockStore()
     // The same store with requestHandover hidden: the guard's store is what the activations ask.
