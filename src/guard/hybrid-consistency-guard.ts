@@ -2,7 +2,7 @@ import { InvalidArgumentError, LockContendedError, ShutdownError, StoreUnavailab
 import type { LockRecord, LockRef, LockStore, PrefetchedRows, StoreAcquireResult } from '../store/lock-store.js'
 import { assertDoId, describe } from '../validate.js'
 import { fullJitterDelay } from './backoff.js'
-import { asyncDispose, giveBack, Lease, type LeaseHost } from './lease.js'
+import { asyncDispose, giveBack, Lease, type HandedOff, type LeaseHost } from './lease.js'
 import { answeredAfterSafeWindow } from './lease-rules.js'
 import {
   resolveAcquireOptions,
@@ -426,7 +426,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
    * to what a release without a waiter does: a plain release, reported as such, while the waiter asks
    * the store itself. A waiter is never handed a lease the store did not grant.
    */
-  async #handOff(ref: LockRef, waiter: Waiter, terms: HandoffTerms): Promise<boolean> {
+  async #handOff(ref: LockRef, waiter: Waiter, terms: HandoffTerms): Promise<boolean | HandedOff> {
     const { clock } = this.#settings
     const sentAt = clock.monotonic()
     let record: LockRecord | null
@@ -444,7 +444,7 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
     }
     this.#leases.observeStoreOffset(record.acquiredAt - clock.monotonic())
     if (!waiter.deliver({ record, sentAt })) this.#giveBackUnused(record) // it left meanwhile
-    return true
+    return { nextToken: record.fencingToken }
   }
 
   #prune(): void {

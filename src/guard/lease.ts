@@ -50,9 +50,10 @@ export type LeaseEnd =
       how: 'released'
       /**
        * How the store is told, when not by a plain `release`: the guard's handoff to the next of its
-       * callers waiting for the id. Resolves whether the store took the lease from this holder.
+       * callers waiting for the id. Resolves whether the store took the lease from this holder, or the
+       * next token when it did so by handing the lease over.
        */
-      send?: (ref: LockRef) => Promise<boolean>
+      send?: (ref: LockRef) => Promise<boolean | HandedOff>
     }
   | {
       /** The guard shut down. */
@@ -320,6 +321,12 @@ export class Lease {
   }
 }
 
+/** A release that the store carried out by handing the lease to the guard's next waiter. */
+export interface HandedOff {
+  /** The token the waiter was given (the released one + 1). */
+  nextToken: number
+}
+
 /** The store's clock minus ours, at most, for an answer carrying `storeTime` to a request sent at `sentAt`. */
 function storeOffset(storeTime: number, sentAt: number): number {
   return Number.isFinite(storeTime) ? storeTime - sentAt : Infinity
@@ -334,14 +341,19 @@ export async function giveBack(
   host: LeaseHost,
   lease: LockRef,
   operation: GuardOperation,
-  send: (ref: LockRef) => Promise<boolean> = (ref) => host.store.release(ref),
+  send: (ref: LockRef) => Promise<boolean | HandedOff> = (ref) => host.store.release(ref),
 ): Promise<boolean> {
   const ref = { doId: lease.doId, nodeId: host.nodeId, fencingToken: lease.fencingToken }
   const sentAt = host.clock.monotonic()
   try {
-    const released = await send(ref)
-    host.emit({ type: 'release', ...ref, durationMs: host.clock.monotonic() - sentAt, released })
-    return released
+    const answer = await send(ref)
+    const durationMs = host.clock.monotonic() - sentAt
+    if (typeof answer === 'object') {
+      host.emit({ type: 'release', ...ref, durationMs, released: true, handedOffToken: answer.nextToken })
+      return true
+    }
+    host.emit({ type: 'release', ...ref, durationMs, released: answer })
+    return answer
   } catch (error) {
     host.emit({ type: 'error', ...ref, operation, error })
     return false

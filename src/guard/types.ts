@@ -243,6 +243,11 @@ export type GuardEvent =
       durationMs: number
       /** Whether the store freed it (`false`: it had already expired or been taken over). */
       released: boolean
+      /**
+       * Set when the release was a handoff (one store request) to another caller of this guard waiting
+       * for the id: the token that caller was given. Absent for a plain release.
+       */
+      handedOffToken?: number
     }
   | {
       /** A store request failed. */

@@ -137,7 +137,9 @@ describe('HybridConsistencyGuard one-request handoff to its next waiter', () => 
     expect(next.expiresAt - next.acquiredAt).toBe(9_000)
     expect(next.validUntil).toBeLessThanOrEqual(Date.now() + 9_000)
     expect(events).toHaveLength(2)
-    expect(events).toContainEqual(expect.objectContaining({ type: 'release', fencingToken: 1, released: true }))
+    expect(events).toContainEqual(
+      expect.objectContaining({ type: 'release', fencingToken: 1, released: true, handedOffToken: 2 }),
+    )
     expect(events).toContainEqual(expect.objectContaining({ type: 'acquire', fencingToken: 2, attempts: 1 }))
     expect(guard.heldLocks).toEqual([next])
     await vi.advanceTimersByTimeAsync(3_000) // its heartbeat, at its own ttl / 3
@@ -166,6 +168,7 @@ describe('HybridConsistencyGuard one-request handoff to its next waiter', () => 
     await inner.forceRelease('x') // an operator freed it; the guard has not noticed yet
     expect(await guard.release(lock)).toBe(false)
     expect(events.filter((e) => e.type === 'release')).toMatchObject([{ released: false, fencingToken: 1 }])
+    expect(events.filter((e) => e.type === 'release' && 'handedOffToken' in e)).toEqual([])
     expect(held(await waiting).fencingToken).toBe(2)
     expect(counts()).toMatchObject({ acquire: 2, release: 1, handoff: 1 })
   })
