@@ -17,28 +17,11 @@ import {
   MemoryLockStore,
   ShutdownError,
   StoreUnavailableError,
-  type Clock,
   type HybridConsistencyGuardOptions,
-  type Lock,
-  type LockResult,
   type LockStore,
 } from '../../src/index.js'
+import { clock, held, served } from './support/leases.js'
 import { recordingStore, type RecordingStore } from './support/recording-store.js'
-
-const clock: Clock = { now: () => Date.now(), monotonic: () => Date.now() }
-
-function held(result: LockResult): Lock {
-  if (!result.acquired) throw new Error(`expected the lease, ${result.holder?.nodeId} holds it`)
-  return result.lock
-}
-
-/** Records the order in which `acquire`s resolve, by label. */
-function served(order: string[], label: string, acquiring: Promise<LockResult>): Promise<Lock> {
-  return acquiring.then((result) => {
-    order.push(label)
-    return held(result)
-  })
-}
 
 describe('HybridConsistencyGuard fair local waiting', () => {
   let recorder: RecordingStore

@@ -14,18 +14,13 @@ import {
   StaleFencingTokenError,
   fencedWrite,
   type Lock,
-  type LockResult,
 } from '../../src/index.js'
+import { held } from './support/leases.js'
 import { countingClient, sleep } from '../support/counting-client.js'
 
 const dir = mkdtempSync(join(tmpdir(), 'stateless-do-guard-'))
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 let n = 0
-
-function held(result: LockResult): Lock {
-  if (!result.acquired) throw new Error('expected the lease')
-  return result.lock
-}
 
 describe('HybridConsistencyGuard on libSQL', () => {
   let url: string

@@ -12,19 +12,10 @@ import {
   MemoryLockStore,
   ShutdownError,
   StoreUnavailableError,
-  type Clock,
   type GuardEvent,
   type HybridConsistencyGuardOptions,
-  type Lock,
-  type LockResult,
 } from '../../src/index.js'
-
-const clock: Clock = { now: () => Date.now(), monotonic: () => Date.now() }
-
-function held(result: LockResult): Lock {
-  if (!result.acquired) throw new Error(`expected the lease, ${result.holder?.nodeId} holds it`)
-  return result.lock
-}
+import { clock, held } from './support/leases.js'
 
 describe('HybridConsistencyGuard', () => {
   let store: MemoryLockStore

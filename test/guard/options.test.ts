@@ -12,15 +12,10 @@ import {
   type AcquireOptions,
   type AcquireRequest,
   type HybridConsistencyGuardOptions,
-  type Lock,
   type LockResult,
 } from '../../src/index.js'
+import { held } from './support/leases.js'
 import { recordingStore, shifty } from './support/recording-store.js'
-
-function held(result: LockResult): Lock {
-  if (!result.acquired) throw new Error(`expected the lease, ${result.holder?.nodeId} holds it`)
-  return result.lock
-}
 
 function rejection(run: () => unknown): InvalidArgumentError {
   try {

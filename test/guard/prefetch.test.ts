@@ -3,20 +3,9 @@
  * acquire's own request and hands them out as `lock.prefetched` (docs/design.md invariant 13).
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import {
-  HybridConsistencyGuard,
-  InvalidArgumentError,
-  MAX_PREFETCH_ROWS,
-  MemoryLockStore,
-  type Lock,
-  type LockResult,
-} from '../../src/index.js'
+import { HybridConsistencyGuard, InvalidArgumentError, MAX_PREFETCH_ROWS, MemoryLockStore } from '../../src/index.js'
+import { held } from './support/leases.js'
 import { recordingStore, shifty } from './support/recording-store.js'
-
-function held(result: LockResult): Lock {
-  if (!result.acquired) throw new Error(`expected the lease, ${result.holder?.nodeId} holds it`)
-  return result.lock
-}
 
 describe('HybridConsistencyGuard acquire with prefetch', () => {
   const guards: HybridConsistencyGuard[] = []

@@ -8,20 +8,11 @@ import {
   HybridConsistencyGuard,
   MemoryLockStore,
   StoreUnavailableError,
-  type Clock,
   type GuardEvent,
   type HybridConsistencyGuardOptions,
-  type Lock,
-  type LockResult,
 } from '../../src/index.js'
+import { clock, held } from './support/leases.js'
 import { never, recordingStore, type RecordingStore } from './support/recording-store.js'
-
-const clock: Clock = { now: () => Date.now(), monotonic: () => Date.now() }
-
-function held(result: LockResult): Lock {
-  if (!result.acquired) throw new Error('expected the lease')
-  return result.lock
-}
 
 /** Settles `promise` into a box the test can look at without awaiting (it may never settle). */
 function watch<T>(promise: Promise<T>): { settled: boolean; value?: T; error?: unknown } {

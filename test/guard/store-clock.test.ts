@@ -5,21 +5,9 @@
  * leases against it.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import {
-  HybridConsistencyGuard,
-  LockLostError,
-  MemoryLockStore,
-  type Clock,
-  type GuardEvent,
-  type Lock,
-  type LockResult,
-} from '../../src/index.js'
+import { HybridConsistencyGuard, LockLostError, MemoryLockStore, type Clock, type GuardEvent } from '../../src/index.js'
+import { held } from './support/leases.js'
 import { recordingStore, type RecordingStore } from './support/recording-store.js'
-
-function held(result: LockResult): Lock {
-  if (!result.acquired) throw new Error('expected the lease')
-  return result.lock
-}
 
 describe('HybridConsistencyGuard and a store clock that steps forward', () => {
   let skew: number

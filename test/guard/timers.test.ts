@@ -4,11 +4,11 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { HybridConsistencyGuard, MemoryLockStore, type Clock } from '../../src/index.js'
+import { clock } from './support/leases.js'
 import { MAX_TIMER_DELAY_MS, setLongTimeout } from '../../src/guard/timers.js'
 import { never, recordingStore } from './support/recording-store.js'
 
 const DAY = 86_400_000
-const clock: Clock = { now: () => Date.now(), monotonic: () => Date.now() }
 
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'], now: new Date('2026-01-01T00:00:00Z') })
