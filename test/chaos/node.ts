@@ -12,7 +12,7 @@
  *
  * Bundled and spawned by test/chaos/harness.ts; configuration is one JSON argument (NodeConfig).
  */
-import { createClient, type Client } from '@libsql/client'
+import type { Client } from '@libsql/client'
 import {
   CorruptLockRowError,
   HybridConsistencyGuard,
@@ -25,34 +25,12 @@ import {
   type Lock,
 } from '../../src/index.js'
 import { childChannel, childConfig } from '../support/processes.js'
+import { describeError, followClock, open, runNodeProcess, sleep } from './node-process.js'
 import { ChaosClock } from './clock.js'
 import { HistoryWriter, type Outcome } from './history.js'
 import { recordHandoffs } from './recorded-handoffs.js'
-import {
-  APPEND_LOG,
-  READ_COUNTER,
-  WRITE_COUNTER,
-  type ClockMessage,
-  type NodeConfig,
-  type ScriptStep,
-} from './protocol.js'
+import { APPEND_LOG, READ_COUNTER, WRITE_COUNTER, type NodeConfig, type ScriptStep } from './protocol.js'
 import { between, pick, seededRandom } from '../support/random.js'
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))
-
-function describeError(error: unknown): string {
-  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error)
-  return text.length > 240 ? `${text.slice(0, 240)}...` : text
-}
-
-async function open(url: string, busyTimeoutMs: number): Promise<Client> {
-  // One connection, so the PRAGMAs below hold for every statement (@libsql/client 0.18 pools 20 by default).
-  const client = createClient({ url, concurrency: 1 })
-  await client.execute(`PRAGMA busy_timeout = ${busyTimeoutMs}`)
-  // Commits skip the fsync (WAL's usual companion): the run is about faults, not the disk.
-  await client.execute('PRAGMA synchronous = NORMAL')
-  return client
-}
 
 class ChaosNode {
   readonly guard: HybridConsistencyGuard
@@ -202,13 +180,7 @@ async function main(): Promise<void> {
   const stopped = channel.receive('stop').then(() => {
     stopping = true
   })
-  void (async () => {
-    for (;;) {
-      const setting = await channel.receive<ClockMessage>('clock')
-      clock.set(setting)
-      history.note('clock', `offset ${setting.nowOffsetMs} ms, rate ${setting.rate}`)
-    }
-  })()
+  followClock(channel, clock, history)
 
   channel.send({ type: 'ready', name: config.name })
   await channel.receive('go')
@@ -262,14 +234,4 @@ async function main(): Promise<void> {
   return finish()
 }
 
-process.on('unhandledRejection', (error) => {
-  process.stderr.write(
-    `unhandled rejection: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-  )
-  process.exit(1)
-})
-
-main().catch((error: unknown) => {
-  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
-  process.exit(1)
-})
+runNodeProcess(main)
