@@ -745,27 +745,7 @@ export async function runZombieScenario(
   await createDatabase(url, [doId], options.plantBug)
   const db = new HarnessDb(url)
   const spawn = (name: string, clock: ClockSetting) => {
-    const config: NodeConfig = {
-      url,
-      name,
-      incarnation: 0,
-      historyFile: join(dir, `history-${name}-0.jsonl`),
-      ttlMs,
-      busyTimeoutMs: 1_000,
-      clock,
-      mode: 'script',
-      workers: 1,
-      groupCommit: false,
-      ids: [doId],
-      hotShare: 1,
-      incrementsPerLease: 1,
-      thinkMs: [0, 0],
-      longLeaseShare: 0,
-      longThinkMs: [0, 0],
-      gapMs: [0, 0],
-      waitMs: 0,
-      seed: 1,
-    }
+    const config = scriptNodeConfig({ url, dir, name, ttlMs, clock, doId, waitMs: 0 })
     return group.spawn(entryFile, { name, args: configArg(config), timeoutMs: 60_000 })
   }
   let stepNumber = 0
@@ -876,6 +856,42 @@ function holdsWriteLock(pid: number, shmFile: string): boolean {
 }
 
 /** Waits until the kernel reports `pid` stopped (state T in /proc; where there is no /proc, trusts the signal). */
+/**
+ * A node of a zombie scenario: driven step by step by the parent (`mode: 'script'`) on one id, its
+ * history in `dir`. The workload fields are unused in script mode and set to their neutral values.
+ */
+export function scriptNodeConfig(o: {
+  url: string
+  dir: string
+  name: string
+  ttlMs: number
+  clock: ClockSetting
+  doId: string
+  waitMs: number
+}): NodeConfig {
+  return {
+    url: o.url,
+    name: o.name,
+    incarnation: 0,
+    historyFile: join(o.dir, `history-${o.name}-0.jsonl`),
+    ttlMs: o.ttlMs,
+    busyTimeoutMs: 1_000,
+    clock: o.clock,
+    mode: 'script',
+    workers: 1,
+    groupCommit: false,
+    ids: [o.doId],
+    hotShare: 1,
+    incrementsPerLease: 1,
+    thinkMs: [0, 0],
+    longLeaseShare: 0,
+    longThinkMs: [0, 0],
+    gapMs: [0, 0],
+    waitMs: o.waitMs,
+    seed: 1,
+  }
+}
+
 export async function waitUntilStopped(pid: number, timeoutMs = 5_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {

@@ -9,7 +9,7 @@ import { mkdirSync, readdirSync } from 'node:fs'
 import { join } from 'node:path'
 import { configArg, type ChildHandle, type ProcessGroup } from '../support/processes.js'
 import { TRUE_CLOCK, type ClockSetting } from './clock.js'
-import { createDatabase, HarnessDb, waitForStep, waitUntilStopped } from './harness.js'
+import { createDatabase, HarnessDb, scriptNodeConfig, waitForStep, waitUntilStopped } from './harness.js'
 import { readHistories } from './history.js'
 import { checkStorage, type StorageVerdict } from './linearizability.js'
 import type { DoAnswered, DoRequestStep, NodeConfig } from './protocol.js'
@@ -45,25 +45,7 @@ export async function runStorageZombieScenario(
   const db = new HarnessDb(url)
   const spawn = (name: string, clock: ClockSetting, plant: boolean) => {
     const config: NodeConfig = {
-      url,
-      name,
-      incarnation: 0,
-      historyFile: join(dir, `history-${name}-0.jsonl`),
-      ttlMs,
-      busyTimeoutMs: 1_000,
-      clock,
-      mode: 'script',
-      workers: 1,
-      groupCommit: false,
-      ids: [doId],
-      hotShare: 1,
-      incrementsPerLease: 1,
-      thinkMs: [0, 0],
-      longLeaseShare: 0,
-      longThinkMs: [0, 0],
-      gapMs: [0, 0],
-      waitMs: 3_000,
-      seed: 1,
+      ...scriptNodeConfig({ url, dir, name, ttlMs, clock, doId, waitMs: 3_000 }),
       idleMs: 10_000,
       plantUnfencedFlush: plant,
     }
