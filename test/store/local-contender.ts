@@ -5,6 +5,7 @@
  */
 import { LibSQLLockStore, StoreUnavailableError } from '../../src/index.js'
 import { childChannel, childConfig } from '../support/processes.js'
+import { watchTimerLateness } from '../support/timer-lateness.js'
 
 export interface ContenderConfig {
   url: string
@@ -40,12 +41,7 @@ async function main(): Promise<void> {
     busy: 0,
     worstLateMs: 0,
   }
-  let last = performance.now()
-  const timer = setInterval(() => {
-    const now = performance.now()
-    result.worstLateMs = Math.max(result.worstLateMs, now - last - 10)
-    last = now
-  }, 10)
+  const lateness = watchTimerLateness(10)
   const deadline = performance.now() + config.durationMs
   while (config.mode === 'timer' && performance.now() < deadline) await new Promise((r) => setTimeout(r, 50))
   while (performance.now() < deadline) {
@@ -63,7 +59,7 @@ async function main(): Promise<void> {
       result.busy++
     }
   }
-  clearInterval(timer)
+  result.worstLateMs = lateness.stop()
   store.close()
   channel.send(result)
 }

@@ -20,6 +20,7 @@ import {
 import { STORE_NOW } from '../../src/store/sql.js'
 import { describeObjectStoreContract } from '../storage/object-store-contract.js'
 import { buildEntry, configArg, ProcessGroup, type BuiltEntry } from '../support/processes.js'
+import { watchTimerLateness } from '../support/timer-lateness.js'
 import { describeLockStoreContract } from './contract.js'
 import { describeFenceContract } from './fence-contract.js'
 import type { ContenderConfig, ContenderResult } from './local-contender.js'
@@ -277,20 +278,14 @@ describe('LibSQLLockStore local engine', () => {
       const other = client(path)
       const tx = await other.transaction('write')
       await tx.execute("INSERT INTO do_locks VALUES ('other', 'n', 0, 0, 1, NULL)")
-      let worstLateMs = 0
-      let last = performance.now()
-      const timer = setInterval(() => {
-        const now = performance.now()
-        worstLateMs = Math.max(worstLateMs, now - last - 5)
-        last = now
-      }, 5)
+      const lateness = watchTimerLateness(5)
       const waiting = Promise.all(
         Array.from({ length: 8 }, (_, i) => s.acquire({ doId: `id-${i}`, nodeId: 'a', ttlMs: 10_000 })),
       )
       await sleep(400)
       await tx.commit()
       const results = await waiting
-      clearInterval(timer)
+      const worstLateMs = lateness.stop()
       expect(results.every((r) => r.acquired)).toBe(true)
       // The client engine with busy_timeout 5000 blocked the whole process for the 400 ms (and the
       // holder's commit with it). Under a loaded run scheduling alone can delay a timer by tens of ms.
@@ -305,17 +300,11 @@ describe('LibSQLLockStore local engine', () => {
       const s = new LibSQLLockStore(blocking) // the client engine: SQLite's busy handler runs on this thread
       await s.ensureSchema()
       const tx = await client(path).transaction('write')
-      let worstLateMs = 0
-      let last = performance.now()
-      const timer = setInterval(() => {
-        const now = performance.now()
-        worstLateMs = Math.max(worstLateMs, now - last - 5)
-        last = now
-      }, 5)
+      const lateness = watchTimerLateness(5)
       await sleep(20)
       await expect(s.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 })).rejects.toMatchObject({ retryable: true })
       await sleep(20)
-      clearInterval(timer)
+      const worstLateMs = lateness.stop()
       await tx.rollback()
       expect(worstLateMs).toBeGreaterThan(1_000)
     })
@@ -421,13 +410,7 @@ describe('LibSQLLockStore local engine', () => {
       await Promise.all([...children, control].map((c) => c.waitFor('ready', 20_000)))
       group.broadcast({ type: 'go' })
       // This process is the 8th contender, with the timer beside it.
-      let worstLateMs = 0
-      let last = performance.now()
-      const timer = setInterval(() => {
-        const now = performance.now()
-        worstLateMs = Math.max(worstLateMs, now - last - 10)
-        last = now
-      }, 10)
+      const lateness = watchTimerLateness(10)
       const mine = { acquired: 0, contended: 0, busy: 0 }
       const deadline = performance.now() + durationMs
       while (performance.now() < deadline) {
@@ -447,7 +430,7 @@ describe('LibSQLLockStore local engine', () => {
           mine.busy++
         }
       }
-      clearInterval(timer)
+      const worstLateMs = lateness.stop()
       await group.waitForAll({ timeoutMs: 20_000 })
       const results = await Promise.all(children.map((c) => c.waitFor<ContenderResult>('result', 0)))
       const noise = (await control.waitFor<ContenderResult>('result', 0)).worstLateMs
