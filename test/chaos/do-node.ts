@@ -26,6 +26,7 @@ import {
   type EncodedValue,
   type FlushResult,
   type GuardEvent,
+  type Lock,
   type ObjectLease,
   type ObjectListRange,
   type ObjectStore,
@@ -77,6 +78,7 @@ interface Served {
   status: number
   value?: number
   code?: string
+  token?: number
 }
 
 /** The object the chaos clients talk to: a counter and a log key per write, in `this.storage`. */
@@ -105,9 +107,11 @@ class ChaosObject extends StatelessDO {
   protected override onError(error: unknown, phase: string, doId: string | undefined): void {
     this.node.history.note(`${phase}-error`, `${doId ?? ''}: ${describeError(error)}`)
   }
-  protected async handleRequest(request: Request): Promise<Response> {
+  protected async handleRequest(request: Request, lock: Lock): Promise<Response> {
     const n = (await this.storage.get<number>('n')) ?? 0
-    if (request.method === 'GET') return Response.json({ n })
+    // A read names the lease it was served under: the checker exempts reads under a lease the harness
+    // revoked (test/chaos/linearizability.ts).
+    if (request.method === 'GET') return Response.json({ n, token: lock.fencingToken })
     const op = request.headers.get('x-op')
     if (!op) return Response.json({ error: 'no x-op header' }, { status: 400 })
     const thinkMs = this.node.thinkMs(request)
@@ -138,7 +142,7 @@ class DoNode {
   constructor(
     readonly config: NodeConfig,
     plain: Client,
-    clock: ChaosClock,
+    readonly clock: ChaosClock,
     readonly history: HistoryWriter,
   ) {
     // The local engine, as the README has a Node process open a `file:` database: its busy waits are
@@ -169,14 +173,21 @@ class DoNode {
   /** One request, recorded before it is sent and with its answer; never throws. */
   async request(doId: string, write: boolean): Promise<Served> {
     const op = this.history.invoke({ kind: write ? 'write' : 'read', doId })
+    let slowClock = this.clock.mayOverestimateValidity(this.config.ttlMs)
     let served: Served
     try {
       const response = await this.object(doId).fetch(
         new Request(`http://chaos/${doId}`, { method: write ? 'POST' : 'GET', headers: { 'x-op': op } }),
       )
-      const body = (await response.json().catch(() => ({}))) as { n?: unknown; error?: unknown; code?: unknown }
+      const body = (await response.json().catch(() => ({}))) as {
+        n?: unknown
+        token?: unknown
+        error?: unknown
+        code?: unknown
+      }
       served = { status: response.status }
       if (typeof body.n === 'number') served.value = body.n
+      if (typeof body.token === 'number') served.token = body.token
       const code = body.code ?? body.error
       if (typeof code === 'string') served.code = code
     } catch (error) {
@@ -187,9 +198,12 @@ class DoNode {
     // Only a 200 says what happened. Any other answer to a write may follow a flush that committed
     // without its answer arriving (store trouble): indeterminate. A read that failed had no effect.
     const outcome = served.status === 200 ? 'ok' : write ? 'unknown' : 'failed'
+    slowClock ||= this.clock.mayOverestimateValidity(this.config.ttlMs)
     this.history.complete(op, outcome, {
       status: served.status,
       ...(served.value === undefined ? {} : { value: served.value }),
+      ...(served.token === undefined ? {} : { token: served.token }),
+      ...(slowClock && !write ? { slowClock } : {}),
       ...(served.status === 200 ? {} : { error: `HTTP ${served.status} ${served.code ?? ''}`.trim() }),
     })
     return served

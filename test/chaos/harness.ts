@@ -29,7 +29,7 @@ import {
   type ScriptWindow,
 } from './protocol.js'
 import { seededRandom, pick } from '../support/random.js'
-import { checkStorage, type StorageVerdict } from './linearizability.js'
+import { checkStorage, type Revocation, type StorageVerdict } from './linearizability.js'
 import { readFinalStorage, storageStats, storageSummary, type StorageStats } from './storage-observe.js'
 
 export const FAULT_KINDS = ['kill', 'pause', 'skew', 'outage', 'corrupt-expiry', 'corrupt-token'] as const
@@ -384,6 +384,8 @@ export async function runChaos(
   const random = seededRandom(config.seed)
   const faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>
   let lastHealedAt = 0
+  /** Leases the store faults ended under their holders (storage runs judge warm reads by them). */
+  const revocations: Revocation[] = []
   let pausesHoldingWriteLock = 0
   /** Leases whose holder was SIGKILLed: someone must get them again once the TTL runs out. */
   const killedLeases: Array<{ doId: string; at: number }> = []
@@ -498,9 +500,17 @@ export async function runChaos(
         const held = [...(await holders()).values()].flat()
         const doId = held.includes(config.ids[0]!) ? config.ids[0]! : held.length ? pick(random, held) : config.ids[0]!
         log(`corrupt expires_at of "${doId}"`)
-        await db.run((c) =>
-          c.execute({ sql: "UPDATE do_locks SET expires_at = 'garbage' WHERE do_id = ?1", args: [doId] }),
+        const at = Date.now()
+        const corrupted = await db.run((c) =>
+          c.execute({
+            sql: "UPDATE do_locks SET expires_at = 'garbage' WHERE do_id = ?1 RETURNING fencing_token",
+            args: [doId],
+          }),
         )
+        // The store counts a corrupt expiry as expired: whoever held the lease has lost it from now on,
+        // though it cannot know before its next heartbeat or flush.
+        const revokedToken = corrupted.rows[0]?.fencing_token
+        if (typeof revokedToken === 'number') revocations.push({ doId, token: revokedToken, at })
         faults['corrupt-expiry']++
         break
       }
@@ -524,6 +534,8 @@ export async function runChaos(
           await sleep(fault.forMs)
         } finally {
           // While the token was garbage no acquire could succeed, so `token` is still the highest issued.
+          // Freeing the row (expires_at = 0) ends the lease of `token` under its holder, if still held.
+          revocations.push({ doId, token, at: Date.now() })
           await db.run((c) =>
             c.execute({
               sql: 'UPDATE do_locks SET fencing_token = ?2, expires_at = 0 WHERE do_id = ?1',
@@ -571,7 +583,7 @@ export async function runChaos(
       // write no counter rows, so the counter rules have nothing to judge.
       const lockVerdict = checkChaos(observation)
       const storage = await db.run(readFinalStorage)
-      const storageVerdict = checkStorage(observation.operations, storage)
+      const storageVerdict = checkStorage(observation.operations, storage, revocations)
       const problems = [
         ...lockVerdict.violations.map((v) => v.message),
         ...cluster.crashes(),

@@ -36,7 +36,10 @@ export interface Operation {
   /** Undefined when the process died before the call returned. */
   completedAt: number | undefined
   outcome: Outcome
-  /** acquire: the token granted (ok and acquired); increment, release, handoff: the lease's token. */
+  /**
+   * acquire: the token granted (ok and acquired); increment, release, handoff: the lease's token; read
+   * answered 200: the token of the lease it was served under.
+   */
   token?: number
   /** handoff: the node the lease was to pass to. */
   toNode?: string
@@ -58,6 +61,11 @@ export interface Operation {
   status?: number
   /** write, read answered 200: the counter value it returned (a write: the value it produced). */
   value?: number
+  /**
+   * read: the node's clock ran slow enough, around the read, that its lease's local validity may have
+   * outlasted the lease (ChaosClock.mayOverestimateValidity).
+   */
+  slowClock?: boolean
 }
 
 /** An increment's invoke line carries what the log row will carry, so the two can be matched. */
@@ -90,6 +98,7 @@ interface CompletionLine {
   attempts?: number
   status?: number
   value?: number
+  slowClock?: boolean
 }
 
 /** Things worth counting that are not operations: lost leases, heartbeat errors, clock changes. */
@@ -200,6 +209,7 @@ export function readHistories(files: string[]): ParsedHistory {
         if (line.attempts !== undefined) operation.attempts = line.attempts
         if (line.status !== undefined) operation.status = line.status
         if (line.value !== undefined) operation.value = line.value
+        if (line.slowClock !== undefined) operation.slowClock = line.slowClock
       }
     }
   }

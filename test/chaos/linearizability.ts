@@ -22,6 +22,18 @@
  *    (Wing-Gong's search reduces to it for a counter whose writes reveal their place in the order).
  *    Times are the machine's one real clock in ms; equal times count as overlapping, so a history off
  *    by less than a millisecond is accepted: the check never rejects a linearizable history.
+ *
+ * A warm read is a lease read: served from the activation's cache, with no store round trip, while
+ * the lease is locally valid (docs/design.md invariants 4 and 11). It is current only under the
+ * lease's model: nobody ends the lease before its holder's local validity does, and the holder's
+ * monotonic clock runs true within the drift margin. Two of the harness's faults break that model on
+ * purpose, and a read they touch may be stale for a while without any bug: a lease revoked under its
+ * holder (a corrupt `expires_at`, which the store counts as expired; the corrupt-token repair, which
+ * frees the row), and a monotonic clock running slow. Such a read (under a revoked token, answered after
+ * the revocation; or `slowClock`) still may not return a value no write produced or one from the future,
+ * but it does not bound when the next write took effect. Writes are fenced in the store, so no fault
+ * exempts one. A history that is linearizable only with those exemptions is `explained`, not a
+ * violation, and says which reads it needed.
  */
 import type { Operation } from './history.js'
 
@@ -48,6 +60,19 @@ export interface StorageVerdict {
   total: number
   /** Per object: committed writes (N) and acknowledged ones. */
   objects: Record<string, { committed: number; acknowledged: number; reads: number }>
+  /** Reads outside the lease model (see above), by reason; they do not bound later writes. */
+  exempt: Partial<Record<ExemptReason, number>>
+  /** Objects linearizable only because of those exemptions: which stale reads the faults explain. */
+  explained: string[]
+}
+
+export type ExemptReason = 'revoked-lease' | 'slow-clock'
+
+/** A lease the harness ended under its holder: `token` of `doId`, from `at` (ms, real clock) on. */
+export interface Revocation {
+  doId: string
+  token: number
+  at: number
 }
 
 /** Final storage: doId -> key -> decoded value. */
@@ -55,8 +80,19 @@ export type FinalStorage = Record<string, Map<string, unknown>>
 
 const LOG_PREFIX = 'w:'
 
-export function checkStorage(operations: Operation[], storage: FinalStorage): StorageVerdict {
-  const verdict: StorageVerdict = { violations: [], counts: {}, total: 0, objects: {} }
+export function checkStorage(
+  operations: Operation[],
+  storage: FinalStorage,
+  revocations: readonly Revocation[] = [],
+): StorageVerdict {
+  const verdict: StorageVerdict = { violations: [], counts: {}, total: 0, objects: {}, exempt: {}, explained: [] }
+  const exemptReason = (read: Operation): ExemptReason | undefined => {
+    if (read.slowClock) return 'slow-clock'
+    const revoked = revocations.some(
+      (r) => r.doId === read.doId && r.token === read.token && (read.completedAt ?? Infinity) >= r.at,
+    )
+    return revoked ? 'revoked-lease' : undefined
+  }
   const report = (rule: StorageRule, doId: string, message: string) => {
     verdict.total++
     const count = (verdict.counts[rule] = (verdict.counts[rule] ?? 0) + 1)
@@ -68,7 +104,7 @@ export function checkStorage(operations: Operation[], storage: FinalStorage): St
     byId.set(op.doId, [...(byId.get(op.doId) ?? []), op])
   }
   for (const doId of new Set([...byId.keys(), ...Object.keys(storage)])) {
-    checkObject(doId, byId.get(doId) ?? [], storage[doId] ?? new Map(), report, verdict)
+    checkObject(doId, byId.get(doId) ?? [], storage[doId] ?? new Map(), report, verdict, exemptReason)
   }
   return verdict
 }
@@ -79,6 +115,7 @@ function checkObject(
   rows: Map<string, unknown>,
   report: (rule: StorageRule, doId: string, message: string) => void,
   verdict: StorageVerdict,
+  exemptReason: (read: Operation) => ExemptReason | undefined,
 ): void {
   const writes = new Map(ops.filter((o) => o.kind === 'write').map((o) => [o.op, o]))
   // value -> the writes that committed it
@@ -138,16 +175,23 @@ function checkObject(
   // Without 1..N each once, the increments' order is not determined by their values; 2 already failed.
   if (!linearOk) return
 
-  // lo[v], hi[v]: bounds on t_v, the instant the v-th increment takes effect (index 0 unused).
-  const lo: number[] = [-Infinity]
+  // lo[v], hi[v]: bounds on t_v, the instant the v-th increment takes effect (index 0 unused). `lo` is
+  // kept twice: strict (every read) and within the model (exempt reads left out).
   const hi: number[] = [Infinity]
-  const why: string[][] = [[]]
+  const strict: Bounds = { lo: [-Infinity], why: [[]] }
+  const modelled: Bounds = { lo: [-Infinity], why: [[]] }
+  const hiWhy: string[][] = [[]]
   for (let v = 1; v <= committed; v++) {
     const op = producers.get(v)![0]!
-    lo[v] = op.invokedAt
     hi[v] = op.completedAt ?? Infinity
-    why[v] = [`write ${op.op} [${op.invokedAt}, ${op.completedAt ?? 'never answered'}]`]
+    const what = `write ${op.op} [${op.invokedAt}, ${op.completedAt ?? 'never answered'}]`
+    for (const b of [strict, modelled]) {
+      b.lo[v] = op.invokedAt
+      b.why[v] = [what]
+    }
+    hiWhy[v] = [what]
   }
+  const exemptReads: string[] = []
   for (const read of reads) {
     const r = read.value!
     if (r < 0 || r > committed) {
@@ -160,28 +204,51 @@ function checkObject(
     }
     if (r >= 1 && read.completedAt! < hi[r]!) {
       hi[r] = read.completedAt!
-      why[r]!.push(`read ${read.op} of ${r} answered at ${read.completedAt}`)
+      hiWhy[r]!.push(`read ${read.op} of ${r} answered at ${read.completedAt}`)
     }
-    if (r + 1 <= committed && read.invokedAt > lo[r + 1]!) {
-      lo[r + 1] = read.invokedAt
-      why[r + 1]!.push(`read ${read.op} of ${r} invoked at ${read.invokedAt}`)
+    if (r + 1 > committed) continue
+    const exempt = exemptReason(read)
+    if (exempt) {
+      verdict.exempt[exempt] = (verdict.exempt[exempt] ?? 0) + 1
+      exemptReads.push(`${read.op} (${exempt}, token ${read.token ?? '?'})`)
+    }
+    for (const b of exempt ? [strict] : [strict, modelled]) {
+      if (read.invokedAt > b.lo[r + 1]!) {
+        b.lo[r + 1] = read.invokedAt
+        b.why[r + 1]!.push(`read ${read.op} of ${r} invoked at ${read.invokedAt}`)
+      }
     }
   }
-  // Greedy: the earliest feasible t_v is max(lo_v, t_(v-1)); if it passes hi_v, nothing later would do.
+  const failure = firstViolation(doId, modelled, hi, hiWhy)
+  if (failure) {
+    report('not-linearizable', doId, failure)
+    return
+  }
+  const strictFailure = firstViolation(doId, strict, hi, hiWhy)
+  if (strictFailure) {
+    verdict.explained.push(
+      `${strictFailure}; linearizable without the reads outside the lease model: ${exemptReads.join(', ')}`,
+    )
+  }
+}
+
+interface Bounds {
+  lo: number[]
+  why: string[][]
+}
+
+/** Greedy: the earliest feasible t_v is max(lo_v, t_(v-1)); if it passes hi_v, nothing later would do. */
+function firstViolation(doId: string, { lo, why }: Bounds, hi: number[], hiWhy: string[][]): string | undefined {
   let t = -Infinity
   let from = 0
-  for (let v = 1; v <= committed; v++) {
+  for (let v = 1; v < hi.length; v++) {
     if (lo[v]! >= t) {
       t = lo[v]!
       from = v
     }
     if (t > hi[v]!) {
-      report(
-        'not-linearizable',
-        doId,
-        `"${doId}": n = ${v} must take effect by ${hi[v]} (${why[v]!.join('; ')}), but n = ${from} cannot before ${t} (${why[from]!.join('; ')})`,
-      )
-      return
+      return `"${doId}": n = ${v} must take effect by ${hi[v]} (${hiWhy[v]!.join('; ')}), but n = ${from} cannot before ${t} (${why[from]!.join('; ')})`
     }
   }
+  return undefined
 }

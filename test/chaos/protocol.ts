@@ -142,6 +142,8 @@ export interface DoAnswered {
   status: number
   value?: number
   code?: string
+  /** A read answered 200: the token of the lease it was served under. */
+  token?: number
 }
 
 // parent -> node: `go` and `stop` (no fields), and:

@@ -69,6 +69,7 @@ for (const run of runs) {
     if (report.violations.length) {
       console.error(['faults:', ...report.timeline, 'violations:', ...report.violations].join('\n'))
     }
+    for (const line of report.storage?.verdict.explained ?? []) console.error(`explained: ${line}`)
     console.log(report.summary)
     failed = report.violations.length > 0
   } catch (error) {

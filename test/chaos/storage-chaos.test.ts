@@ -14,6 +14,7 @@ import { shortStorageChaos } from './configs.js'
 import { FAULT_KINDS, runChaos } from './harness.js'
 import type { Operation } from './history.js'
 import { checkStorage, type FinalStorage } from './linearizability.js'
+import { runRevokedLeaseScenario } from './storage-revoked-lease.js'
 import { runStorageZombieScenario } from './storage-zombie.js'
 
 let seq = 0
@@ -125,6 +126,59 @@ describe('the storage linearizability checker', () => {
     expect(verdict.counts['not-linearizable']).toBe(1)
   })
 
+  describe('a warm read outside the lease model (a lease revoked under its holder, a slow clock)', () => {
+    const under = (read: Operation, fields: Partial<Operation>): Operation => Object.assign(read, fields)
+
+    it('is exempt under a revoked token once answered after the revocation: explained, not a violation', () => {
+      const a = op('write', 0, 5, 1)
+      const r = under(op('read', 6, 7, 0), { token: 3 })
+      const verdict = checkStorage([a, r], stored([[a, 1]]), [{ doId: 'x', token: 3, at: 1 }])
+      expect(verdict.violations).toEqual([])
+      expect(verdict.exempt).toEqual({ 'revoked-lease': 1 })
+      expect(verdict.explained).toHaveLength(1)
+      expect(verdict.explained[0]).toContain(`${r.op} (revoked-lease, token 3)`)
+    })
+
+    it('is exempt when its node recorded a slow clock', () => {
+      const a = op('write', 0, 5, 1)
+      const r = under(op('read', 6, 7, 0), { slowClock: true })
+      const verdict = checkStorage([a, r], stored([[a, 1]]))
+      expect(verdict.violations).toEqual([])
+      expect(verdict.exempt).toEqual({ 'slow-clock': 1 })
+      expect(verdict.explained).toHaveLength(1)
+    })
+
+    it('is still a violation under another token, another object, or answered before the revocation', () => {
+      for (const revocation of [
+        { doId: 'x', token: 4, at: 1 },
+        { doId: 'y', token: 3, at: 1 },
+        { doId: 'x', token: 3, at: 8 },
+      ]) {
+        const a = op('write', 0, 5, 1)
+        const r = under(op('read', 6, 7, 0), { token: 3 })
+        const verdict = checkStorage([a, r], stored([[a, 1]]), [revocation])
+        expect(verdict.counts['not-linearizable'], JSON.stringify(revocation)).toBe(1)
+        expect(verdict.explained).toEqual([])
+      }
+    })
+
+    it('may still not return a value from the future, or one no write produced', () => {
+      const r = under(op('read', 0, 2, 1), { slowClock: true })
+      const a = op('write', 3, 5, 1)
+      expect(checkStorage([r, a], stored([[a, 1]])).counts['not-linearizable']).toBe(1)
+      const ghost = under(op('read', 6, 7, 2), { slowClock: true })
+      expect(checkStorage([a, ghost], stored([[a, 1]])).counts['not-linearizable']).toBe(1)
+    })
+
+    it('explains nothing when the history is linearizable without the exemption', () => {
+      const a = op('write', 0, 5, 1)
+      const r = under(op('read', 6, 7, 1), { slowClock: true })
+      const verdict = checkStorage([a, r], stored([[a, 1]]))
+      expect(verdict.violations).toEqual([])
+      expect(verdict.explained).toEqual([])
+    })
+  })
+
   it('reports a read from the future: a value whose write began after the read was answered', () => {
     const r = op('read', 0, 2, 1)
     const a = op('write', 3, 5, 1)
@@ -190,10 +244,39 @@ describe('storage chaos', () => {
     }, 30_000)
   })
 
+  describe('a holder whose lease is ended under it (a corrupt expires_at) while another node takes the object', () => {
+    it('answers warm reads from its cache, stale, until it learns; its write is fenced out; then it reads the new state', async () => {
+      const report = await runRevokedLeaseScenario(entry!.file, group, { dir })
+      expect(report.crashed).toEqual([])
+      const answers = report.holder.map((a) => [a.status, a.value, a.code])
+      const [, read, stale, fenced, fresh] = report.holder
+      expect(answers).toEqual([
+        [200, 1, undefined],
+        [200, 1, undefined],
+        [200, 1, undefined], // stale: the successor's n = 2 was answered before this read was sent
+        [503, undefined, 'lease_lost'],
+        [200, 2, undefined],
+      ])
+      // Both warm reads ran under the lease whose expiry was corrupted; the fresh one under a later lease.
+      expect(report.revokedToken).toBeTypeOf('number')
+      expect([read!.token, stale!.token]).toEqual([report.revokedToken, report.revokedToken])
+      expect(fresh!.token).toBeGreaterThan(report.revokedToken! + 1)
+      expect(fenced!.code).toBe('lease_lost')
+      expect([report.successor.status, report.successor.value]).toEqual([200, 2])
+      expect(report.n).toBe(2)
+      // The stale read is the one the strict judge rejects, and the only one the revocation explains.
+      expect(report.strict.counts['not-linearizable']).toBe(1)
+      expect(report.verdict.violations).toEqual([])
+      expect(report.verdict.exempt).toEqual({ 'revoked-lease': 1 })
+      expect(report.verdict.explained).toHaveLength(1)
+    }, 30_000)
+  })
+
   it('keeps every acknowledged write and a linearizable history per object under every fault kind', async () => {
     const runDir = mkdtempSync(join(dir, 'run-'))
     const report = await runChaos(entry!.file, group, shortStorageChaos(Date.now() % 100_000), { dir: runDir })
     console.info(report.summary)
+    for (const line of report.storage!.verdict.explained) console.info(`explained: ${line}`)
 
     expect(report.violations).toEqual([])
     for (const kind of FAULT_KINDS) expect(report.faults[kind], `${kind} faults injected`).toBeGreaterThanOrEqual(1)

@@ -79,7 +79,11 @@ export function storageSummary(
     `; refused: ${refusals || 'none'}; ${stats.okAfterFaults} writes ok after the last fault, from ${stats.nodesRecovered} nodes` +
     `; objects ${Object.keys(verdict.objects).length}; faults ${Object.entries(faults)
       .map(([k, v]) => `${k}=${v}`)
-      .join(' ')}; violations ${verdict.total + context.harnessProblems}${
+      .join(' ')}; reads outside the lease model ${
+      Object.entries(verdict.exempt)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ') || 'none'
+    }, stale ones explained ${verdict.explained.length}; violations ${verdict.total + context.harnessProblems}${
       verdict.total
         ? ` (${Object.entries(verdict.counts)
             .map(([k, v]) => `${k}=${v}`)
