@@ -36,7 +36,7 @@ import {
   type SqlStatement,
   type SqlValue,
 } from './sql-lock-store.js'
-import { objectTableFor, objectTableSql } from './object-sql.js'
+import { MAX_ROWS_PER_PUT, objectTableFor, objectTableSql } from './object-sql.js'
 import { DEFAULT_TABLE, lockTableSql } from './sql.js'
 import { DEFAULT_LOCAL_BUSY_TIMEOUT_MS, type LocalEngine, type NativeDatabaseConstructor } from './local-engine.js'
 import { lazyLocalEngine, localClientFile, localPath } from './local-open.js'
@@ -285,10 +285,24 @@ function checkClient(client: LibSQLClientLike): void {
 }
 
 /**
- * Only acquire ([upsert, holder] or [upsert, holder, prefetch]), refresh, release and handoff share a
- * transaction with other callers': they cannot raise (a lost race or a stale holder is an empty result,
- * not an error; a prefetch only reads). Matched by exact shape, so `get` (the same SELECT as `holder`,
- * sent alone) is not combined.
+ * The most statements a flush may have to share a transaction with other callers' operations, and the
+ * most characters its arguments may carry: a bigger flush (a long `deleteAll` rewrite, many large
+ * values) is sent on its own, so a combined batch stays a small request.
+ */
+export const MAX_COMBINED_FLUSH_STATEMENTS = 8
+export const MAX_COMBINED_FLUSH_CHARS = 262_144
+
+/**
+ * What shares a transaction with other callers' operations:
+ * - acquire ([upsert, holder] or [upsert, holder, prefetch]), refresh, release and handoff: they cannot
+ *   raise (a lost race or a stale holder is an empty result, not an error; a prefetch only reads);
+ * - object flushes ([extend, fence, writes] or [fence, lease state, writes]) of at most
+ *   {@link MAX_COMBINED_FLUSH_STATEMENTS} statements and {@link MAX_COMBINED_FLUSH_CHARS}: their fence
+ *   does raise for a stale holder, which rolls the whole combined batch back, and the group is then
+ *   sent again one operation at a time (`retryAlone`), so the stale flush fails alone and every other
+ *   object's writes commit (issue 15: flushes of different objects share one commit, and one object's
+ *   fence cannot abort another's writes).
+ * Matched by exact shape, so `get` (the same SELECT as `holder`, sent alone) is not combined.
  */
 function groupCommitLockOperations(
   driver: SqlDriver,
@@ -296,17 +310,34 @@ function groupCommitLockOperations(
   options: true | GroupCommitOptions,
 ): SqlDriver {
   const sql = lockTableSql(tables.table ?? DEFAULT_TABLE)
-  const prefetch = objectTableSql(objectTableFor(sql.table, tables.objectTable), sql).prefetch
+  const objects = objectTableSql(objectTableFor(sql.table, tables.objectTable), sql)
   const isAcquire = (s: readonly SqlStatement[]) => s[0]!.sql === sql.acquire && s[1]!.sql === sql.holder
+  const objectWrites = new Set([objects.delete, objects.deleteAll])
+  for (let rows = 1; rows <= MAX_ROWS_PER_PUT; rows++) objectWrites.add(objects.put(rows))
+  const isFlush = (s: readonly SqlStatement[]): boolean => {
+    if (s.length < 2 || s.length > MAX_COMBINED_FLUSH_STATEMENTS) return false
+    const fenced =
+      (s[0]!.sql === sql.extend && s[1]!.sql === objects.extendedFence) ||
+      (s[0]!.sql === objects.extendedFence && s[1]!.sql === objects.leaseState)
+    if (!fenced) return false
+    let chars = 0
+    for (let i = 2; i < s.length; i++) {
+      if (!objectWrites.has(s[i]!.sql)) return false
+      for (const arg of s[i]!.args ?? []) if (typeof arg === 'string') chars += arg.length
+    }
+    return chars <= MAX_COMBINED_FLUSH_CHARS
+  }
   return groupCommitDriver(driver, {
     ...(options === true ? {} : options),
     retryAlone: failedInStatement,
     canCombine: (s) =>
-      s.length === 3
-        ? isAcquire(s) && s[2]!.sql === prefetch
-        : s.length === 2
-          ? isAcquire(s)
-          : s.length === 1 && (s[0]!.sql === sql.refresh || s[0]!.sql === sql.release || s[0]!.sql === sql.handoff),
+      s.length === 3 && isAcquire(s) && s[2]!.sql === objects.prefetch
+        ? true
+        : s.length === 2 && isAcquire(s)
+          ? true
+          : s.length === 1
+            ? s[0]!.sql === sql.refresh || s[0]!.sql === sql.release || s[0]!.sql === sql.handoff
+            : isFlush(s),
   })
 }
 

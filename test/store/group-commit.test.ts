@@ -15,6 +15,8 @@ import {
   type SqlStatement,
   type StoreAcquireResult,
 } from '../../src/index.js'
+import { MAX_COMBINED_FLUSH_CHARS, MAX_COMBINED_FLUSH_STATEMENTS } from '../../src/store/libsql.js'
+import { MAX_ROWS_PER_PUT } from '../../src/store/object-sql.js'
 import { countingClient } from '../support/counting-client.js'
 import { describeLockStoreContract } from './contract.js'
 
@@ -360,6 +362,117 @@ describe('LibSQLLockStore with groupCommit', () => {
     expect(y.status === 'fulfilled' && y.value.acquired).toBe(true)
     expect(z.status === 'fulfilled' && z.value.acquired).toBe(true)
     expect((await client.execute("SELECT n FROM counter WHERE id = 'c'")).rows[0]?.n).toBe(0)
+  })
+
+  describe('object flushes', () => {
+    const lease = (lock: { doId: string; nodeId: string; fencingToken: number }) => ({
+      doId: lock.doId,
+      nodeId: lock.nodeId,
+      fencingToken: lock.fencingToken,
+      ttlMs: 10_000,
+    })
+    const entries = (o: Record<string, string>) => new Map(Object.entries(o))
+    const stored = async (store: LibSQLLockStore, lock: Parameters<typeof lease>[0], keys: string[]) =>
+      Object.fromEntries(await store.objects.get(lease(lock), keys))
+
+    it('share ONE request and commit with each other and with lock operations, with and without extension', async () => {
+      const counted = countingClient(open())
+      const store = new LibSQLLockStore(counted.client, { groupCommit: true })
+      await store.ensureSchema()
+      const locks = await Promise.all(
+        ['a', 'b', 'c'].map(async (id) => won(await store.acquire({ doId: id, nodeId: 'n', ttlMs: 10_000 }))),
+      )
+      const [a, b, c] = locks as [(typeof locks)[0], (typeof locks)[0], (typeof locks)[0]]
+      counted.reset()
+      const [fa, fb, fc, heartbeat, other] = await Promise.all([
+        store.objects.flush(lease(a), { entries: entries({ k: 'a1', l: 'a2' }) }),
+        store.objects.flush(lease(b), { entries: entries({ k: 'b1' }), extend: false }),
+        store.objects.flush(lease(c), { deleteAll: true, entries: entries({ k: 'c1' }) }),
+        store.refresh({ ...a, ttlMs: 10_000 }),
+        store.acquire({ doId: 'd', nodeId: 'n', ttlMs: 10_000 }),
+      ])
+      expect(counted.requests()).toBe(1)
+      expect(fa.expiresAt).toBeGreaterThanOrEqual(a.expiresAt)
+      expect(fb.expiresAt).toBe(b.expiresAt) // not extended
+      expect(fc.expiresAt).toBeGreaterThanOrEqual(c.expiresAt)
+      expect(heartbeat?.fencingToken).toBe(a.fencingToken)
+      expect(other.acquired).toBe(true)
+      expect(await stored(store, a, ['k', 'l'])).toEqual({ k: 'a1', l: 'a2' })
+      expect(await stored(store, b, ['k'])).toEqual({ k: 'b1' })
+      expect(await stored(store, c, ['k'])).toEqual({ k: 'c1' })
+    })
+
+    it('a stale flush among them fails alone and writes nothing; every other object’s writes commit', async () => {
+      const counted = countingClient(open())
+      const store = new LibSQLLockStore(counted.client, { groupCommit: true })
+      await store.ensureSchema()
+      const old = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+      await store.forceRelease('x')
+      const successor = won(await store.acquire({ doId: 'x', nodeId: 'b', ttlMs: 10_000 }))
+      const y = won(await store.acquire({ doId: 'y', nodeId: 'a', ttlMs: 10_000 }))
+      const z = won(await store.acquire({ doId: 'z', nodeId: 'a', ttlMs: 10_000 }))
+      counted.reset()
+      const [stale, fy, fz] = await Promise.allSettled([
+        store.objects.flush(lease(old), { entries: entries({ k: 'stale' }) }),
+        store.objects.flush(lease(y), { entries: entries({ k: 'y1' }) }),
+        store.objects.flush(lease(z), { entries: entries({ k: 'z1' }), extend: false }),
+      ])
+      expect(counted.requests()).toBe(4) // the combined batch, rolled back by the fence, then each alone
+      expect(stale.status === 'rejected' && stale.reason).toBeInstanceOf(StaleFencingTokenError)
+      expect(fy.status).toBe('fulfilled')
+      expect(fz.status).toBe('fulfilled')
+      expect(await stored(store, successor, ['k'])).toEqual({})
+      expect(await stored(store, y, ['k'])).toEqual({ k: 'y1' })
+      expect(await stored(store, z, ['k'])).toEqual({ k: 'z1' })
+    })
+
+    it('on the local engine too: the stale flush fails alone, the others commit, all concurrent', async () => {
+      const store = new LibSQLLockStore(freshFile(), { groupCommit: true })
+      try {
+        await store.ensureSchema()
+        const old = won(await store.acquire({ doId: 'x', nodeId: 'a', ttlMs: 10_000 }))
+        await store.forceRelease('x')
+        won(await store.acquire({ doId: 'x', nodeId: 'b', ttlMs: 10_000 }))
+        const others = await Promise.all(
+          Array.from({ length: 16 }, async (_, i) =>
+            won(await store.acquire({ doId: `o${i}`, nodeId: 'a', ttlMs: 10_000 })),
+          ),
+        )
+        const [stale, ...rest] = await Promise.allSettled([
+          store.objects.flush(lease(old), { entries: entries({ k: 'stale' }) }),
+          ...others.map((o) => store.objects.flush(lease(o), { entries: entries({ k: o.doId }) })),
+        ])
+        expect(stale!.status === 'rejected' && stale!.reason).toBeInstanceOf(StaleFencingTokenError)
+        expect(rest.map((r) => r.status)).toEqual(others.map(() => 'fulfilled'))
+        for (const o of others) expect(await stored(store, o, ['k'])).toEqual({ k: o.doId })
+      } finally {
+        store.close()
+      }
+    })
+
+    it(`sends a flush alone past ${MAX_COMBINED_FLUSH_STATEMENTS} statements or ${MAX_COMBINED_FLUSH_CHARS} characters of arguments`, async () => {
+      const counted = countingClient(open())
+      const store = new LibSQLLockStore(counted.client, { groupCommit: true })
+      await store.ensureSchema()
+      const [a, b, c] = await Promise.all(
+        ['a', 'b', 'c'].map(async (id) => won(await store.acquire({ doId: id, nodeId: 'n', ttlMs: 10_000 }))),
+      )
+      // Puts go out in rows of MAX_ROWS_PER_PUT: this many keys need more statements than a combined flush may have.
+      const manyKeys = Object.fromEntries(
+        Array.from({ length: MAX_ROWS_PER_PUT * (MAX_COMBINED_FLUSH_STATEMENTS - 1) }, (_, i) => [`k${i}`, 'v']),
+      )
+      const big = 'x'.repeat(MAX_COMBINED_FLUSH_CHARS)
+      counted.reset()
+      await Promise.all([
+        store.objects.flush(lease(a!), { entries: entries(manyKeys) }),
+        store.objects.flush(lease(b!), { entries: entries({ k: big }) }),
+        store.objects.flush(lease(c!), { entries: entries({ k: 'small' }) }),
+        store.refresh({ ...c!, ttlMs: 10_000 }),
+      ])
+      expect(counted.requests()).toBe(3) // the two big flushes alone, the small one with the refresh
+      expect((await stored(store, b!, ['k'])).k).toHaveLength(MAX_COMBINED_FLUSH_CHARS)
+      expect(Object.keys(await store.objects.list(lease(a!), {}))).toHaveLength(Object.keys(manyKeys).length)
+    })
   })
 
   it('does not combine get with acquires (same SELECT as the holder query, sent alone)', async () => {

@@ -98,6 +98,15 @@ describeObjectStoreContract('SqlObjectStore on the LibSQLLockStore local engine 
   return { locks: store, objects: store.objects, requests, close }
 })
 
+// Group commit combines flushes with other operations (src/store/libsql.ts): alone, each is still one request.
+describeObjectStoreContract(
+  'SqlObjectStore on the LibSQLLockStore local engine with group commit (a file)',
+  async () => {
+    const { store, requests, close } = localStore(`file:${freshPath()}`, { groupCommit: true })
+    return { locks: store, objects: store.objects, requests, close }
+  },
+)
+
 describeObjectStoreContract('SqlObjectStore on the LibSQLLockStore local engine (:memory:)', async () => {
   const { store, requests, close } = localStore(':memory:')
   return { locks: store, objects: store.objects, requests, close }
