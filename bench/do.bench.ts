@@ -121,7 +121,9 @@ let lastBatch: SentBatch | undefined
  * One node's connection to the database: its own client, counted, behind the artificial network.
  * `client` (the store's) also records each batch in `lastBatch`; `bare` is the same client without that.
  */
-async function connect(): Promise<{ store: LibSQLLockStore; client: LibSQLClientLike; bare: LibSQLClientLike }> {
+async function connect(
+  options: { groupCommit?: boolean } = {},
+): Promise<{ store: LibSQLLockStore; client: LibSQLClientLike; bare: LibSQLClientLike }> {
   const raw = createClient({ url })
   raws.push(raw)
   await raw.execute('PRAGMA journal_mode=WAL')
@@ -141,7 +143,7 @@ async function connect(): Promise<{ store: LibSQLLockStore; client: LibSQLClient
       return typeof value === 'function' ? value.bind(target) : value
     },
   })
-  return { store: new LibSQLLockStore(client), client, bare }
+  return { store: new LibSQLLockStore(client, { groupCommit: options.groupCommit ?? false }), client, bare }
 }
 
 /** The same connection's store with hand-over hidden: its nodes' activations never ask a holder to let go. */
@@ -158,6 +160,8 @@ const storeA = nodeA.store
 const storeB = connections[1]!.store // the second node of the two-node scenario
 const stores = connections.map((c) => c.store)
 const plainStores = connections.map((c) => withoutHandover(c.client))
+/** One more node-a connection whose store has group commit on: its objects' flushes share commits. */
+const groupCommitStores = [(await connect({ groupCommit: true })).store]
 await storeA.ensureSchema()
 await nodeA.client.execute({
   sql: 'CREATE TABLE IF NOT EXISTS bench_floor (k TEXT PRIMARY KEY, v INTEGER NOT NULL)',
@@ -595,6 +599,8 @@ interface NodeSetup {
   idleMs?: number
   /** Whether a node that finds the object held elsewhere asks the holder to let go. @default true */
   handover?: boolean
+  /** One node only: its store has `groupCommit` on (flushes of different objects share a commit). */
+  groupCommit?: boolean
 }
 
 /**
@@ -611,9 +617,14 @@ function scenario(
   tag: string,
 ): (round: number) => Promise<LoadResult> {
   return async (round) => {
-    const { mode, idleMs = IDLE_MS, handover = true } = setup
+    const { mode, idleMs = IDLE_MS, handover = true, groupCommit = false } = setup
     const envs = Array.from({ length: shape.nodes }, (_, i) =>
-      node(`node-${String.fromCharCode(97 + i)}`, (handover ? stores : plainStores)[i]!, mode, idleMs),
+      node(
+        `node-${String.fromCharCode(97 + i)}`,
+        (groupCommit ? groupCommitStores : handover ? stores : plainStores)[i]!,
+        mode,
+        idleMs,
+      ),
     )
     const ids = Array.from({ length: shape.objects }, (_, i) => `${tag}-r${round}-${i}`)
     const home = (j: number) => envs[shape.routing === 'sticky' ? j % envs.length : 0]!
@@ -672,6 +683,13 @@ const SCENARIOS: Scenario[] = [
     mode: MODE_LABEL[mode],
     run: scenario({ mode }, oneNode(OBJECTS, OBJECTS), `many-${mode}`),
   })),
+  {
+    key: 'many:activations-gc',
+    group: 'many' as const,
+    label: `${OBJECTS} objects`,
+    mode: 'activations, groupCommit store',
+    run: scenario({ mode: 'activations', groupCommit: true }, oneNode(OBJECTS, OBJECTS), 'many-gc'),
+  },
   // Two nodes, one client each, on one object; node a warm on it first.
   ...[
     PER_REQUEST,
@@ -775,7 +793,7 @@ console.log(
 )
 console.log(`command: npm run bench:do${argv.length ? ` -- ${argv.join(' ')}` : ''}`)
 console.log(
-  `modes: per request = activationOptions() false, acquireOptions { waitMs: ${WAIT_MS} } in the throughput runs (release awaited: no ctx.waitUntil); activations = default, ctx with id (Durable Object mode), idleMs ${IDLE_MS} unless a row says otherwise; hand-over off = the node's store without requestHandover (its activations never ask a holder to let go); multi-node rows: one guard and one connection per node, in this process; lease ttl ${TTL_MS / 1000} s for both (no heartbeat inside a measurement); no group commit`,
+  `modes: per request = activationOptions() false, acquireOptions { waitMs: ${WAIT_MS} } in the throughput runs (release awaited: no ctx.waitUntil); activations = default, ctx with id (Durable Object mode), idleMs ${IDLE_MS} unless a row says otherwise; hand-over off = the node's store without requestHandover (its activations never ask a holder to let go); multi-node rows: one guard and one connection per node, in this process; lease ttl ${TTL_MS / 1000} s for both (no heartbeat inside a measurement); no group commit, except the row "activations, groupCommit store" (its node's store has groupCommit on: flushes of different objects, heartbeats and acquires share commits)`,
 )
 console.log(
   `latency: ${ROUNDS} requests per (mode, type), interleaved one at a time, after ${WARMUP} unmeasured rounds and ${JIT_WARMUP} unmeasured warm reads (JIT warm-up, no I/O); throughput: ${TP_ROUNDS} interleaved round(s) of ${TP_MS} ms windows, medians; a 503 is retried after ${RETRY_PAUSE_MS} ms`,
@@ -839,10 +857,12 @@ for (const n of HOT_CLIENTS) {
 }
 
 console.log(`\n## ${OBJECTS} objects, one client each, one node: acknowledged writes/s (all objects)\n`)
-console.log('| per request | activations | activations / per request |')
-console.log('|---:|---:|---:|')
 console.log(
-  `| ${fmt(wps('many:perRequest'))} | ${fmt(wps('many:activations'))} | ${x(wps('many:activations') / wps('many:perRequest'))} |`,
+  '| per request | activations | activations / per request | activations, groupCommit store (flushes of different objects share a commit) | vs activations | vs per request |',
+)
+console.log('|---:|---:|---:|---:|---:|---:|')
+console.log(
+  `| ${fmt(wps('many:perRequest'))} | ${fmt(wps('many:activations'))} | ${x(wps('many:activations') / wps('many:perRequest'))} | ${fmt(wps('many:activations-gc'))} | ${x(wps('many:activations-gc') / wps('many:activations'))} | ${x(wps('many:activations-gc') / wps('many:perRequest'))} |`,
 )
 
 const scenariosOf = (group: Scenario['group']) => SCENARIOS.filter((s) => s.group === group)
@@ -966,6 +986,11 @@ checks.push({
     wps('many:perRequest') > 0
       ? `${x(wps('many:activations') / wps('many:perRequest'))} (${fmt(wps('many:activations'))} vs ${fmt(wps('many:perRequest'))} writes/s)`
       : `not measured: per request acknowledged no write within the ${TP_MS} ms window (activations ${fmt(wps('many:activations'))}/s)`,
+})
+checks.push({
+  name: `${OBJECTS} objects x 1 client >= 3x the per-request throughput, activations over a groupCommit store`,
+  met: wps('many:perRequest') > 0 && wps('many:activations-gc') >= 3 * wps('many:perRequest'),
+  value: `${x(wps('many:activations-gc') / Math.max(1e-9, wps('many:perRequest')))} (${fmt(wps('many:activations-gc'))} vs ${fmt(wps('many:perRequest'))} writes/s)`,
 })
 console.log(`\n## Targets${remote ? '' : ' (defined with --rtt 5; local figures for reference)'}\n`)
 for (const c of checks)
