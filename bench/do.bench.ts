@@ -3,7 +3,8 @@
  *
  * Run: `npm run bench:do` (local `file:` database), `npm run bench:do -- --rtt 5` (every request to the
  * database waits 5 ms, like a remote Turso primary). Options: `--rtt MS`, `--quick` (small counts, a few
- * seconds: a smoke test). One `file:` database (WAL, busy_timeout 5000, as bench/lock.bench.ts sets it
+ * seconds: a smoke test), `--engine native` (the statements run on the local engine instead of
+ * `@libsql/client`'s local client). One `file:` database (WAL, busy_timeout 5000, as bench/lock.bench.ts sets it
  * up), one `@libsql/client` client per node, every request to the database counted on the client.
  *
  * One StatelessDO subclass, a counter kept in `this.storage` (GET reads it, POST increments it), driven
@@ -55,6 +56,8 @@ import {
   type StatelessDOContext,
 } from '../src/index.js'
 import { activationsFor, DEFAULT_IDLE_MS } from '../src/do/node-activations.js'
+import { LocalEngine, type NativeDatabaseConstructor } from '../src/store/local-engine.js'
+import Database from 'libsql'
 import { countingClient } from '../test/support/counting-client.js'
 import { ARGV as argv, RTT_MS, QUICK } from './options.js'
 import { probeRtt, rttClient } from './rtt-client.js'
@@ -62,6 +65,17 @@ import { probeRtt, rttClient } from './rtt-client.js'
 // --- options ----------------------------------------------------------------------------------
 
 const remote = RTT_MS > 0
+/**
+ * `--engine client|native`: what runs the statements behind the artificial network. `client` (default,
+ * as in every recorded run): `@libsql/client`'s local client, which adds its own per-statement cost (a
+ * fresh prepared statement per call); `native`: the local engine, native statements as a database
+ * server runs them. Both share the disk's commit cost, which is what bounds the write floors.
+ */
+const engineIndex = argv.indexOf('--engine')
+const ENGINE = engineIndex < 0 ? 'client' : String(argv[engineIndex + 1])
+if (ENGINE !== 'native' && ENGINE !== 'client') throw new Error(`--engine expects native|client, got ${ENGINE}`)
+/** The store sees the native engine's adapter as a remote client: the engine defends against SQLITE_BUSY itself. */
+const STORE_OPTIONS = ENGINE === 'native' ? { local: false } : {}
 /** Sequential latency: samples per (mode, request type). */
 const ROUNDS = QUICK ? 15 : remote ? 150 : 300
 /**
@@ -124,10 +138,12 @@ let lastBatch: SentBatch | undefined
 async function connect(
   options: { groupCommit?: boolean } = {},
 ): Promise<{ store: LibSQLLockStore; client: LibSQLClientLike; bare: LibSQLClientLike }> {
-  const raw = createClient({ url })
+  const raw = ENGINE === 'client' ? createClient({ url }) : engineClient()
   raws.push(raw)
-  await raw.execute('PRAGMA journal_mode=WAL')
-  await raw.execute('PRAGMA busy_timeout=5000')
+  if (ENGINE === 'client') {
+    await raw.execute('PRAGMA journal_mode=WAL')
+    await raw.execute('PRAGMA busy_timeout=5000')
+  }
   const counted = countingClient(raw)
   requestCounters = [...requestCounters, counted.requests]
   const bare = rttClient(counted.client, RTT_MS).client
@@ -143,12 +159,37 @@ async function connect(
       return typeof value === 'function' ? value.bind(target) : value
     },
   })
-  return { store: new LibSQLLockStore(client, { groupCommit: options.groupCommit ?? false }), client, bare }
+  return {
+    store: new LibSQLLockStore(client, { ...STORE_OPTIONS, groupCommit: options.groupCommit ?? false }),
+    client,
+    bare,
+  }
+}
+
+/**
+ * `--engine native`: the "server" behind the artificial network is the local engine (one native
+ * connection, the engine `LibSQLLockStore` runs for a `file:` URL), seen through a client-shaped
+ * adapter so the same RTT, counting and recording wrappers apply. The store treats it as remote
+ * (`local: false`): the engine has its own SQLITE_BUSY defences.
+ */
+function engineClient(): Client {
+  const engine = new LocalEngine(Database as unknown as NativeDatabaseConstructor, join(dir, 'do.db'), {
+    pragmas: ['journal_mode = WAL'],
+  })
+  type Stmt = string | { sql: string; args?: unknown[] }
+  const statement = (s: Stmt) => (typeof s === 'string' ? { sql: s } : s) as never
+  const adapter = {
+    protocol: 'file',
+    execute: (s: Stmt) => engine.execute(statement(s)),
+    batch: (statements: Stmt[]) => engine.batch(statements.map(statement)),
+    close: () => engine.close(),
+  }
+  return adapter as unknown as Client
 }
 
 /** The same connection's store with hand-over hidden: its nodes' activations never ask a holder to let go. */
 function withoutHandover(client: LibSQLClientLike): LibSQLLockStore {
-  return Object.defineProperty(new LibSQLLockStore(client), 'requestHandover', { value: undefined })
+  return Object.defineProperty(new LibSQLLockStore(client, STORE_OPTIONS), 'requestHandover', { value: undefined })
 }
 
 /** Nodes of the multi-node scenarios (one connection each), with and without hand-over. */
@@ -789,7 +830,7 @@ console.log(
   `machine: ${cpus().length} cores (nproc), ${cpuModel}; Node ${process.version}; @libsql/client ${packageVersion('@libsql/client')}`,
 )
 console.log(
-  `database: file: in ${tmpdir()} (WAL, busy_timeout 5000, synchronous=${String(synchronous)} (default FULL)); one client per node; RTT ${remote ? `${RTT_MS} ms (artificial, half before and half after each call)` : 'none (local)'}`,
+  `database: file: in ${tmpdir()} (WAL, busy_timeout 5000, synchronous=${String(synchronous)} (default FULL)); one ${ENGINE === 'native' ? 'local-engine connection (native statements; --engine client for @libsql/client)' : '@libsql/client client'} per node; RTT ${remote ? `${RTT_MS} ms (artificial, half before and half after each call)` : 'none (local)'}`,
 )
 console.log(`command: npm run bench:do${argv.length ? ` -- ${argv.join(' ')}` : ''}`)
 console.log(
