@@ -124,14 +124,17 @@ export interface LibSQLLockStoreOptions extends SqlLockStoreOptions {
    */
   local?: boolean
   /**
-   * Group commit (default off). Acquire, refresh, release and handoff operations issued concurrently
+   * Group commit (default off). Acquire, refresh, release and handoff operations, and the object
+   * flushes of `objects` (at most {@link MAX_COMBINED_FLUSH_STATEMENTS} statements and
+   * {@link MAX_COMBINED_FLUSH_CHARS} characters of arguments; bigger ones go alone), issued concurrently
    * (in the same tick, or while a combined batch is in flight) go to the database as ONE batch: one request,
    * one transaction and one commit for all of them. Each caller gets only its own statements' results,
    * computed as if the operations had run one after the other. If the combined batch fails in one of
    * its statements (it rolled back), its operations are sent again one by one, so only the failing one
    * is rejected; if it fails otherwise (network, busy database), every caller in it is rejected with
-   * that error, never answered wrongly. Fenced writes, `get`, `list`, `forceRelease` and
-   * `ensureSchema` are never combined. `true` uses the defaults of {@link GroupCommitOptions}.
+   * that error, never answered wrongly. A stale holder's flush is such a failing statement (its fence
+   * raises): it fails alone and the other objects' flushes commit. Fenced writes (`fencedWrite`),
+   * reads, `get`, `list`, `forceRelease` and `ensureSchema` are never combined. `true` uses the defaults of {@link GroupCommitOptions}.
    *
    * Trade-off: a process that runs many lock operations at once (a busy node sharing one store) gains
    * throughput, most on a local `file:` database where every commit syncs the WAL, less with a remote
