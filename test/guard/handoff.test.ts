@@ -35,6 +35,14 @@ describe('HybridConsistencyGuard one-request handoff to its next waiter', () => 
     guards.push(guard)
     return guard
   }
+  /** A guard holding 'x' with one caller already waiting for it (its first try made and lost). */
+  const heldWithWaiter = async (overrides: Partial<HybridConsistencyGuardOptions> = {}) => {
+    const guard = make(overrides)
+    const lock = held(await guard.acquire('x'))
+    const waiting = guard.acquire('x', { waitMs: 60_000 })
+    await vi.advanceTimersByTimeAsync(0)
+    return { guard, lock, waiting }
+  }
   /** Store requests of each kind so far. */
   const counts = () => ({
     acquire: recorder.received.acquire.length,
@@ -54,10 +62,7 @@ describe('HybridConsistencyGuard one-request handoff to its next waiter', () => 
   })
 
   it('hands the lease to the first waiter in one store request: no release, no acquire of its own', async () => {
-    const guard = make()
-    const lock = held(await guard.acquire('x'))
-    const waiting = guard.acquire('x', { waitMs: 60_000 })
-    await vi.advanceTimersByTimeAsync(0)
+    const { guard, lock, waiting } = await heldWithWaiter()
     const before = counts()
     expect(await guard.release(lock)).toBe(true)
     const next = held(await waiting)
@@ -133,10 +138,7 @@ describe('HybridConsistencyGuard one-request handoff to its next waiter', () => 
   })
 
   it('falls back to a release and the waiter’s own acquire when the store refuses the handoff', async () => {
-    const guard = make()
-    const lock = held(await guard.acquire('x'))
-    const waiting = guard.acquire('x', { waitMs: 60_000 })
-    await vi.advanceTimersByTimeAsync(0)
+    const { guard, lock, waiting } = await heldWithWaiter()
     recorder.faults.handoff = () => Promise.resolve(null) // refused, the lease untouched
     expect(await guard.release(lock)).toBe(true) // the plain release that followed freed it
     const next = held(await waiting)
@@ -145,10 +147,7 @@ describe('HybridConsistencyGuard one-request handoff to its next waiter', () => 
   })
 
   it('reports a release of a lease the store no longer had as false, and the waiter takes the id with its own acquire', async () => {
-    const guard = make()
-    const lock = held(await guard.acquire('x'))
-    const waiting = guard.acquire('x', { waitMs: 60_000 })
-    await vi.advanceTimersByTimeAsync(0)
+    const { guard, lock, waiting } = await heldWithWaiter()
     await inner.forceRelease('x') // an operator freed it; the guard has not noticed yet
     expect(await guard.release(lock)).toBe(false)
     expect(events.filter((e) => e.type === 'release')).toMatchObject([{ released: false, fencingToken: 1 }])
@@ -158,10 +157,7 @@ describe('HybridConsistencyGuard one-request handoff to its next waiter', () => 
   })
 
   it('falls back when the handoff fails, reporting the error, and never hands the waiter a lease the store did not grant', async () => {
-    const guard = make()
-    const lock = held(await guard.acquire('x'))
-    const waiting = guard.acquire('x', { waitMs: 60_000 })
-    await vi.advanceTimersByTimeAsync(0)
+    const { guard, lock, waiting } = await heldWithWaiter()
     const failure = new StoreUnavailableError('disk I/O error', { retryable: true })
     recorder.faults.handoff = () => Promise.reject(failure)
     expect(await guard.release(lock)).toBe(true)
@@ -198,10 +194,7 @@ describe('HybridConsistencyGuard one-request handoff to its next waiter', () => 
   })
 
   it('gives back a handoff answered after requestTimeoutMs, and the waiter gets the next lease from the store', async () => {
-    const guard = make({ requestTimeoutMs: 1_000 })
-    const lock = held(await guard.acquire('x'))
-    const waiting = guard.acquire('x', { waitMs: 60_000 })
-    await vi.advanceTimersByTimeAsync(0)
+    const { guard, lock, waiting } = await heldWithWaiter({ requestTimeoutMs: 1_000 })
     recorder.faults.handoff = async (request, real) => {
       const granted = await real(request) // committed at once; the answer comes too late
       await new Promise((resolve) => setTimeout(resolve, 5_000))
