@@ -43,13 +43,30 @@ process.on('exit', () => {
 })
 execFileSync('git', ['worktree', 'add', '--detach', tree, FILING_COMMIT], { cwd: root, stdio: 'ignore' })
 symlinkSync(join(root, 'node_modules'), join(tree, 'node_modules'))
-// The core entry only, CommonJS, no declarations: all the comparison needs, and what that commit builds.
+// The core entry only, CommonJS, no declarations: all the comparison needs. `--no-config`: that
+// commit's tsup.config.ts builds several entries into one folder with rollup's tree-shaking, which
+// leaves the CommonJS file with a class private field out of its class; the flags give what its config
+// gives the core (ES2022, the clients external). Built inside the worktree, so that its require() of a
+// dependency (devalue) finds node_modules through the worktree's link.
 execFileSync(
   join(root, 'node_modules', '.bin', 'tsup'),
-  ['src/index.ts', '--format', 'cjs', '--no-dts', '--out-dir', join(work, 'dist')],
+  [
+    'src/index.ts',
+    '--no-config',
+    '--format',
+    'cjs',
+    '--target',
+    'es2022',
+    '--external',
+    '@libsql/client',
+    '--external',
+    'libsql',
+    '--out-dir',
+    join(tree, '.bench-dist'),
+  ],
   { cwd: tree, stdio: 'ignore' },
 )
-const built = join(work, 'dist', 'index.cjs')
+const built = join(tree, '.bench-dist', 'index.cjs')
 if (!existsSync(built)) throw new Error(`building ${FILING_COMMIT} produced no ${built}`)
 const filing = createRequire(import.meta.url)(built) as {
   LibSQLLockStore: new (client: unknown) => { ensureSchema(): Promise<void> }
