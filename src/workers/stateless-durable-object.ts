@@ -20,7 +20,7 @@ import type { AcquireOptions, ConsistencyGuard, Lock } from '../guard/types.js'
 import type { ObjectStorage } from '../storage/object-storage.js'
 import type { ObjectStore } from '../store/object-store.js'
 import type { remoteErrorName } from './remote-errors.js'
-import { wrapTurnMethods } from './turn-methods.js'
+import { wrapTurnMethods, type NOT_TURN_NAMES } from './turn-methods.js'
 
 /** The Durable Object's state, as `DurableObject`'s constructor takes it. */
 type State = ConstructorParameters<typeof DurableObject>[0]
@@ -51,6 +51,15 @@ interface Hooks {
   readOnlyRequest(request: Request): boolean
   handleReadOnlyRequest(request: Request, storage: ObjectStorage): Promise<Response> | Response
 }
+
+/**
+ * Every hook the core calls on the outer object is kept from being wrapped as a turn: a hook missing
+ * from NOT_TURN_NAMES makes this type an error (`doIdFor` once was, and an override of it handed
+ * `fetch` a promise for an id).
+ */
+type HooksNotTurns = Exclude<keyof Hooks, (typeof NOT_TURN_NAMES)[number]> extends never ? true : never
+const hooksAreNotTurns: HooksNotTurns = true
+void hooksAreNotTurns
 
 /** The StatelessDO that runs a StatelessDurableObject's turns, with the outer object's hooks. */
 class Core extends StatelessDO<unknown> {
@@ -151,7 +160,7 @@ function coreOf(instance: object): Core {
  * - `fetch(request)`, through {@link handleRequest}, answered as StatelessDO answers;
  * - every method of your subclass (and of its parents up to this class), public or TypeScript-private,
  *   including `alarm()` and the `webSocket*` handlers the platform delivers; except `constructor`,
- *   `fetch`, and the hooks this class calls itself (`createGuard`, `handleRequest`, `doId`,
+ *   `fetch`, and the hooks this class calls itself (`createGuard`, `handleRequest`, `doId`, `doIdFor`,
  *   `acquireOptions`, `turnOptions`, `onError`, `objectStore`, `activationOptions`, `onStart`,
  *   `readOnlyRequest`, `handleReadOnlyRequest`). Getters, setters, fields and `#private` methods are
  *   not turns: they run inside the turn that uses them.

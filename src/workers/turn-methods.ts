@@ -15,14 +15,17 @@
 
 /**
  * Names that are never wrapped: the constructor, `fetch` (already a turn, through `handleRequest`),
- * and the hooks StatelessDO calls itself (they run inside turns, or before them).
+ * and the hooks StatelessDO calls itself (they run inside turns, or before them: an override wrapped
+ * as a turn would hand its caller a promise, or queue behind the turn that called it).
+ * stateless-durable-object.ts checks at compile time that every hook it calls is listed here.
  */
-export const NOT_TURNS: ReadonlySet<string> = new Set([
+export const NOT_TURN_NAMES = [
   'constructor',
   'fetch',
   'createGuard',
   'handleRequest',
   'doId',
+  'doIdFor',
   'acquireOptions',
   'turnOptions',
   'onError',
@@ -31,7 +34,10 @@ export const NOT_TURNS: ReadonlySet<string> = new Set([
   'onStart',
   'readOnlyRequest',
   'handleReadOnlyRequest',
-])
+] as const
+
+/** {@link NOT_TURN_NAMES} as a set. */
+export const NOT_TURNS: ReadonlySet<string> = new Set<string>(NOT_TURN_NAMES)
 
 /** Runs `call` as a turn of `instance`'s object. */
 export type RunTurn = (instance: object, call: () => unknown) => Promise<unknown>

@@ -35,6 +35,14 @@ export class RpcCounter extends StatelessDurableObject<RpcCounterEnv> {
     }))
   }
 
+  /**
+   * A hook overridden (with the default's own answer): hooks run inside turns or before them, so an
+   * override must not become a turn of its own.
+   */
+  protected override doIdFor(_request: Request): string {
+    return this.doId()
+  }
+
   /** The lease this turn runs under. */
   async whoami(): Promise<TurnSeen> {
     return this.#seen(this.lock)

@@ -128,6 +128,14 @@ describe('StatelessDurableObject over RPC', () => {
     expect((await stub.increment(1)).n).toBe(1) // the object still serves
   })
 
+  it('serves fetch under ctx.id when the subclass overrides doIdFor, a hook the class calls itself (not a turn)', async () => {
+    const { stub, doId } = freshCounter()
+    const res = await stub.fetch('https://example.test/')
+    expect(res.status).toBe(200)
+    expect(((await res.json()) as { n: number }).n).toBe(1)
+    expect((await leaseRow(doId))?.fencing_token).toBeGreaterThan(0)
+  })
+
   it('still serves fetch as a turn under the same lease', async () => {
     const { stub, doId } = freshCounter()
     const { seen } = await stub.increment(1)
