@@ -28,8 +28,8 @@
  *   each: acknowledged writes/s, the split between the nodes, 503s and leases taken; activations with
  *   a long idleMs and hand-over on and off, and with idleMs 5 ms;
  * - plain-Worker mode: 4 isolates (nodes) on one object, 16 clients, each request to a random isolate:
- *   per request (today's default there) against activations with idleMs 1 ms (the default if turned on
- *   without ctx.id) and 10 s (the Durable Object default), hand-over on and off;
+ *   per request (today's default there) against activations with idleMs 1 ms (the README's setting for
+ *   plain Workers if activations are turned on) and 10 s (the default), hand-over on and off;
  * - a Node cluster: 4 processes (nodes in this process, a connection each), 64 objects, one client
  *   each, random routing (a plain load balancer) and sticky routing (each object to one process);
  * - afterwards, every object's counter read back: it must hold every acknowledged write.
@@ -700,7 +700,7 @@ const setupLabel = (setup: NodeSetup) =>
     ? `per request (waitMs ${WAIT_MS})`
     : `activations, idleMs ${idleLabel(setup.idleMs ?? IDLE_MS)}, hand-over ${setup.handover === false ? 'off' : 'on'}`
 
-/** The plain-Worker default if activations are turned on without ctx.id (node-activations.ts). */
+/** The setting the README recommends where any isolate may serve an object (plain Workers) if activations are on. */
 const WORKER_IDLE_MS = 1
 /** The Durable Object default (DEFAULT_IDLE_MS). */
 const DO_IDLE_MS = 10_000

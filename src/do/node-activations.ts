@@ -20,10 +20,12 @@ export interface StatelessDOActivationOptions {
   /**
    * An object with no request for this long ends its activation: its writes are flushed and its
    * lease released, so another node may take it.
-   * @default 10_000 in a Durable Object (the platform routes an object's requests to one instance: a
-   * warm lease is the point), 1 without `ctx.id` when activations are turned on there (every isolate
-   * or process is a node: let go as soon as the queue is empty, as a per-request lease would; plain
-   * Workers default to a lease per request, see `StatelessDO.activationOptions`)
+   * @default 10_000 (the Durable Object setting: the platform routes an object's requests to one
+   * instance, so a warm lease is the point; the same where activations are turned on without `ctx.id`,
+   * e.g. one Node process). Where every isolate or process is a node and requests for an object land
+   * on any of them (plain Workers, a cluster behind a random load balancer), set 1: let go as soon as
+   * the queue is empty, as a per-request lease would (bench:do's modes; plain Workers default to a
+   * lease per request, see `StatelessDO.activationOptions`)
    */
   idleMs?: number
   /**
