@@ -233,6 +233,7 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
     const deadline = start + waitMs
     const ownDeadline = start + this.maxWaitMs
     let ownLease = false
+    let ownTries = 0
     for (;;) {
       if (this.#closed) throw this.#shutdownError(doId)
       signal?.throwIfAborted()
@@ -251,11 +252,16 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
       if (result.acquired) continue // the loop finds the new activation
       const after = this.#clock.monotonic()
       if (this.#guard.nodeId !== undefined && result.holder?.nodeId === this.#guard.nodeId) {
-        // Our own lease, not yet given back (lost locally; the guard's release is in flight): it is
-        // not "locked", it is ours to wait for, within the bound on a turn's wait.
+        // Our own lease, not yet given back (lost locally; the guard's release is in flight; or a
+        // predecessor of this process with the same node id): it is not "locked", it is ours to wait
+        // for, within the bound on a turn's wait. With pauses: the store answers at once, and a loop
+        // of answered promises would hold the event loop (heartbeats, timers, aborts) the whole time.
         ownLease = true
-        if (after < ownDeadline) continue
-        throw this.#timeout(doId)
+        const left = ownDeadline - after
+        if (left <= 0) throw this.#timeout(doId)
+        const pause = Math.min(HANDOVER_POLL_MS, 2 ** ownTries++) * (0.5 + Math.random() / 2)
+        await abortable(sleep(Math.min(left, pause)), signal)
+        continue
       }
       // We joined an acquire another turn started with less time left than ours: try again.
       if (after < deadline) continue

@@ -231,6 +231,25 @@ describe('Activations', () => {
       expect(attempts).toBe(3)
     })
 
+    it('pauses between its tries, so timers and heartbeats keep running while it waits (a predecessor with the same node id holds it)', async () => {
+      // A process restarted with the same node id while its predecessor's lease is unexpired: the store
+      // answers every try at once ("held by node-a"), and with hand-over on each try is acquire(0).
+      await store.acquire({ doId: 'room-1', nodeId: 'node-a', ttlMs: 5000 })
+      const { registry } = node('node-a', { maxWaitMs: 300, requestHandover: async () => {} })
+      const tries = vi.spyOn(store, 'acquire')
+      let ticks = 0
+      const ticker = setInterval(() => ticks++, 10)
+      const started = performance.now()
+      const error = await registry.run('room-1', () => 'x').catch((e: unknown) => e)
+      const elapsed = performance.now() - started
+      clearInterval(ticker)
+      expect(error).toBeInstanceOf(TurnTimeoutError)
+      expect(elapsed).toBeGreaterThanOrEqual(290)
+      // Before the pauses: tens of thousands of tries and not one tick of the timer.
+      expect(tries.mock.calls.length).toBeLessThan(40)
+      expect(ticks).toBeGreaterThanOrEqual(Math.floor(elapsed / 10 / 3))
+    })
+
     it('gives up after maxWaitMs with a turn timeout (503), not "locked"', async () => {
       const guard = {
         nodeId: 'node-a',
