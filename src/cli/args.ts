@@ -121,12 +121,16 @@ export function parseInvocation(argv: readonly string[], env: CliEnvironment): I
   if (name === undefined) throw new UsageError(`unknown command "${word}"`)
 
   const spec = COMMANDS[name]
+  const seen = new Set<string>()
   for (const token of tokens) {
     if (token.kind !== 'option') continue
     const flag = token.name as OptionName
     if (!(GLOBAL as readonly string[]).includes(flag) && !spec.flags.includes(flag)) {
       throw new UsageError(`${token.rawName} is not an option of ${name}`, name)
     }
+    // parseArgs keeps the last value: `--db staging.db --db prod.db` would act on prod.db unasked.
+    if (seen.has(flag)) throw new UsageError(`--${flag} is given more than once`, name)
+    seen.add(flag)
   }
   if (rest.length > spec.positionals.length) {
     throw new UsageError(`unexpected argument "${rest[spec.positionals.length]}"`, name)

@@ -87,6 +87,19 @@ const CASES: Array<[string, string[], string, string | undefined]> = [
   ['an empty doId', ['force-release', '', '--db', 'DB'], '<doId>: must not be empty', 'force-release'],
   ['a missing doId', ['force-release', '--db', 'DB'], 'missing <doId>', 'force-release'],
   ['an extra argument', ['show', 'a', 'b', '--db', 'DB'], 'unexpected argument "b"', 'show'],
+  [
+    'an option given twice (the last would win: another database)',
+    ['force-release', 'room-1', '--db', 'DB', '--db', 'other.db'],
+    '--db is given more than once',
+    'force-release',
+  ],
+  [
+    'a value option given twice, in either form',
+    ['prune', '--db', 'DB', '--older-than', '2d', '--older-than=0'],
+    '--older-than is given more than once',
+    'prune',
+  ],
+  ['a switch given twice', ['list', '--db', 'DB', '--json', '--json'], '--json is given more than once', 'list'],
   ['prune without --older-than', ['prune', '--db', 'DB'], '--older-than is required (e.g. --older-than 1d)', 'prune'],
   [
     'a duration without a unit',
