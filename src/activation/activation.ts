@@ -80,6 +80,13 @@ export class Activation<F extends Flusher = Flusher> {
   readonly idleMs: number
   /** Resolves once the activation has ended: lease released (or lost) and no flush in flight. */
   readonly ended: Promise<void>
+  /**
+   * Resolves once it has ended and no turn of it runs any more. After an abrupt end (a lost lease) the
+   * running turn is not waited for: its result is refused, but its handler may run on; until it
+   * returns, the object's next activation on this node must not start a turn beside it (invariant 9:
+   * one turn at a time, and one `this.storage` for the instance's one running turn).
+   */
+  readonly settled: Promise<void>
   readonly #guard: Pick<ConsistencyGuard, 'release'>
   readonly #discard: () => void
   readonly #clock: Clock
@@ -140,6 +147,7 @@ export class Activation<F extends Flusher = Flusher> {
         ),
     })
     this.ended = new Promise<void>((resolve) => (this.#markEnded = resolve))
+    this.settled = this.ended.then(() => this.#queue.whenIdle())
     this.#onLeaseEnd = () => this.#end('lease_lost', leaseLost(lock, lock.signal.reason), true)
     lock.signal.addEventListener('abort', this.#onLeaseEnd, { once: true })
     // Another node asked for the object, as a heartbeat's answer said (a flush's answer comes through

@@ -153,6 +153,8 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
   readonly #maxKept: number
   /** The holder's token each object's hand-over was last asked of: asked once per holder. */
   readonly #asked = new Map<string, number>()
+  /** Ended activations whose last turn may still be running (after an abrupt end), until it returned. */
+  readonly #settling = new Map<string, Promise<void>>()
   /** Objects this node handed over, and until when (monotonic) it leaves them to the node that asked. */
   readonly #handedOver = new Map<string, number>()
   #closed = false
@@ -243,6 +245,13 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
       if (current) {
         // Ours, ending: wait until it has let go rather than contend with our own lease (invariant 9).
         if (!(await settlesWithin(current.ended, ownDeadline - now, signal))) throw this.#timeout(doId)
+        continue
+      }
+      const settling = this.#settling.get(doId)
+      if (settling) {
+        // Ended abruptly (a lost lease) with a turn still running: never two turns of one object
+        // (invariant 9), and on a Durable Object's one instance, never two turns using `this.storage`.
+        if (!(await settlesWithin(settling, ownDeadline - now, signal))) throw this.#timeout(doId)
         continue
       }
       const result = await abortable(
@@ -376,6 +385,10 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
     this.#activations.set(doId, activation)
     void activation.ended.then(() => {
       if (this.#activations.get(doId) === activation) this.#activations.delete(doId)
+      this.#settling.set(doId, activation.settled)
+      void activation.settled.then(() => {
+        if (this.#settling.get(doId) === activation.settled) this.#settling.delete(doId)
+      })
     })
     const { onStart } = this.#options
     if (onStart) activation.blockConcurrencyWhile(() => onStart(activation)).catch(ignore)

@@ -271,6 +271,38 @@ describe('Activations', () => {
     })
   })
 
+  describe('a lease lost under a running turn', () => {
+    it("keeps the object's next turn waiting until that turn returned (never two at once), then serves it under a new lease", async () => {
+      const { guard, registry, locks } = node('node-a')
+      const release = deferred()
+      let inside = 0
+      let overlaps = 0
+      const first = registry
+        .run('room-1', async () => {
+          inside++
+          await release.promise // a slow upstream call that ignores the lease's signal
+          inside--
+          return 'first'
+        })
+        .catch((e: unknown) => e)
+      await sleep(10)
+      // Another node (an operator's force-release) takes the lease; the guard's next refresh sees it.
+      await store.forceRelease('room-1')
+      expect(await guard.refresh(locks[0]!)).toBeNull()
+      await sleep(10)
+      const second = registry.run('room-1', () => {
+        if (inside > 0) overlaps++
+        return 'second'
+      })
+      await sleep(50)
+      release.resolve()
+      await expect(second).resolves.toBe('second')
+      expect(overlaps).toBe(0)
+      expect(locks.map((l) => l.fencingToken)).toEqual([1, 2])
+      expect(await first).toBeInstanceOf(Error) // its result was refused: the lease was lost
+    })
+  })
+
   describe('failures while activating', () => {
     it('a caller that goes away while the lease is being taken rejects with its reason; the others still run', async () => {
       const { registry } = node('node-a')
