@@ -14,6 +14,7 @@ import { MAX_KEY_BYTES } from '../storage/limits.js'
 import { assertDoId, assertIdentifier, assertNodeId } from '../validate.js'
 import { parseDuration } from './duration.js'
 import { UsageError } from './errors.js'
+import { localPath, MalformedFileUrlError } from './file-url.js'
 import { HELP } from './help.js'
 
 /** Keys `show` lists unless told `--limit`. */
@@ -217,7 +218,17 @@ const SCHEMES = /^(?:file|libsql|http|https|ws|wss):/i
  */
 function databaseUrl(given: string, from: string, command: string): string {
   if (given === '') throw new UsageError(`${from}: must not be empty`, command)
-  if (given === ':memory:' || SCHEMES.test(given)) return given
+  if (given === ':memory:') return given
+  if (SCHEMES.test(given)) {
+    // Checked here, so a file: URL naming no file is bad usage (exit 2) rather than a failure to open it.
+    try {
+      localPath(given)
+    } catch (error) {
+      if (!(error instanceof MalformedFileUrlError)) throw error
+      throw new UsageError(`${from}: ${error.reason}`, command)
+    }
+    return given
+  }
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]+):\/\//.exec(given)
   if (scheme) {
     throw new UsageError(

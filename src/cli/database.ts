@@ -9,12 +9,12 @@
  * @module
  */
 import { readdirSync, statSync } from 'node:fs'
-import { join, resolve } from 'node:path'
-import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
 import { LibSQLLockStore, type LibSQLClientLike } from '../store/libsql.js'
 import { lockTableSql } from '../store/sql.js'
 import type { DatabaseTarget } from './args.js'
 import { CommandFailure } from './errors.js'
+import { localPath } from './file-url.js'
 
 /** How long a statement waits for another connection's write transaction on a local file. */
 const LOCAL_BUSY_TIMEOUT_MS = 5000
@@ -128,15 +128,6 @@ async function loadLibSQL(): Promise<LibSQLModule> {
     }
     throw error
   }
-}
-
-/** The file a `file:` URL names (percent-decoded, query dropped), `undefined` for any other URL. */
-function localPath(url: string): string | undefined {
-  if (!/^file:/i.test(url)) return undefined
-  const bare = url.replace(/[?#].*$/, '')
-  if (/^file:\/\//i.test(bare)) return fileURLToPath(bare)
-  const path = decodeURIComponent(bare.slice('file:'.length))
-  return path === ':memory:' ? undefined : resolve(path)
 }
 
 /** `path` if it is a file; the one `*.sqlite` file under it if it is a directory; else a failure. */

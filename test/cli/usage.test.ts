@@ -46,6 +46,18 @@ const CASES: Array<[string, string[], string, string | undefined]> = [
     '--db: unsupported URL scheme "postgres:" (expected file:, libsql:, http(s):, ws(s): or a path)',
     'list',
   ],
+  [
+    'a file: URL with a host (file://x.db for file:x.db)',
+    ['list', '--db', 'file://x.db'],
+    '--db: a file: URL names no host, got "x.db" (file:x.db for a relative path, file:///abs/x.db for an absolute one)',
+    'list',
+  ],
+  [
+    'a file: URL with bad percent-encoding',
+    ['show', 'a', '--db', 'file:q%b.db'],
+    '--db: bad percent-encoding in the file: URL (a "%" must start a %XX escape of UTF-8; "%25" is a "%")',
+    'show',
+  ],
   ['an empty --auth-token', ['list', '--db', 'DB', '--auth-token', ''], '--auth-token: must not be empty', 'list'],
   [
     'a bad --table',
@@ -143,6 +155,11 @@ describe('stateless-do, given bad input', () => {
     const r = await runCli(cli.file, ['list'], { env: { STATELESS_DO_DB: 'mysql://x/y' } })
     expect(r.code).toBe(2)
     expect(r.stderr).toMatch(/^stateless-do: STATELESS_DO_DB: unsupported URL scheme "mysql:"/)
+    const malformed = await runCli(cli.file, ['list'], { env: { STATELESS_DO_DB: 'file:///x%2Fy.db' } })
+    expect(malformed.code).toBe(2)
+    expect(malformed.stderr).toMatch(
+      /^stateless-do: STATELESS_DO_DB: the file: URL encodes a "\/" in its path \(%2F\)\n/,
+    )
   })
 
   it('fails with exit code 1 (not 2) for a database file that does not exist, and does not create it', async () => {
