@@ -8,7 +8,7 @@
 import type { LockInfo } from '../store/lock-store.js'
 import { prefixSuccessor } from '../store/object-sql.js'
 import type { Command } from './args.js'
-import type { OpenDatabase } from './database.js'
+import { hasTable, type OpenDatabase } from './database.js'
 import { formatBytes, formatDuration, formatExactDuration } from './duration.js'
 import { storageInspectionSql } from './storage-sql.js'
 import { renderTable } from './table.js'
@@ -96,7 +96,7 @@ async function show(
   const info = await db.store.get(doId)
   let storage: { table: string; keys: KeyRow[]; total: { keys: number; bytes: number }; truncated: boolean } | null =
     null
-  if (db.tables.has(objectTable)) {
+  if (hasTable(db, objectTable)) {
     const sql = storageInspectionSql(objectTable, command.values)
     const end = prefix === '' ? null : (prefixSuccessor(prefix) ?? null)
     // One read transaction: the keys and their totals from the same snapshot.

@@ -38,7 +38,7 @@ export interface OpenDatabase {
   readonly client: LibSQLClient
   /** What to call the database in messages (a local file's path; a remote URL without credentials). */
   readonly name: string
-  /** Tables and views that exist, by name. */
+  /** Tables and views that exist, spelled as created (look one up with {@link hasTable}: SQLite ignores case). */
   readonly tables: ReadonlySet<string>
   /** Closes the client. */
   close(): void
@@ -101,7 +101,7 @@ export function requiredTables(command: string, target: DatabaseTarget): string[
 
 /** Fails with a message naming the first of `names` the database lacks, and what it has instead. */
 export function assertTables(db: OpenDatabase, names: readonly string[]): void {
-  const missing = names.filter((n) => !db.tables.has(n))
+  const missing = names.filter((n) => !hasTable(db, n))
   if (missing.length === 0) return
   const present = [...db.tables].filter((t) => !t.startsWith('sqlite_') && !t.startsWith('_cf_')).sort()
   const has = present.length === 0 ? 'it has no tables' : `its tables: ${present.slice(0, 12).join(', ')}`
@@ -112,6 +112,18 @@ export function assertTables(db: OpenDatabase, names: readonly string[]): void {
       : 'The schema predates this version: run ensureSchema() from the application to upgrade it'
   throw new CommandFailure(`no table "${first}" in ${db.name} (${has}). ${hint}.`)
 }
+
+/**
+ * Whether the database has a table or view `name`, compared as SQLite compares names: ignoring ASCII
+ * case only (so `DO_LOCKS` is `do_locks`, yet the Kelvin sign is no `K`).
+ */
+export function hasTable(db: Pick<OpenDatabase, 'tables'>, name: string): boolean {
+  const folded = foldAsciiCase(name)
+  for (const table of db.tables) if (foldAsciiCase(table) === folded) return true
+  return false
+}
+
+const foldAsciiCase = (name: string) => name.replace(/[A-Z]/g, (c) => c.toLowerCase())
 
 async function loadLibSQL(): Promise<LibSQLModule> {
   try {

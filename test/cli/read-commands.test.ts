@@ -231,6 +231,14 @@ describe('the database', () => {
     expect(missingStorage.stdout).toContain('storage  no table "nope" in ')
   })
 
+  it('matches table names as SQLite does, whatever their ASCII case', async () => {
+    const r = await run('list', '--table', 'DO_LOCKS', '--json')
+    expect(r.stderr).toBe('')
+    expect(json(r).count).toBe(3)
+    const doc = json(await run('show', 'room-1', '--object-table', 'DO_STORAGE', '--json'))
+    expect(doc.storage).toMatchObject({ table: 'DO_STORAGE', total: { keys: 4 } })
+  })
+
   it('reports a file that is not a database as a database error, exit 1, the stack only with --verbose', async () => {
     const junk = join(dir.path, 'junk.db')
     writeFileSync(junk, 'this is not an SQLite database, just text long enough to have a header........')

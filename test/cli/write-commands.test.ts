@@ -130,6 +130,15 @@ describe('stateless-do prune', () => {
     store.close()
   })
 
+  it('finds its tables whatever the ASCII case of --table, as SQLite does', async () => {
+    const { store, run } = await database('prune-case.db')
+    await store.release(await holdWithStorage(store, 'old-1', 'node-a'))
+    const r = await run('prune', '--older-than', '0', '--table', 'Do_Locks', '--json')
+    expect(r.stderr).toBe('')
+    expect(json(r)).toMatchObject({ removed: 1 })
+    store.close()
+  })
+
   it('refuses a schema from before the high-water mark, naming the table and the upgrade', async () => {
     const { store, run } = await database('prune-old-schema.db')
     store.close()
