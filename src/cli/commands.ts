@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { LockInfo } from '../store/lock-store.js'
+import { MAX_LIST_LIMIT, type LockInfo } from '../store/lock-store.js'
 import { prefixSuccessor } from '../store/object-sql.js'
 import type { Command } from './args.js'
 import { hasTable, type OpenDatabase } from './database.js'
@@ -53,12 +53,31 @@ function leaseJson(info: LockInfo) {
 
 const iso = (ms: number) => (Number.isFinite(ms) && Math.abs(ms) < 8.64e15 ? new Date(ms).toISOString() : String(ms))
 
+/**
+ * How many rows to ask for to show `limit`: one more, so that exactly `limit` rows is not taken for more
+ * (none past the store's maximum: there, a full page may or may not be all).
+ */
+const fetchLimit = (limit: number) => Math.min(limit + 1, MAX_LIST_LIMIT)
+
+/** The first `limit` of `rows` (fetched with {@link fetchLimit}), and whether rows were left out. */
+function firstOf<T>(rows: readonly T[], limit: number): { shown: T[]; cut: 'no' | 'yes' | 'maybe' } {
+  const shown = rows.slice(0, limit)
+  if (rows.length > limit) return { shown, cut: 'yes' }
+  return { shown, cut: limit === MAX_LIST_LIMIT && rows.length === limit ? 'maybe' : 'no' }
+}
+
+/** What a listing cut at `limit` says after its count. */
+const cutNote = (cut: 'no' | 'yes' | 'maybe', limit: number) =>
+  cut === 'no' ? '' : ` (the first ${limit}; ${cut === 'yes' ? '--limit shows more' : 'there may be more'})`
+
 async function list(db: OpenDatabase, command: Extract<Command, { name: 'list' }>): Promise<CommandOutput> {
-  const leases = await db.store.list({
+  const rows = await db.store.list({
     ...(command.nodeId === undefined ? {} : { nodeId: command.nodeId }),
-    limit: command.limit,
+    limit: fetchLimit(command.limit),
   })
-  const truncated = leases.length === command.limit
+  const { shown: leases, cut } = firstOf(rows, command.limit)
+  // `truncated` for scripts: the listing may not be complete (at the largest --limit, it cannot tell).
+  const truncated = cut !== 'no'
   const whose = command.nodeId === undefined ? '' : ` by ${command.nodeId}`
   let text: string
   if (leases.length === 0) {
@@ -75,7 +94,7 @@ async function list(db: OpenDatabase, command: Extract<Command, { name: 'list' }
       ]),
     )
     const count = `${leases.length} lease${leases.length === 1 ? '' : 's'} held${whose}`
-    text = `${table}\n\n${count}${truncated ? ` (the first ${command.limit}; --limit shows more)` : ''}`
+    text = `${table}\n\n${count}${cutNote(cut, command.limit)}`
   }
   return { json: { leases: leases.map(leaseJson), count: leases.length, limit: command.limit, truncated }, text }
 }

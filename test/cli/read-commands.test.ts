@@ -70,7 +70,7 @@ describe('stateless-do list', () => {
     expect(first.acquiredAt).toBeLessThanOrEqual(first.storeNow)
   })
 
-  it('filters by --node and stops at --limit, saying so', async () => {
+  it('filters by --node and stops at --limit, saying so only when rows were left out', async () => {
     const byNode = json(await run('list', '--node', 'node-a', '--json'))
     expect(byNode.leases.map((l: { doId: string }) => l.doId)).toEqual(['room-1', 'room-3'])
     const limited = await run('list', '--limit', '2')
@@ -78,6 +78,9 @@ describe('stateless-do list', () => {
     expect(limited.stdout).toContain('2 leases held (the first 2; --limit shows more)')
     expect(limited.stdout).not.toContain('room-3')
     expect(json(await run('list', '--limit', '2', '--json'))).toMatchObject({ count: 2, truncated: true })
+    const exact = await run('list', '--limit', '3')
+    expect(exact.stdout.trim().split('\n').at(-1)).toBe('3 leases held')
+    expect(json(await run('list', '--limit', '3', '--json'))).toMatchObject({ count: 3, truncated: false })
     const none = await run('list', '--node', 'node-z')
     expect(none.stdout.trim()).toBe('no leases held by node-z')
   })

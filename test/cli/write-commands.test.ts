@@ -3,8 +3,10 @@
  * fencing rules hold across them (the next acquire after a force-release gets token + 1; an id pruned
  * and taken again gets a token above every earlier one).
  */
+import { pathToFileURL } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { LibSQLLockStore } from '../../src/index.js'
+import { STORE_NOW } from '../../src/store/sql.js'
 import type { BuiltEntry } from '../support/processes.js'
 import { buildCli, freshStore, holdWithStorage, json, runCli, tempDir } from './cli-harness.js'
 
@@ -25,9 +27,9 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 async function database(
   name: string,
-): Promise<{ store: LibSQLLockStore; run: (...args: string[]) => ReturnType<typeof runCli> }> {
+): Promise<{ store: LibSQLLockStore; file: string; run: (...args: string[]) => ReturnType<typeof runCli> }> {
   const { store, file } = await freshStore(dir.path, name)
-  return { store, run: (...args) => runCli(cli.file, ['--db', file, ...args]) }
+  return { store, file, run: (...args) => runCli(cli.file, ['--db', file, ...args]) }
 }
 
 describe('stateless-do force-release', () => {
@@ -85,6 +87,25 @@ describe('stateless-do force-release', () => {
     })
     expect(await store.get('room-3')).toMatchObject({ held: false, fencingToken: 1 })
     store.close()
+  })
+})
+
+describe('stateless-do list at the largest --limit', () => {
+  it('says only that there may be more when it shows as many rows as --limit allows', async () => {
+    const { store, run, file } = await database('list-max.db')
+    store.close()
+    const { createClient } = await import('@libsql/client')
+    const client = createClient({ url: pathToFileURL(file).href })
+    // 100000 held rows, as acquire writes them, in one statement.
+    await client.execute(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+      INSERT INTO do_locks (do_id, node_id, acquired_at, expires_at, fencing_token)
+      SELECT printf('id-%06d', i), 'node-a', ${STORE_NOW}, ${STORE_NOW} + 3600000, 1 FROM n`)
+    client.close()
+    const r = await run('list', '--limit', '100000')
+    expect(r.code).toBe(0)
+    expect(r.stdout.trim().split('\n').at(-1)).toBe('100000 leases held (the first 100000; there may be more)')
+    const last = await run('list', '--limit', '99999')
+    expect(last.stdout.trim().split('\n').at(-1)).toBe('99999 leases held (the first 99999; --limit shows more)')
   })
 })
 
