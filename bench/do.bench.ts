@@ -267,10 +267,10 @@ function node(nodeId: string, store: LibSQLLockStore, mode: Mode | 'admin', idle
   return env
 }
 /** The node's activation of `doId`, if it has one (its registry exists from `node()` on). */
-const activationsOf = (env: Env, doId: string) => activationsFor(env.guard, {}, undefined).get(doId)
+const activationsOf = (env: Env, doId: string) => activationsFor(env.guard, {}, undefined, 'lookup').get(doId)
 /** Ends a node: its activations (queued turns run, writes flushed, leases released), then its guard. */
 async function stop(env: Env): Promise<void> {
-  if (env.activation !== false) await activationsFor(env.guard, {}, undefined).shutdown()
+  if (env.activation !== false) await activationsFor(env.guard, {}, undefined, 'lookup').shutdown()
   await (env.guard as HybridConsistencyGuard).shutdown()
 }
 
@@ -471,7 +471,8 @@ async function latencies(): Promise<Map<string, LatencyStats>> {
       s.requests.push(sent)
     }
     // Unmeasured: end the cold object's activation here, so its release is not counted in the next request.
-    if (kind === 'cold' && mode === 'activations') await activationsFor(env.guard, {}, undefined).get(doId)?.shutdown()
+    if (kind === 'cold' && mode === 'activations')
+      await activationsFor(env.guard, {}, undefined, 'lookup').get(doId)?.shutdown()
   }
   const floor = async (which: Floor, record: boolean): Promise<void> => {
     const r0 = storeRequests()
@@ -579,7 +580,7 @@ async function load(clients: readonly ClientSpec[], ms: number): Promise<LoadRes
         outstanding.add(controller)
         const env = c.envs.length === 1 ? c.envs[0]! : c.envs[Math.floor(Math.random() * c.envs.length)]!
         if (env.activation !== false) {
-          const queued = activationsFor(env.guard, {}, undefined).get(c.doId)?.queued ?? 0
+          const queued = activationsFor(env.guard, {}, undefined, 'lookup').get(c.doId)?.queued ?? 0
           if (queued > result.maxQueued) result.maxQueued = queued
         }
         const t0 = performance.now()

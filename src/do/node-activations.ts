@@ -6,6 +6,8 @@
  * @module
  */
 import { Activations, type ActivationFlusher } from '../activation/activations.js'
+import { InvalidArgumentError } from '../errors.js'
+import { beforeShutdown } from '../guard/before-shutdown.js'
 import type { ConsistencyGuard, Lock } from '../guard/types.js'
 import { ObjectStorage, StorageSnapshot } from '../storage/object-storage.js'
 import type { LockStore } from '../store/lock-store.js'
@@ -63,7 +65,7 @@ const NO_STORAGE: ActivationFlusher = {
   discard: () => {},
 }
 
-const registries = new WeakMap<object, Activations>()
+const registries = new WeakMap<object, { registry: Activations; objects: ObjectStore | undefined }>()
 
 /**
  * The registry of `guard`'s node, created on first use with `options` (later callers share it, so
@@ -73,9 +75,22 @@ export function activationsFor(
   guard: ConsistencyGuard,
   options: StatelessDOActivationOptions,
   objects: ObjectStore | undefined,
+  /** Omitted by callers that only look the registry up (it must exist then). */
+  check: 'objects' | 'lookup' = 'objects',
 ): Activations {
-  let registry = registries.get(guard)
-  if (!registry) {
+  const known = registries.get(guard)
+  if (known) {
+    // One registry per guard serves every class on it with the storage it was made with: a class whose
+    // objectStore() differs would read and write another class's rows (or none) without a word.
+    if (check === 'objects' && known.objects !== objects) {
+      throw new InvalidArgumentError(
+        'objectStore',
+        "another class on this guard uses another object store: one guard's objects share one; give this class its own guard",
+      )
+    }
+    return known.registry
+  }
+  {
     // The rows come from the lock store's objects: only an ObjectStorage over that same store may
     // start from them (another object store has other rows).
     const own = objects !== undefined && (guard as { store?: { objects?: unknown } }).store?.objects === objects
@@ -84,7 +99,7 @@ export function activationsFor(
     const nodeId = (guard as { nodeId?: string }).nodeId
     const store = (guard as { store?: Pick<LockStore, 'requestHandover'> }).store
     const ask = store?.requestHandover
-    registry = new Activations({
+    const registry: Activations = new Activations({
       guard,
       ...rest,
       prefetch: own ? prefetch : 0,
@@ -105,7 +120,9 @@ export function activationsFor(
         })
       },
     })
-    registries.set(guard, registry)
+    registries.set(guard, { registry, objects })
+    // guard.shutdown() lets the activations drain first (queued turns, flushes, their own releases).
+    beforeShutdown(guard, () => registry.shutdown())
+    return registry
   }
-  return registry
 }

@@ -2,6 +2,7 @@ import { InvalidArgumentError, LockContendedError, ShutdownError, StoreUnavailab
 import type { LockRecord, LockRef, LockStore, PrefetchedRows, StoreAcquireResult } from '../store/lock-store.js'
 import { assertDoId, describe } from '../validate.js'
 import { fullJitterDelay } from './backoff.js'
+import { DEFAULT_DRAIN_MS, drainBeforeShutdown } from './before-shutdown.js'
 import { asyncDispose, giveBack, Lease, type HandedOff, type LeaseHost } from './lease.js'
 import { answeredAfterSafeWindow } from './lease-rules.js'
 import {
@@ -328,11 +329,20 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
    * it never waits longer than that for the store (say, inside a SIGTERM grace period): whatever has
    * not finished by then keeps running in the background, and its leases run out by their TTL at worst.
    * Without it, the wait is still bounded: each store request counts as failed after `requestTimeoutMs`.
+   *
+   * First, the objects StatelessDO keeps active on this guard drain: their queued turns run, their
+   * writes flush and they release their leases, within `timeoutMs` (10 s without it); an activation
+   * still running then ends with its lease (its turns refused 503 `lease_lost`, nothing of theirs
+   * acknowledged).
    */
   async shutdown(
     options: { timeoutMs?: number } = {},
   ): Promise<{ released: number; failed: number; timedOut: boolean }> {
     const { timeoutMs } = resolveShutdownOptions(options)
+    const started = this.#settings.clock.monotonic()
+    // Before closing: draining turns may still take leases (a turn queued behind a cold start) and
+    // release them through this guard.
+    const drained = this.#closed || (await drainBeforeShutdown(this, timeoutMs ?? DEFAULT_DRAIN_MS))
     this.#closed = true
     this.#waiters.close()
     let released = 0
@@ -341,7 +351,9 @@ export class HybridConsistencyGuard implements ConsistencyGuard {
         if (ok) released++
       }),
     )
-    const timedOut = await this.#pending.settled(timeoutMs)
+    const left =
+      timeoutMs === undefined ? undefined : Math.max(1, timeoutMs - (this.#settings.clock.monotonic() - started))
+    const timedOut = (await this.#pending.settled(left)) || (timeoutMs !== undefined && !drained)
     return { released, failed: releases.length - released, timedOut }
   }
 

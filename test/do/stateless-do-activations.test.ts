@@ -174,4 +174,40 @@ describe('StatelessDO activations', () => {
     const res = await new Counter(object, env).fetch(new Request('https://do/?id=read'))
     expect(await res.json()).toEqual({ n: 1 + ok })
   })
+
+  it("guard.shutdown() lets the queued requests run and their writes commit before it ends the guard's leases", async () => {
+    const store = new MemoryLockStore()
+    const guard = guardOn(store)
+    const env: Env = { guard, trace: [] }
+    const queued = Array.from({ length: 5 }, (_, i) => new Counter(object, env).fetch(post(i)))
+    await sleep(0) // the first has taken the lease; the others wait for their turns
+    const shutdown = await guard.shutdown()
+    const responses = await Promise.all(queued)
+    expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200, 200])
+    expect(shutdown).toMatchObject({ timedOut: false })
+    // Committed, and the lease given back: another node takes the object at once and reads 5.
+    const next = new Counter(object, { guard: guardOn(store, 'node-b'), trace: [] })
+    expect(await (await next.fetch(new Request('https://do/?id=read'))).json()).toEqual({ n: 5 })
+    // Requests after the shutdown are refused, typed.
+    const late = await new Counter(object, env).fetch(post('late'))
+    expect(late.status).toBe(503)
+  })
+
+  it('refuses a class whose objectStore() differs from the one its guard already serves, naming objectStore', async () => {
+    const store = new MemoryLockStore()
+    const other = new MemoryLockStore()
+    const env: Env = { guard: guardOn(store), trace: [] }
+    expect((await new Counter(object, env).fetch(post(1))).status).toBe(200)
+    class Elsewhere extends Counter {
+      protected override objectStore() {
+        return other.objects
+      }
+      protected override onError(error: unknown): void {
+        this.env.trace.push(`error ${(error as { argument?: string }).argument}`)
+      }
+    }
+    const res = await new Elsewhere({ id: { toString: () => 'elsewhere' } }, env).fetch(post(2))
+    expect(res.status).toBe(500)
+    expect(env.trace).toContain('error objectStore')
+  })
 })
