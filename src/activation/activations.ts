@@ -317,11 +317,14 @@ export class Activations<F extends ActivationFlusher = ActivationFlusher> {
     const start = this.#clock.monotonic()
     const deadline = start + waitMs
     // This node just handed the object over: give the node that asked a head start instead of taking
-    // the object straight back (it polls every HANDOVER_POLL_MS, see below).
+    // the object straight back (it polls every HANDOVER_POLL_MS, see below). Whatever this turn's
+    // waitMs, even 0: the pause is this node's own doing (at most HANDOVER_GRACE_MS), not contention,
+    // and without it a holder whose requests never wait takes the object back at its next request,
+    // every time, and the node that asked is never served.
     const handedOver = this.#handedOver.get(doId)
     if (handedOver !== undefined) {
       this.#handedOver.delete(doId)
-      const pause = Math.min(handedOver - start, waitMs)
+      const pause = Math.min(handedOver - start, HANDOVER_GRACE_MS)
       if (pause > 0) await sleep(pause)
     }
     // With hand-over, a first try alone: if another node holds the object, ask it to let go (once per

@@ -121,6 +121,35 @@ describe('StatelessDO hand-over between nodes', () => {
     expect(final.n).toBe(all.length)
   })
 
+  it('a holder that handed over leaves the object to the node that asked, even when its own requests do not wait (waitMs 0)', async () => {
+    const store = new MemoryLockStore()
+    // Neither node waits for the lease (the default): B retries after a 503, as a client would.
+    const a: Env = { guard: guardOn(store, 'node-a', 3_000), activation: { idleMs: 60_000 } }
+    const b: Env = { guard: guardOn(store, 'node-b', 3_000), activation: { idleMs: 60_000 } }
+    expect((await new Counter(object, a).fetch(post())).status).toBe(200)
+    let streaming = true
+    const stream = (async () => {
+      while (streaming) {
+        await sleep(2) // a client across a network
+        await new Counter(object, a).fetch(post())
+      }
+    })()
+    let served: Response | undefined
+    const started = performance.now()
+    while (performance.now() - started < 2_000) {
+      const response = await new Counter(object, b).fetch(post())
+      if (response.status === 200) {
+        served = response
+        break
+      }
+      await sleep(50)
+    }
+    streaming = false
+    await stream
+    // Before: A's next request took the object straight back every time, and B was never served.
+    expect(served?.status).toBe(200)
+  })
+
   it('an idle holder lets go at its next heartbeat, with no request of its own', async () => {
     const store = new MemoryLockStore()
     // A 1.5 s lease: heartbeats every 0.5 s; idleMs 60 s, so only the hand-over can end it soon.
