@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { CorruptLockRowError } from '../errors.js'
 import { MAX_LIST_LIMIT, type LockInfo } from '../store/lock-store.js'
 import { prefixSuccessor } from '../store/object-sql.js'
 import type { Command } from './args.js'
@@ -112,7 +113,7 @@ async function show(
   objectTable: string,
 ): Promise<CommandOutput> {
   const { doId, prefix, limit } = command
-  const info = await db.store.get(doId)
+  const { info, corrupt } = await readLease(db, doId)
   let storage: { table: string; keys: KeyRow[]; total: { keys: number; bytes: number }; truncated: boolean } | null =
     null
   if (hasTable(db, objectTable)) {
@@ -137,7 +138,11 @@ async function show(
     storage = { table: objectTable, keys: rows, total, truncated: rows.length < total.keys }
   }
 
-  const lines = [`do_id    ${doId}`, `lease    ${describeLease(info)}`]
+  const lease =
+    corrupt === null
+      ? describeLease(info)
+      : `corrupt row: ${corrupt.column} ${corrupt.problem} (force-release frees it if it is held)`
+  const lines = [`do_id    ${doId}`, `lease    ${lease}`]
   if (info?.metadata !== undefined) lines.push(`metadata ${JSON.stringify(info.metadata)}`)
   if (storage === null) {
     lines.push(`storage  no table "${objectTable}" in ${db.name} (--object-table names another)`)
@@ -157,6 +162,7 @@ async function show(
   const json = {
     doId,
     lease: info === null ? null : leaseJson(info),
+    corrupt,
     storage:
       storage === null
         ? null
@@ -168,6 +174,31 @@ async function show(
   return { json, text: lines.join('\n') }
 }
 
+/** A lease row the store refused to read: the column, and what is wrong with it (`is not valid JSON`). */
+interface Corruption {
+  readonly column: string
+  readonly problem: string
+}
+
+/**
+ * The row for `doId` with the store's verdict, or what makes it unreadable: `show` and `force-release`
+ * are how an operator finds and frees a corrupt row, so they must not fail on one.
+ */
+async function readLease(
+  db: OpenDatabase,
+  doId: string,
+): Promise<{ info: LockInfo | null; corrupt: Corruption | null }> {
+  try {
+    return { info: await db.store.get(doId), corrupt: null }
+  } catch (error) {
+    if (!(error instanceof CorruptLockRowError)) throw error
+    // The message is `lock row "<id>" is corrupt: <column> <problem>`; the error carries only the column.
+    const prefix = `lock row "${error.doId}" is corrupt: ${error.column} `
+    const problem = error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message
+    return { info: null, corrupt: { column: error.column, problem } }
+  }
+}
+
 function describeLease(info: LockInfo | null): string {
   if (info === null) return 'no lease row (never acquired, or pruned)'
   const by = `${info.nodeId}, token ${info.fencingToken}, acquired ${iso(info.acquiredAt)}`
@@ -177,11 +208,17 @@ function describeLease(info: LockInfo | null): string {
 }
 
 async function forceRelease(db: OpenDatabase, doId: string): Promise<CommandOutput> {
-  // Read first only to say whom it evicted: the release itself is one statement, whoever holds it then.
-  const before = await db.store.get(doId)
+  // Read first only to say whom it evicted: the release itself is one statement, whoever holds it then,
+  // and it frees a corrupt row too (that is when an operator needs it most).
+  const { info: before, corrupt } = await readLease(db, doId)
   const released = await db.store.forceRelease(doId)
   let text: string
-  if (released && before?.held) {
+  if (corrupt !== null) {
+    const what = `${corrupt.column} ${corrupt.problem}`
+    text = released
+      ? `released ${doId}: its row is corrupt (${what}), so whom it evicted is not known`
+      : `${doId} was not held (its row is corrupt: ${what}). Nothing changed`
+  } else if (released && before?.held) {
     text = `released ${doId}: it was held by ${before.nodeId} with token ${before.fencingToken}; the next acquire gets token ${before.fencingToken + 1}`
   } else if (released) {
     text = `released ${doId} (acquired again after it was read, so the evicted holder is not known)`
@@ -190,7 +227,7 @@ async function forceRelease(db: OpenDatabase, doId: string): Promise<CommandOutp
   } else {
     text = `${doId} was not held: ${describeLease(before)}. Nothing changed`
   }
-  const json = { doId, released, before: before === null ? null : leaseJson(before) }
+  const json = { doId, released, before: before === null ? null : leaseJson(before), corrupt }
   return { json, text }
 }
 

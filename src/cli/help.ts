@@ -51,8 +51,8 @@ ${GLOBAL_OPTIONS}`,
 
   show: `Usage: stateless-do show <doId> [--values] [--prefix <p>] [--limit <n>] [options]
 
-One object's lease row (held or not, node, token, times) and its storage keys with the size of each
-encoded value, in key order. An id starting with "-" goes after "--": show -- -odd-id.
+One object's lease row (held or not, node, token, times; or what makes it corrupt) and its storage keys
+with the size of each encoded value, in key order. An id starting with "-" goes after "--": show -- -odd-id.
 
   --values          Also decode each value (as this.storage.get() would return it).
   --prefix <p>      Only keys starting with p.
@@ -64,7 +64,9 @@ ${GLOBAL_OPTIONS}`,
 
 Frees the lease on <doId> whoever holds it. The token stays, so the next acquire gets token + 1 and the
 evicted holder's fenced writes and flushes are refused. A lease that is not held is left as it is (exit
-code 0: the lease is free either way; the output says which).
+code 0: the lease is free either way; the output says which). A held row the library cannot read
+(corrupt: broken JSON, text in an integer column) is freed too, and the output says what is wrong
+with it.
 
 ${GLOBAL_OPTIONS}`,
 

@@ -84,6 +84,7 @@ describe('stateless-do force-release', () => {
       doId: 'nobody',
       released: false,
       before: null,
+      corrupt: null,
     })
     expect(await store.get('room-3')).toMatchObject({ held: false, fencingToken: 1 })
     store.close()
