@@ -54,6 +54,9 @@ function leaseJson(info: LockInfo) {
 
 const iso = (ms: number) => (Number.isFinite(ms) && Math.abs(ms) < 8.64e15 ? new Date(ms).toISOString() : String(ms))
 
+/** Whether a listing left rows out: `maybe` at the store's largest limit, where it cannot tell. */
+type Cut = 'no' | 'yes' | 'maybe'
+
 /**
  * How many rows to ask for to show `limit`: one more, so that exactly `limit` rows is not taken for more
  * (none past the store's maximum: there, a full page may or may not be all).
@@ -61,14 +64,14 @@ const iso = (ms: number) => (Number.isFinite(ms) && Math.abs(ms) < 8.64e15 ? new
 const fetchLimit = (limit: number) => Math.min(limit + 1, MAX_LIST_LIMIT)
 
 /** The first `limit` of `rows` (fetched with {@link fetchLimit}), and whether rows were left out. */
-function firstOf<T>(rows: readonly T[], limit: number): { shown: T[]; cut: 'no' | 'yes' | 'maybe' } {
+function firstOf<T>(rows: readonly T[], limit: number): { shown: T[]; cut: Cut } {
   const shown = rows.slice(0, limit)
   if (rows.length > limit) return { shown, cut: 'yes' }
   return { shown, cut: limit === MAX_LIST_LIMIT && rows.length === limit ? 'maybe' : 'no' }
 }
 
 /** What a listing cut at `limit` says after its count. */
-const cutNote = (cut: 'no' | 'yes' | 'maybe', limit: number) =>
+const cutNote = (cut: Cut, limit: number) =>
   cut === 'no' ? '' : ` (the first ${limit}; ${cut === 'yes' ? '--limit shows more' : 'there may be more'})`
 
 async function list(db: OpenDatabase, command: Extract<Command, { name: 'list' }>): Promise<CommandOutput> {
@@ -79,10 +82,11 @@ async function list(db: OpenDatabase, command: Extract<Command, { name: 'list' }
   const { shown: leases, cut } = firstOf(rows, command.limit)
   // `truncated` for scripts: the listing may not be complete (at the largest --limit, it cannot tell).
   const truncated = cut !== 'no'
+  const corrupt = await listCorrupt(db, command.limit)
   const whose = command.nodeId === undefined ? '' : ` by ${command.nodeId}`
   let text: string
   if (leases.length === 0) {
-    text = `no leases held${whose}`
+    text = `no ${corrupt.doIds.length === 0 ? '' : 'intact '}leases held${whose}`
   } else {
     const table = renderTable(
       ['DO ID', 'NODE', 'TOKEN', 'ACQUIRED', 'EXPIRES IN'],
@@ -97,7 +101,33 @@ async function list(db: OpenDatabase, command: Extract<Command, { name: 'list' }
     const count = `${leases.length} lease${leases.length === 1 ? '' : 's'} held${whose}`
     text = `${table}\n\n${count}${cutNote(cut, command.limit)}`
   }
-  return { json: { leases: leases.map(leaseJson), count: leases.length, limit: command.limit, truncated }, text }
+  const k = corrupt.doIds.length
+  if (k > 0) {
+    // Not filtered by --node: a corrupt row's node_id is not to be trusted, so any node's may be the one.
+    const anyNode = command.nodeId === undefined ? '' : ", of any node (a corrupt row's node cannot be trusted)"
+    text +=
+      `\n${k} held row${k === 1 ? ' is' : 's are'} corrupt and not listed${anyNode}${cutNote(corrupt.cut, command.limit)}` +
+      `: ${corrupt.doIds.join(', ')} (show / force-release accept ${k === 1 ? 'it' : 'them'})`
+  }
+  const json = {
+    leases: leases.map(leaseJson),
+    count: leases.length,
+    limit: command.limit,
+    truncated,
+    corrupt: { doIds: corrupt.doIds, truncated: corrupt.cut !== 'no' },
+  }
+  return { json, text }
+}
+
+/**
+ * The ids of held rows the store cannot read, which its list skips: without them, "N leases held" would
+ * be wrong and the operator could not find the rows to repair. Up to `limit`, any node's.
+ */
+async function listCorrupt(db: OpenDatabase, limit: number): Promise<{ doIds: string[]; cut: Cut }> {
+  const result = await db.client.execute({ sql: db.store.sql.listCorrupt, args: [fetchLimit(limit)] })
+  const ids = Array.from(result.rows as ArrayLike<{ do_id: unknown }>, (row) => String(row.do_id))
+  const { shown, cut } = firstOf(ids, limit)
+  return { doIds: shown, cut }
 }
 
 /** One storage key as `show` reports it. */

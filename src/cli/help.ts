@@ -42,7 +42,9 @@ Exit codes: 0 done, 1 failed (database error, no such file or table), 2 bad usag
 
   list: `Usage: stateless-do list [--node <nodeId>] [--limit <n>] [options]
 
-The leases held now (unexpired on the database's clock), ordered by do_id.
+The leases held now (unexpired on the database's clock), ordered by do_id. Held rows the library
+cannot read (corrupt) are named after the count instead, any node's even with --node (a corrupt row's
+node cannot be trusted); show and force-release accept them.
 
   --node <nodeId>   Only leases held by this node.
   --limit <n>       At most n rows, 1 to 100000. Default: 1000.

@@ -168,6 +168,12 @@ export interface LockTableSql {
   readonly list: string
   /** Like {@link LockTableSql.list}, only one node's. Args `?1 limit, ?2 nodeId`. */
   readonly listByNode: string
+  /**
+   * The `do_id` of live rows that are not intact, the ones {@link LockTableSql.list} skips, ordered by
+   * `do_id` (for the operator to find and repair; any node's: a corrupt `node_id` cannot be filtered
+   * on). Args `?1 limit`.
+   */
+  readonly listCorrupt: string
   /** Frees a lease whoever holds it (the token stays). Args `?1 doId`; `rowsAffected` 1 if freed. */
   readonly forceRelease: string
   /**
@@ -335,6 +341,9 @@ export function lockTableSql(table: string): LockTableSql {
       ORDER BY ${ROW}.do_id LIMIT ?1`,
     listByNode: `SELECT ${selected}, ${STORE_NOW} AS store_now FROM ${from}
       WHERE ${live} AND ${intact(`${ROW}.`)} AND ${ROW}.node_id = ?2
+      ORDER BY ${ROW}.do_id LIMIT ?1`,
+    listCorrupt: `SELECT ${ROW}.do_id AS do_id FROM ${from}
+      WHERE ${live} AND NOT (${intact(`${ROW}.`)})
       ORDER BY ${ROW}.do_id LIMIT ?1`,
     // A corrupt expires_at is freed too: text and blobs compare greater than any number in SQLite, and
     // an integer past 2^53 is greater than now.

@@ -108,3 +108,54 @@ describe('stateless-do show, on a corrupt row', () => {
     db.close()
   })
 })
+
+describe('stateless-do list, with corrupt rows', () => {
+  /** room-1 intact and held; room-2 and room-3 held and corrupt; room-4 and room-5 corrupt and not held. */
+  async function mixed(name: string) {
+    const db = await database(name)
+    for (const id of ['room-1', 'room-2', 'room-3', 'room-4', 'room-5']) await holdWithStorage(db.store, id, 'node-a')
+    await db.store.release((await db.store.get('room-4'))!)
+    await db.sql("UPDATE do_locks SET metadata = '{oops' WHERE do_id IN ('room-2', 'room-4')")
+    await db.sql("UPDATE do_locks SET fencing_token = 'x' WHERE do_id = 'room-3'")
+    // A corrupt expires_at counts as expired: the lease is free (acquire takes the row).
+    await db.sql("UPDATE do_locks SET expires_at = 'later' WHERE do_id = 'room-5'")
+    return db
+  }
+
+  it('names the held rows it cannot list after its count, and gives them to --json', async () => {
+    const db = await mixed('list-corrupt.db')
+    const r = await db.run('list')
+    expect(r.stderr).toBe('')
+    expect(r.code).toBe(0)
+    const lines = r.stdout.trim().split('\n')
+    expect(lines[1]).toMatch(/^room-1\s+node-a\s/)
+    expect(lines.slice(-2)).toEqual([
+      '1 lease held',
+      '2 held rows are corrupt and not listed: room-2, room-3 (show / force-release accept them)',
+    ])
+    const doc = json(await db.run('list', '--json'))
+    expect(doc).toMatchObject({
+      count: 1,
+      truncated: false,
+      corrupt: { doIds: ['room-2', 'room-3'], truncated: false },
+    })
+    const limited = await db.run('list', '--limit', '1')
+    expect(limited.stdout.trim().split('\n').at(-1)).toBe(
+      '1 held row is corrupt and not listed (the first 1; --limit shows more): room-2 (show / force-release accept it)',
+    )
+    db.close()
+  })
+
+  it('with --node, still names every corrupt row, and says why: its node cannot be trusted', async () => {
+    const db = await mixed('list-corrupt-node.db')
+    const r = await db.run('list', '--node', 'node-z')
+    expect(r.code).toBe(0)
+    expect(r.stdout).toBe(
+      'no intact leases held by node-z\n' +
+        "2 held rows are corrupt and not listed, of any node (a corrupt row's node cannot be trusted): room-2, room-3" +
+        ' (show / force-release accept them)\n',
+    )
+    expect(json(await db.run('list', '--node', 'node-z', '--json')).corrupt.doIds).toEqual(['room-2', 'room-3'])
+    db.close()
+  })
+})
