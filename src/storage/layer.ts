@@ -9,7 +9,9 @@ export type Slot = EncodedValue | null
 
 /**
  * Writes not yet committed: the turn's own (the base layer), or a transaction's (a layer over its
- * parent). `cleared` marks a `deleteAll()`: nothing under this layer counts any more.
+ * parent). `cleared` marks a `deleteAll()`: nothing under this layer counts any more. A transaction's
+ * layer that ended stays in the chain of a nested one still open: reads skip it (its writes went to
+ * the nearest open layer under it, or were dropped), and the nested one commits into that layer.
  */
 export interface Layer {
   readonly writes: Map<string, Slot>

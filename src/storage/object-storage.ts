@@ -317,6 +317,14 @@ export class ObjectStorage {
    * when this resolves (nobody outside the turn can tell the difference: the response waits for the
    * flush). As in SQLite-backed Durable Objects, calls on this storage itself while the closure runs
    * belong to the (innermost) open transaction; transactions nest.
+   *
+   * Transactions started together by the same code (`Promise.all(keys.map((k) => storage.transaction(...)))`)
+   * run one after another, each after the one before it ended, as in Durable Objects; what that code
+   * calls next, before it awaits, is outside them. Unlike Durable Objects, a call made after an await
+   * while a transaction is open is taken as part of the innermost open one (without an async context
+   * nothing tells it from a call by that transaction's closure): it sees that transaction's writes, and
+   * its own writes, a nested transaction's included, are discarded if that transaction rolls back or
+   * throws. A nested transaction that ends after its parent commits into the turn.
    */
   async transaction<T>(
     closure: (txn: StorageTransaction) => Promise<T> | T,

@@ -37,6 +37,14 @@ export interface CacheState {
   readonly complete: boolean
 }
 
+/** A transaction started in the current synchronous run: see {@link StorageCore.transaction}. */
+interface Started {
+  /** The layer its caller's calls go to, so also the parent of a sibling started after it. */
+  readonly parent: Layer
+  /** Settles once it ended (committed, rolled back, or failed). */
+  readonly ended: Promise<void>
+}
+
 /** The state shared by an {@link ObjectStorage} and its transactions. */
 export class StorageCore {
   readonly #store: ObjectStore
@@ -55,6 +63,21 @@ export class StorageCore {
   readonly #base: Layer = { writes: new Map(), cleared: false, parent: undefined, state: 'open' }
   /** Open transactions, innermost last. */
   readonly #transactions: Layer[] = []
+  /**
+   * The transactions whose closure is running synchronously now, innermost last: a call made meanwhile
+   * is that closure's. Once a closure awaited, nothing tells its calls from anyone else's (workerd has
+   * no AsyncLocalStorage without nodejs_compat).
+   */
+  readonly #running: Layer[] = []
+  /**
+   * The last transaction started in the current synchronous run by each caller (the closure running
+   * then, or `null` for code outside any), until a microtask queued before any of the run's closures
+   * was called: that microtask runs before any of their continuations, so no code that sees an entry
+   * runs inside the entry's closure, and a later call from the same caller is outside it.
+   */
+  #started: Map<Layer | null, Started> | undefined
+  /** Transactions waiting for a sibling to end (they have no layer yet, and will write). */
+  #queued = 0
   /** Snapshots taken by `flush()` and not yet committed, oldest first: still the truth for reads. */
   #flushing: Layer[] = []
   /** The last flush: the next one is sent after it (flushes reach the store in call order). */
@@ -104,7 +127,7 @@ export class StorageCore {
   async get(scope: Layer | undefined, keys: unknown, options: unknown): Promise<unknown> {
     this.check()
     const { noCache } = toOptions('options', options)
-    const layer = scope ?? this.#top()
+    const layer = scope ?? this.#scope()
     if (!Array.isArray(keys)) {
       const key = toKey('key', keys)
       const slot = this.#resolve(layer, key)
@@ -139,7 +162,7 @@ export class StorageCore {
     this.checkWritable('put')
     const writes = toWrites(keyOrEntries, value, options, argumentCount)
     // Everything checked: buffer all or nothing, now (later calls see it whatever they await).
-    const layer = scope ?? this.#top()
+    const layer = scope ?? this.#scope()
     for (const [key, encoded] of writes) layer.writes.set(key, encoded)
   }
 
@@ -152,7 +175,7 @@ export class StorageCore {
     const wanted = many
       ? [...new Set((keys as unknown[]).map((key, i) => toKey(`keys[${i}]`, key)))]
       : [toKey('key', keys)]
-    const layer = scope ?? this.#top()
+    const layer = scope ?? this.#scope()
     let existed = 0
     const unknown: string[] = []
     for (const key of wanted) {
@@ -173,7 +196,7 @@ export class StorageCore {
     // The turn's writes within the range, innermost layer first (it wins), as of this call.
     const overlay = new Map<string, Slot>()
     let cleared = false
-    for (const layer of this.#layers(scope ?? this.#top())) {
+    for (const layer of this.#layers(scope ?? this.#scope())) {
       for (const [key, slot] of layer.writes) if (!overlay.has(key) && inRange(key)) overlay.set(key, slot)
       if (layer.cleared) {
         cleared = true
@@ -193,15 +216,22 @@ export class StorageCore {
     this.check()
     this.checkWritable('deleteAll')
     toOptions('options', options)
-    const layer = scope ?? this.#top()
+    const layer = scope ?? this.#scope()
     if (layer !== this.#base) throw new InvalidArgumentError('txn', 'Cannot call deleteAll() within a transaction')
     layer.writes.clear()
     layer.cleared = true
   }
 
   /**
-   * Runs `closure` in a new transaction layer over the innermost open one. `open` makes what the closure
-   * gets from the layer: the facade's `Transaction`, so that this module needs nothing of the facade.
+   * Runs `closure` in a new transaction layer over the caller's ({@link #scope}). `open` makes what the
+   * closure gets from the layer: the facade's `Transaction`, so that this module needs nothing of the
+   * facade.
+   *
+   * A transaction called by the same caller, in the same synchronous run, as one started before it
+   * (`Promise.all(keys.map((k) => storage.transaction(...)))`) is that one's sibling, not nested in it:
+   * it starts once that one ended, as Durable Objects serialize them. Any other call is run at once
+   * (nested in the innermost open transaction if it comes after an await): waiting there could wait for
+   * a transaction that awaits this one.
    */
   async transaction<T, Txn>(closure: (txn: Txn) => Promise<T> | T, open: (layer: Layer) => Txn): Promise<T> {
     this.check()
@@ -209,12 +239,49 @@ export class StorageCore {
     if (typeof closure !== 'function') {
       throw new InvalidArgumentError('closure', `expected a function, got ${describe(closure)}`)
     }
-    const layer: Layer = { writes: new Map(), cleared: false, parent: this.#top(), state: 'open' }
+    const caller = this.#running[this.#running.length - 1] ?? null
+    const parent = this.#scope()
+    if (this.#started === undefined) {
+      const started = new Map<Layer | null, Started>()
+      this.#started = started
+      queueMicrotask(() => {
+        if (this.#started === started) this.#started = undefined
+      })
+    }
+    const sibling = this.#started.get(caller)
+    let ended!: () => void
+    this.#started.set(caller, { parent, ended: new Promise<void>((resolve) => (ended = resolve)) })
+    try {
+      if (sibling !== undefined) {
+        this.#queued++
+        try {
+          await sibling.ended
+        } finally {
+          this.#queued--
+        }
+        this.check()
+      }
+      return await this.#run(closure, open, parent)
+    } finally {
+      ended()
+    }
+  }
+
+  /** One transaction's life: its layer over `parent`, its closure, then its commit or rollback. */
+  async #run<T, Txn>(closure: (txn: Txn) => Promise<T> | T, open: (layer: Layer) => Txn, parent: Layer): Promise<T> {
+    const layer: Layer = { writes: new Map(), cleared: false, parent, state: 'open' }
     this.#transactions.push(layer)
     const close = () => this.#transactions.splice(this.#transactions.indexOf(layer), 1)
     let result: T
     try {
-      result = await closure(open(layer))
+      let returned: Promise<T> | T
+      this.#running.push(layer)
+      try {
+        returned = closure(open(layer))
+      } finally {
+        this.#running.pop()
+      }
+      result = await returned
     } catch (error) {
       layer.state = 'rolled back'
       layer.writes.clear()
@@ -224,9 +291,12 @@ export class StorageCore {
     close()
     if (layer.state === 'open') {
       layer.state = 'committed'
-      // The parent may have ended meanwhile (the storage failed): then there is nothing to join.
+      // The storage may have ended meanwhile (it failed): then there is nothing to join.
       this.check()
-      for (const [key, slot] of layer.writes) layer.parent!.writes.set(key, slot)
+      // Into the nearest layer still open: a parent that ended already (a nested transaction that
+      // outlived it) has passed its writes on or dropped them, and would drop these.
+      const into = this.#live(parent)
+      for (const [key, slot] of layer.writes) into.writes.set(key, slot)
     }
     return result
   }
@@ -266,7 +336,7 @@ export class StorageCore {
    */
   snapshot(): CacheState | undefined {
     if (this.#ended !== undefined || this.hasPendingWrites() || this.#flushing.length > 0) return undefined
-    if (this.#transactions.length > 0) return undefined
+    if (this.#transactions.length > 0 || this.#queued > 0) return undefined
     return {
       store: this.#store,
       doId: this.#lease.doId,
@@ -317,9 +387,12 @@ export class StorageCore {
     return result
   }
 
-  /** The layers a read at `layer` sees, innermost first: its chain down to the base, then flushes in flight. */
+  /**
+   * The layers a read at `layer` sees, innermost first: the open ones of its chain down to the base
+   * (an ended one's writes are in the nearest open layer under it, or gone), then flushes in flight.
+   */
   *#layers(layer: Layer): Generator<Layer> {
-    for (let l: Layer | undefined = layer; l; l = l.parent) yield l
+    for (let l: Layer | undefined = layer; l; l = l.parent) if (l.state === 'open') yield l
     for (let i = this.#flushing.length - 1; i >= 0; i--) yield this.#flushing[i]!
   }
 
@@ -335,12 +408,29 @@ export class StorageCore {
     return this.#complete ? null : undefined
   }
 
-  /** Where an untargeted call goes: the innermost open transaction (as in SQLite-backed Durable Objects), else the base. */
-  #top(): Layer {
+  /**
+   * Where a call that names no transaction goes: the transaction whose closure is running now; else,
+   * in the synchronous run that started a transaction, the layer its caller's calls go to (they are
+   * outside it, as in Durable Objects); else the innermost open transaction, since the call may come
+   * from its closure after an await (as in SQLite-backed Durable Objects, it is then part of it); else
+   * the base.
+   */
+  #scope(): Layer {
+    const running = this.#running[this.#running.length - 1]
+    if (running !== undefined) return this.#live(running)
+    const started = this.#started?.get(null)
+    if (started !== undefined) return this.#live(started.parent)
     for (let i = this.#transactions.length - 1; i >= 0; i--) {
       if (this.#transactions[i]!.state === 'open') return this.#transactions[i]!
     }
     return this.#base
+  }
+
+  /** `layer`, or the nearest layer under it still open (the base always is). */
+  #live(layer: Layer): Layer {
+    let l = layer
+    while (l.state !== 'open') l = l.parent!
+    return l
   }
 
   /** One store `get` for keys no layer or cache knows; fills the cache (unless `noCache`). */

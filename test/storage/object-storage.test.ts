@@ -10,6 +10,7 @@ import { describe, expect, it } from 'vitest'
 import {
   DataCloneError,
   InvalidArgumentError,
+  LibSQLLockStore,
   LockLostError,
   MemoryObjectStore,
   ObjectStorage,
@@ -20,6 +21,7 @@ import {
   ValueTooLargeError,
   compareKeys,
   type ObjectLease,
+  type ObjectStore,
   type StorageTransaction,
 } from '../../src/index.js'
 import { CountingObjectStore } from './support/counting-object-store.js'
@@ -47,13 +49,39 @@ async function setup(options: { signal?: AbortSignal } = {}) {
 }
 
 /** Puts entries straight into the store under the lease (committed state a turn starts with). */
-async function seed(memory: MemoryObjectStore, lease: ObjectLease, entries: Record<string, unknown>) {
-  const storage = new ObjectStorage({ store: memory, lease })
+async function seed(store: ObjectStore, lease: ObjectLease, entries: Record<string, unknown>) {
+  const storage = new ObjectStorage({ store, lease })
   await storage.put(entries)
   await storage.flush()
 }
 
 const keysOf = (map: Map<string, unknown>) => [...map.keys()]
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * An ObjectStorage over MemoryObjectStore holding the lease, `entries` committed; `reread` reads
+ * `keys` through a fresh storage under the same lease, as the next turn would.
+ */
+async function overMemory(entries: Record<string, unknown>) {
+  const { storage, memory, lease } = await setup()
+  await seed(memory, lease, entries)
+  const reread = (keys: string[]) => new ObjectStorage({ store: memory, lease }).get(keys)
+  return { storage, reread, close: () => {} }
+}
+
+/** The same over a LibSQLLockStore's own object store, on a libSQL :memory: database. */
+async function overLibSQL(entries: Record<string, unknown>) {
+  const locks = new LibSQLLockStore(':memory:')
+  await locks.ensureSchema()
+  const taken = await locks.acquire({ doId: 'obj', nodeId: 'node-a', ttlMs: TTL })
+  if (!taken.acquired) throw new Error('expected the lease')
+  const { doId, nodeId, fencingToken } = taken.lock
+  const lease: ObjectLease = { doId, nodeId, fencingToken, ttlMs: TTL }
+  await seed(locks.objects, lease, entries)
+  const reread = (keys: string[]) => new ObjectStorage({ store: locks.objects, lease }).get(keys)
+  return { storage: new ObjectStorage({ store: locks.objects, lease }), reread, close: () => locks.close() }
+}
 
 describe('ObjectStorage', () => {
   describe('get', () => {
@@ -426,6 +454,163 @@ describe('ObjectStorage', () => {
         state: 'committed',
         message: expect.stringContaining('Cannot call put() on transaction that has already committed'),
       })
+    })
+  })
+
+  describe.each([
+    ['MemoryObjectStore', overMemory],
+    ['libSQL (:memory:)', overLibSQL],
+  ])('transactions started together, over %s', (_name, open) => {
+    it('each commits its read-modify-write of its own key: in the turn and in the store', async () => {
+      const { storage, reread, close } = await open({ a: 0, b: 0, c: 0 })
+      const results = await Promise.all(
+        ['a', 'b', 'c'].map((k) =>
+          storage.transaction(async (txn) => {
+            const value = (await txn.get<number>(k))!
+            await txn.put(k, value + 1)
+            return `${k}: ${value + 1}`
+          }),
+        ),
+      )
+      expect(results).toEqual(['a: 1', 'b: 1', 'c: 1'])
+      const incremented = new Map(Object.entries({ a: 1, b: 1, c: 1 }))
+      expect(await storage.get(['a', 'b', 'c'])).toEqual(incremented)
+      await storage.flush()
+      expect(await reread(['a', 'b', 'c'])).toEqual(incremented)
+      close()
+    })
+
+    it('run one after another, as in Durable Objects: a counter they all increment counts each', async () => {
+      const { storage, reread, close } = await open({ total: 0 })
+      const log: string[] = []
+      await Promise.all(
+        ['a', 'b', 'c'].map((k) =>
+          storage.transaction(async (txn) => {
+            log.push(`${k} starts`)
+            const total = (await txn.get<number>('total'))!
+            await sleep(1)
+            await txn.put('total', total + 1)
+            log.push(`${k} ends`)
+          }),
+        ),
+      )
+      expect(log).toEqual(['a starts', 'a ends', 'b starts', 'b ends', 'c starts', 'c ends'])
+      await storage.flush()
+      expect(await reread(['total'])).toEqual(new Map([['total', 3]]))
+      close()
+    })
+
+    it('one started with another that throws or rolls back runs after it, sees none of its writes, and keeps its own', async () => {
+      const { storage, reread, close } = await open({})
+      const boom = new Error('boom')
+      const settled = await Promise.allSettled([
+        storage.transaction(async (txn) => {
+          await txn.put('shared', 'thrown')
+          await sleep(5)
+          throw boom
+        }),
+        storage.transaction(async (txn) => {
+          const seen = await txn.get('shared')
+          await txn.put('second', 'kept')
+          return seen
+        }),
+        storage.transaction(async (txn) => {
+          await txn.put('shared', 'rolled back')
+          await sleep(5)
+          txn.rollback()
+        }),
+        storage.transaction(async (txn) => txn.put('fourth', 'kept')),
+      ])
+      expect(settled.map((s) => (s.status === 'fulfilled' ? s.value : s.reason))).toEqual([
+        boom,
+        undefined,
+        undefined,
+        undefined,
+      ])
+      expect(keysOf(await storage.list())).toEqual(['fourth', 'second'])
+      await storage.flush()
+      expect(keysOf(await reread(['shared', 'second', 'fourth']))).toEqual(['fourth', 'second'])
+      close()
+    })
+  })
+
+  describe('transactions at the same time, nested or not', () => {
+    it('nests: transactions started together inside one run one after another and join it; its throw discards them', async () => {
+      const { storage } = await setup()
+      const log: string[] = []
+      const withTwoInside = (outcome: 'commits' | 'throws') =>
+        storage.transaction(async (outer) => {
+          await outer.put(`${outcome}-outer`, 1)
+          await Promise.all(
+            ['p', 'q'].map((k) =>
+              storage.transaction(async (inner) => {
+                log.push(`${k} starts`)
+                await sleep(1)
+                await inner.put(`${outcome}-${k}`, 1)
+                log.push(`${k} ends`)
+              }),
+            ),
+          )
+          expect(keysOf(await outer.list({ prefix: outcome }))).toEqual([
+            `${outcome}-outer`,
+            `${outcome}-p`,
+            `${outcome}-q`,
+          ])
+          if (outcome === 'throws') throw new Error('the outer fails')
+        })
+      await withTwoInside('commits')
+      await expect(withTwoInside('throws')).rejects.toThrow('the outer fails')
+      expect(log).toEqual(['p starts', 'p ends', 'q starts', 'q ends', 'p starts', 'p ends', 'q starts', 'q ends'])
+      expect(keysOf(await storage.list())).toEqual(['commits-outer', 'commits-p', 'commits-q'])
+    })
+
+    it('nests: one its parent did not await commits into the turn when it ends after the parent', async () => {
+      const { storage, committed } = await setup()
+      let inner: Promise<void> | undefined
+      await storage.transaction(async (outer) => {
+        await outer.put('outer', 1)
+        inner = storage.transaction(async (txn) => {
+          await sleep(5)
+          await txn.put('inner', 1)
+        })
+      })
+      await inner
+      expect(keysOf(await storage.list())).toEqual(['inner', 'outer'])
+      await storage.flush()
+      expect(keysOf(await committed())).toEqual(['inner', 'outer'])
+    })
+
+    it('what the code that started a transaction calls next, before it awaits, is outside it: a put outlives its rollback', async () => {
+      const { storage } = await setup()
+      const rolledBack = storage.transaction(async (txn) => {
+        await txn.put('inside', 1)
+        await sleep(5)
+        txn.rollback()
+      })
+      await storage.put('beside', 1)
+      expect(await storage.get('inside')).toBe(1) // after an await: see the next test
+      await rolledBack
+      expect(keysOf(await storage.list())).toEqual(['beside'])
+    })
+
+    it('a call made after an await while a transaction is open is taken as part of it (nothing tells who called): its rollback discards it', async () => {
+      // Durable Objects run such a call after the transaction, outside it (storage-semantics.test.ts);
+      // without an async context we cannot tell it from a call by the transaction's own closure.
+      const { storage } = await setup()
+      const open = storage.transaction(async (txn) => {
+        await txn.put('inside', 1)
+        await sleep(20)
+        txn.rollback()
+      })
+      await sleep(1)
+      const later = storage.transaction(async (txn) => {
+        await txn.put('in-the-later-one', 1)
+        return txn.get('inside')
+      })
+      expect(await later).toBe(1)
+      await storage.put('put-after-the-await', 1)
+      await open
+      expect(await storage.list()).toEqual(new Map())
     })
   })
 

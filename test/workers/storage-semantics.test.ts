@@ -73,6 +73,7 @@ async function attempt(f: () => unknown): Promise<{ value: unknown } | { error: 
 }
 
 const keysOf = (map: Map<string, unknown>) => [...map.keys()]
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 const codePoints = (keys: string[]) => keys.map((key) => [...key].map((c) => c.codePointAt(0)!.toString(16)).join('.'))
 
 describe('Durable Object storage semantics: real ctx.storage (workerd) and ObjectStorage agree', () => {
@@ -433,6 +434,147 @@ describe('Durable Object storage semantics: real ctx.storage (workerd) and Objec
     expect(ours).toEqual(real)
   })
 
+  it('transactions started together (Promise.all) run one after another, and every one keeps its writes', async () => {
+    const { real, ours } = await both(async (s) => {
+      await s.put({ a: 0, b: 0, c: 0, total: 0 })
+      await s.sync()
+      const log: string[] = []
+      const results = await Promise.all(
+        ['a', 'b', 'c'].map((k) =>
+          s.transaction(async (txn) => {
+            log.push(`${k} starts`)
+            const [own, total] = [(await txn.get<number>(k))!, (await txn.get<number>('total'))!]
+            await sleep(1)
+            await txn.put({ [k]: own + 1, total: total + 1 })
+            log.push(`${k} ends`)
+            return `${k}: ${own + 1}`
+          }),
+        ),
+      )
+      const inTheTurn = await s.get(['a', 'b', 'c', 'total'])
+      await s.sync()
+      return { results, log, inTheTurn, stored: await s.get(['a', 'b', 'c', 'total']) }
+    })
+    expect(real.log).toEqual(['a starts', 'a ends', 'b starts', 'b ends', 'c starts', 'c ends'])
+    expect(real.stored).toEqual(new Map(Object.entries({ a: 1, b: 1, c: 1, total: 3 })))
+    expect(ours).toEqual(real)
+  })
+
+  it('a transaction started with one that fails or rolls back runs after it, sees none of its writes, and keeps its own', async () => {
+    const { real, ours } = await both(async (s) => {
+      const log: string[] = []
+      const failing = attempt(() =>
+        s.transaction(async (txn) => {
+          await txn.put({ shared: 'failing', own: 'failing' })
+          await sleep(5)
+          log.push('the first throws')
+          throw new Error('the first fails')
+        }),
+      )
+      const after = s.transaction(async (txn) => {
+        log.push(`the second starts and sees shared = ${String(await txn.get('shared'))}`)
+        await txn.put('second', 'kept')
+        return 'the second commits'
+      })
+      const rollingBack = s.transaction(async (txn) => {
+        await txn.put('third', 'rolled back')
+        await sleep(5)
+        txn.rollback()
+        return 'the third rolled back'
+      })
+      const last = s.transaction(async (txn) => {
+        await txn.put('fourth', 'kept')
+        return 'the fourth commits'
+      })
+      const settled = await Promise.all([failing, after, rollingBack, last])
+      const inTheTurn = keysOf(await s.list())
+      await s.sync()
+      return { settled, log, inTheTurn, stored: await s.list() }
+    })
+    expect(real.log).toEqual(['the first throws', 'the second starts and sees shared = undefined'])
+    expect(keysOf(real.stored)).toEqual(['fourth', 'second'])
+    expect(ours).toEqual(real)
+  })
+
+  it('transactions started together inside a transaction run one after another and join it; its throw discards them', async () => {
+    const { real, ours } = await both(async (s) => {
+      const log: string[] = []
+      const nestedIn = (outcome: 'commits' | 'throws') =>
+        attempt(() =>
+          s.transaction(async (outer) => {
+            await outer.put(`outer-${outcome}`, 1)
+            await Promise.all(
+              ['p', 'q'].map((k) =>
+                s.transaction(async (inner) => {
+                  log.push(`${k} starts`)
+                  await sleep(1)
+                  await inner.put(`${k}-${outcome}`, 1)
+                  log.push(`${k} ends`)
+                }),
+              ),
+            )
+            if (outcome === 'throws') throw new Error('the outer fails')
+            return keysOf(await outer.list())
+          }),
+        )
+      const results = [await nestedIn('commits'), await nestedIn('throws')]
+      await s.sync()
+      return { results, log, stored: keysOf(await s.list()) }
+    })
+    expect(real.log).toEqual(['p starts', 'p ends', 'q starts', 'q ends', 'p starts', 'p ends', 'q starts', 'q ends'])
+    expect(real.stored).toEqual(['outer-commits', 'p-commits', 'q-commits'])
+    expect(ours).toEqual(real)
+  })
+
+  it('what the code that started a transaction calls next, before it awaits, is outside it: a put outlives its rollback, deleteAll is allowed', async () => {
+    const { real, ours } = await both(async (s) => {
+      await s.put('old', 1)
+      const rolledBack = s.transaction(async (txn) => {
+        await txn.put('in-the-rolled-back', 1)
+        await sleep(5)
+        txn.rollback()
+      })
+      const put = await s.put('beside-the-rolled-back', 1)
+      await rolledBack
+      const committing = s.transaction(async (txn) => {
+        await sleep(5)
+        await txn.put('in-the-committed', 1)
+      })
+      const deleteAll = await attempt(() => s.deleteAll())
+      await committing
+      const inTheTurn = keysOf(await s.list())
+      await s.sync()
+      return { put, deleteAll, inTheTurn, stored: keysOf(await s.list()) }
+    })
+    expect(real.stored).toEqual(['in-the-committed'])
+    expect(ours).toEqual(real)
+  })
+
+  it('a nested transaction its parent did not await still commits after the parent ended', async () => {
+    const { real, ours } = await both(async (s) => {
+      let inner: Promise<unknown> | undefined
+      const outer = await attempt(() =>
+        s.transaction(async (txn) => {
+          await txn.put('outer', 1)
+          inner = attempt(() =>
+            s.transaction(async (t) => {
+              await sleep(5)
+              await t.put('inner', 1)
+              return 'inner committed'
+            }),
+          )
+          return 'outer committed'
+        }),
+      )
+      const results = [outer, await inner]
+      const inTheTurn = keysOf(await s.list())
+      await s.sync()
+      return { results, inTheTurn, stored: keysOf(await s.list()) }
+    })
+    expect(real.stored).toEqual(['inner', 'outer'])
+    expect(ours).toEqual(real)
+  })
+
   it('deleteAll removes every key, and what is written after it stays', async () => {
     const { real, ours } = await both(async (s) => {
       await s.put({ a: 1, b: 2 })
@@ -503,6 +645,40 @@ describe('where ObjectStorage differs from local workerd, on purpose', () => {
     expect(real.every((outcome) => 'value' in outcome)).toBe(true)
     const ours = await onOurs(async (s) => Promise.all(calls(s).map((call) => call().catch((e: unknown) => e))))
     for (const error of ours) expect(error).toBeInstanceOf(TooManyKeysError)
+  })
+
+  it('a call made after an await while a transaction is open: workerd runs it after the transaction, outside it; we take it as part of the innermost open one (nothing tells us who called)', async () => {
+    const scenario: Scenario<unknown> = async (s) => {
+      const log: string[] = []
+      const open = s.transaction(async (txn) => {
+        await txn.put('in-the-open-one', 1)
+        await sleep(20)
+        log.push('the open one rolls back')
+        txn.rollback()
+      })
+      await sleep(1)
+      const later = s.transaction(async (txn) => {
+        log.push(`the later one starts and sees ${String(await txn.get('in-the-open-one'))}`)
+        await txn.put('in-the-later-one', 1)
+        return 'the later one commits'
+      })
+      await s.put('put-after-the-await', 1)
+      log.push('the put resolved')
+      const results = await Promise.all([open, later])
+      await s.sync()
+      return { results, log, stored: keysOf(await s.list()) }
+    }
+    const results = [undefined, 'the later one commits']
+    expect(await onReal(scenario)).toEqual({
+      results,
+      log: ['the open one rolls back', 'the put resolved', 'the later one starts and sees undefined'],
+      stored: ['in-the-later-one', 'put-after-the-await'],
+    })
+    expect(await onOurs(scenario)).toEqual({
+      results,
+      log: ['the later one starts and sees 1', 'the put resolved', 'the open one rolls back'],
+      stored: [],
+    })
   })
 
   it('NUL in a key: workerd stores it; we refuse it (the SQL stores cannot give it back)', async () => {
