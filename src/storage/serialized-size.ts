@@ -11,6 +11,8 @@
  * with holes is written with its indices (we assume so exactly when it has holes).
  */
 
+import { kindOf, slots } from './serializer.js'
+
 /** The value's V8 serialization size in bytes (header included); see the module comment for exactness. */
 export function serializedSize(value: unknown): number {
   const walk = new SizeWalk()
@@ -76,49 +78,50 @@ class SizeWalk {
       this.size += 1 + varint(seen)
       return
     }
+    // As V8 does, by internal slots (a Symbol.toStringTag changes nothing). workerd writes a DOMException
+    // with its own serializer: estimated as an object of its own properties.
+    const kind = typeof DOMException === 'function' && o instanceof DOMException ? 'Object' : kindOf(o)
+    const view = ArrayBuffer.isView(o) ? slots.view(o) : undefined
     // A view's buffer is written before the view itself (and before the view gets its id).
-    if (ArrayBuffer.isView(o)) this.receiver(o.buffer)
+    if (view) this.receiver(view.buffer)
     this.#ids.set(o, this.#ids.size)
-    const tag = Object.prototype.toString.call(o).slice(8, -1)
-    if (ArrayBuffer.isView(o)) {
+    if (view) {
       // 'V', the view's kind, offset, length, flags.
-      this.size += 2 + varint(o.byteOffset) + varint(o.byteLength) + 1
+      this.size += 2 + varint(view.byteOffset) + varint(view.byteLength) + 1
       return
     }
-    switch (tag) {
+    switch (kind) {
       case 'Array':
         return this.array(o as unknown[])
       case 'Date':
         this.size += 9
         return
       case 'RegExp': {
-        const { source, flags } = o as RegExp
+        const { source, flags } = slots.regExp(o)
         this.size += 1
         this.string(source)
         this.size += varint([...flags].reduce((bits, flag) => bits | (REGEXP_FLAG_BITS[flag] ?? 0), 0))
         return
       }
       case 'Map': {
-        const map = o as Map<unknown, unknown>
         this.size += 1
-        for (const [k, v] of map) {
+        for (const [k, v] of slots.mapEntries(o)) {
           this.value(k)
           this.value(v)
         }
-        this.size += 1 + varint(2 * map.size)
+        this.size += 1 + varint(2 * slots.mapSize(o))
         return
       }
       case 'Set': {
-        const set = o as Set<unknown>
         this.size += 1
-        for (const v of set) this.value(v)
-        this.size += 1 + varint(set.size)
+        for (const v of slots.setValues(o)) this.value(v)
+        this.size += 1 + varint(slots.setSize(o))
         return
       }
       case 'ArrayBuffer': {
-        const buffer = o as ArrayBuffer & { resizable?: boolean; maxByteLength?: number }
-        this.size += 1 + varint(buffer.byteLength) + buffer.byteLength
-        if (buffer.resizable) this.size += varint(buffer.maxByteLength ?? 0)
+        const { byteLength, maxByteLength } = slots.arrayBuffer(o)
+        this.size += 1 + varint(byteLength) + byteLength
+        if (maxByteLength !== undefined) this.size += varint(maxByteLength)
         return
       }
       case 'Boolean':
@@ -128,11 +131,11 @@ class SizeWalk {
         this.size += 9
         return
       case 'BigInt':
-        this.size += 1 + bigintBytes(BigInt.prototype.valueOf.call(o))
+        this.size += 1 + bigintBytes(slots.unboxed(o) as bigint)
         return
       case 'String':
         this.size += 1
-        return this.string(String(o))
+        return this.string(slots.unboxed(o) as string)
       case 'Error':
         return this.error(o as Error)
     }

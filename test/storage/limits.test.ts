@@ -86,6 +86,31 @@ describe('serializedSize', () => {
       'a resizable ArrayBuffer',
       new (ArrayBuffer as new (n: number, o: object) => ArrayBuffer)(4, { maxByteLength: 100 }),
     ],
+    [
+      'objects whatever their Symbol.toStringTag (V8 goes by internal slots)',
+      [
+        new (class {
+          x = 1
+          get [Symbol.toStringTag]() {
+            return 'Tagged'
+          }
+        })(),
+        new (class extends Map<number, number> {
+          override get [Symbol.toStringTag]() {
+            return 'TaggedMap'
+          }
+        })([[1, 2]]),
+        { [Symbol.toStringTag]: 'Map', a: 1 },
+        ...[
+          new Map([[1, 2]]),
+          new Date(0),
+          new Set(['s']),
+          new ArrayBuffer(3),
+          new Uint16Array(2),
+          Object('s\u20ac'),
+        ].map((value: object) => Object.defineProperty(value, Symbol.toStringTag, { value: 'Object' })),
+      ],
+    ],
   ]
   for (const [what, value] of cases) {
     it(`equals V8's serialization size for ${what}`, () => {

@@ -5,6 +5,8 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { types } from 'node:util'
+import { runInNewContext } from 'node:vm'
 import { describe, expect, it } from 'vitest'
 import {
   DataCloneError,
@@ -185,6 +187,151 @@ describe('encodeValue / decodeValue', () => {
 
     it('an object with a then property is an ordinary object', () => {
       expect(roundTrip({ then: 1 })).toEqual({ then: 1 })
+    })
+  })
+
+  describe('what an object is, V8 decides by its internal slots: a Symbol.toStringTag changes nothing', () => {
+    const retag = <T extends object>(value: T, tag: string): T =>
+      Object.defineProperty(value, Symbol.toStringTag, { value: tag })
+    class Tagged {
+      x = 1
+      get [Symbol.toStringTag]() {
+        return 'Tagged'
+      }
+    }
+    class TaggedMap extends Map<unknown, unknown> {
+      override get [Symbol.toStringTag]() {
+        return 'TaggedMap'
+      }
+    }
+    // Each makes a fresh value: structuredClone (Node's, V8's serializer) says what Durable Objects keep.
+    const cases: Array<[string, () => unknown]> = [
+      ['a class instance with a toStringTag getter is a plain object', () => new Tagged()],
+      ['a Map subclass with a tag is a Map', () => new TaggedMap([[1, { a: 2 }]])],
+      ["a plain object tagged 'Map' is a plain object", () => ({ [Symbol.toStringTag]: 'Map', a: 1 })],
+      ["a plain object tagged 'Date' is a plain object", () => ({ [Symbol.toStringTag]: 'Date', a: 1 })],
+      ["a plain object tagged 'Uint8Array' is a plain object", () => ({ [Symbol.toStringTag]: 'Uint8Array', a: 1 })],
+      ["a plain object tagged 'Error' is a plain object", () => ({ [Symbol.toStringTag]: 'Error', message: 'm' })],
+      ['a plain object with a tag defined on itself is a plain object', () => retag({ a: 1 }, 'Custom')],
+      [
+        "an object whose prototype is tagged 'Set' is a plain object",
+        () => Object.create({ [Symbol.toStringTag]: 'Set' }),
+      ],
+      ['an object made from Map.prototype (without its slot) is a plain object', () => Object.create(Map.prototype)],
+      ["a Map retagged 'Object' is still a Map", () => retag(new Map([[1, 2]]), 'Object')],
+      ["a Date retagged 'Object' is still a Date", () => retag(new Date(0), 'Object')],
+      [
+        "a Set, an ArrayBuffer, a typed array, a RegExp and a boxed BigInt retagged 'Object' keep their kind",
+        () =>
+          [new Set([1]), new Uint8Array([1, 2]).buffer, new Int16Array([3]), /a/gi, Object(5n)].map((v) =>
+            retag(v, 'Object'),
+          ),
+      ],
+      ['a Date without a prototype is still a Date', () => Object.setPrototypeOf(new Date(0), null)],
+      ['Math is a plain object', () => Math],
+    ]
+    for (const [what, make] of cases) {
+      it(what, () => {
+        expect(roundTrip(make())).toStrictEqual(structuredClone(make()))
+      })
+    }
+
+    it("a subclass's own methods and getters are not what is read (V8 reads the slots)", () => {
+      class OddDate extends Date {
+        override toISOString() {
+          return 'odd'
+        }
+        override getDate() {
+          return Number.NaN
+        }
+      }
+      class OddRegExp extends RegExp {
+        override get source() {
+          return 'odd'
+        }
+        override get flags() {
+          return ''
+        }
+      }
+      class OddSet extends Set<number> {
+        override values() {
+          return new Set([0]).values()
+        }
+        override [Symbol.iterator]() {
+          return this.values()
+        }
+      }
+      class OddNumber extends Number {
+        override valueOf() {
+          return 0
+        }
+      }
+      const make = () => [new OddDate(5), new OddRegExp('a', 'g'), new OddSet([1, 2]), new OddNumber(3)]
+      const back = roundTrip(make()) as [Date, RegExp, Set<number>, number]
+      expect(back).toStrictEqual(structuredClone(make()))
+      expect([back[0].getTime(), back[1].source, back[1].flags, [...back[2]], Number(back[3])]).toEqual([
+        5,
+        'a',
+        'g',
+        [1, 2],
+        3,
+      ])
+    })
+
+    it("another realm's built-ins keep their kind", () => {
+      const other = runInNewContext(
+        '[new Map([[1, 2]]), new Set([3]), new Date(4), /x/g, new Uint8Array([5]), { a: 6 }]',
+      )
+      expect(roundTrip(other)).toStrictEqual(structuredClone(other))
+    })
+
+    it('an Error with a tag is still an Error', () => {
+      class TaggedError extends Error {
+        get [Symbol.toStringTag]() {
+          return 'TaggedError'
+        }
+      }
+      for (const error of [new TaggedError('t'), retag(new RangeError('r'), 'Object')]) {
+        const back = roundTrip(error)
+        expect(back).toBeInstanceOf(structuredClone(error).constructor)
+        expect([back.message, back.stack]).toEqual([error.message, error.stack])
+      }
+    })
+
+    it('tells Errors apart by Error.isError where the runtime has it (workerd), as without it', () => {
+      const isError = Object.getOwnPropertyDescriptor(Error, 'isError')
+      Object.defineProperty(Error, 'isError', { value: types.isNativeError, configurable: true, writable: true })
+      try {
+        expect(roundTrip(retag(new TypeError('t'), 'Object'))).toBeInstanceOf(TypeError)
+        expect(roundTrip({ [Symbol.toStringTag]: 'Error', message: 'm' })).toStrictEqual({ message: 'm' })
+        expect(roundTrip(Object.create(Error.prototype) as object)).toStrictEqual({})
+      } finally {
+        if (isError) Object.defineProperty(Error, 'isError', isError)
+        else delete (Error as { isError?: unknown }).isError
+      }
+    })
+
+    it('what V8 refuses stays refused whatever its tag', () => {
+      class TaggedPromise extends Promise<void> {
+        override get [Symbol.toStringTag]() {
+          return 'TaggedPromise'
+        }
+      }
+      class TaggedWeakMap extends WeakMap<object, unknown> {
+        override get [Symbol.toStringTag]() {
+          return 'TaggedWeakMap'
+        }
+      }
+      const refused = [
+        new TaggedPromise(() => {}),
+        new TaggedWeakMap(),
+        retag(new WeakSet(), 'Object'),
+        retag(Object(Symbol('s')), 'Object'),
+      ]
+      for (const value of refused) {
+        expect(() => structuredClone(value)).toThrow()
+        expect(catchError(() => encodeValue(value, 'k'))).toBeInstanceOf(DataCloneError)
+      }
     })
   })
 
