@@ -1,7 +1,8 @@
 /**
  * What each command does against an open database, and what it reports: one JSON document for
  * `--json`, a table or a sentence for people. Times are the database's clock (ms since the epoch), the
- * one clock that decides expiry.
+ * one clock that decides expiry. The human form shows database and command-line text only through
+ * `printable` (no raw control characters reach the terminal); the JSON form gives it exactly.
  *
  * @module
  */
@@ -11,6 +12,7 @@ import { prefixSuccessor } from '../store/object-sql.js'
 import type { Command } from './args.js'
 import { hasTable, type OpenDatabase } from './database.js'
 import { formatBytes, formatDuration, formatExactDuration } from './duration.js'
+import { printable } from './printable.js'
 import { storageInspectionSql } from './storage-sql.js'
 import { renderTable } from './table.js'
 import { showValue, type ShownValue } from './values.js'
@@ -83,7 +85,7 @@ async function list(db: OpenDatabase, command: Extract<Command, { name: 'list' }
   // `truncated` for scripts: the listing may not be complete (at the largest --limit, it cannot tell).
   const truncated = cut !== 'no'
   const corrupt = await listCorrupt(db, command.limit)
-  const whose = command.nodeId === undefined ? '' : ` by ${command.nodeId}`
+  const whose = command.nodeId === undefined ? '' : ` by ${printable(command.nodeId)}`
   let text: string
   if (leases.length === 0) {
     text = `no ${corrupt.doIds.length === 0 ? '' : 'intact '}leases held${whose}`
@@ -107,7 +109,7 @@ async function list(db: OpenDatabase, command: Extract<Command, { name: 'list' }
     const anyNode = command.nodeId === undefined ? '' : ", of any node (a corrupt row's node cannot be trusted)"
     text +=
       `\n${k} held row${k === 1 ? ' is' : 's are'} corrupt and not listed${anyNode}${cutNote(corrupt.cut, command.limit)}` +
-      `: ${corrupt.doIds.join(', ')} (show / force-release accept ${k === 1 ? 'it' : 'them'})`
+      `: ${corrupt.doIds.map(printable).join(', ')} (show / force-release accept ${k === 1 ? 'it' : 'them'})`
   }
   const json = {
     leases: leases.map(leaseJson),
@@ -171,13 +173,14 @@ async function show(
   const lease =
     corrupt === null
       ? describeLease(info)
-      : `corrupt row: ${corrupt.column} ${corrupt.problem} (force-release frees it if it is held)`
-  const lines = [`do_id    ${doId}`, `lease    ${lease}`]
-  if (info?.metadata !== undefined) lines.push(`metadata ${JSON.stringify(info.metadata)}`)
+      : `corrupt row: ${printable(`${corrupt.column} ${corrupt.problem}`)} (force-release frees it if it is held)`
+  // Every text from the database or the command line is made printable: see printable.ts.
+  const lines = [`do_id    ${printable(doId)}`, `lease    ${lease}`]
+  if (info?.metadata !== undefined) lines.push(`metadata ${printable(JSON.stringify(info.metadata))}`)
   if (storage === null) {
-    lines.push(`storage  no table "${objectTable}" in ${db.name} (--object-table names another)`)
+    lines.push(`storage  no table "${objectTable}" in ${printable(db.name)} (--object-table names another)`)
   } else {
-    const scope = prefix === '' ? '' : ` starting with ${JSON.stringify(prefix)}`
+    const scope = prefix === '' ? '' : ` starting with ${printable(JSON.stringify(prefix))}`
     const { keys, bytes } = storage.total
     lines.push(`storage  ${storage.table}: ${keys} key${keys === 1 ? '' : 's'}${scope}, ${formatBytes(bytes)} encoded`)
     if (storage.keys.length > 0) {
@@ -231,7 +234,7 @@ async function readLease(
 
 function describeLease(info: LockInfo | null): string {
   if (info === null) return 'no lease row (never acquired, or pruned)'
-  const by = `${info.nodeId}, token ${info.fencingToken}, acquired ${iso(info.acquiredAt)}`
+  const by = `${printable(info.nodeId)}, token ${info.fencingToken}, acquired ${iso(info.acquiredAt)}`
   if (info.held) return `held by ${by}, expires in ${formatDuration(info.expiresAt - info.storeNow)}`
   const end = info.expiresAt === 0 ? 'released' : `expired ${formatDuration(info.storeNow - info.expiresAt)} ago`
   return `free (${end}; last held by ${by}); the next acquire gets token ${info.fencingToken + 1}`
@@ -242,20 +245,21 @@ async function forceRelease(db: OpenDatabase, doId: string): Promise<CommandOutp
   // and it frees a corrupt row too (that is when an operator needs it most).
   const { info: before, corrupt } = await readLease(db, doId)
   const released = await db.store.forceRelease(doId)
+  const id = printable(doId)
   let text: string
   if (corrupt !== null) {
-    const what = `${corrupt.column} ${corrupt.problem}`
+    const what = printable(`${corrupt.column} ${corrupt.problem}`)
     text = released
-      ? `released ${doId}: its row is corrupt (${what}), so whom it evicted is not known`
-      : `${doId} was not held (its row is corrupt: ${what}). Nothing changed`
+      ? `released ${id}: its row is corrupt (${what}), so whom it evicted is not known`
+      : `${id} was not held (its row is corrupt: ${what}). Nothing changed`
   } else if (released && before?.held) {
-    text = `released ${doId}: it was held by ${before.nodeId} with token ${before.fencingToken}; the next acquire gets token ${before.fencingToken + 1}`
+    text = `released ${id}: it was held by ${printable(before.nodeId)} with token ${before.fencingToken}; the next acquire gets token ${before.fencingToken + 1}`
   } else if (released) {
-    text = `released ${doId} (acquired again after it was read, so the evicted holder is not known)`
+    text = `released ${id} (acquired again after it was read, so the evicted holder is not known)`
   } else if (before === null) {
-    text = `no lease row for ${doId} (never acquired, or pruned): nothing to release`
+    text = `no lease row for ${id} (never acquired, or pruned): nothing to release`
   } else {
-    text = `${doId} was not held: ${describeLease(before)}. Nothing changed`
+    text = `${id} was not held: ${describeLease(before)}. Nothing changed`
   }
   const json = { doId, released, before: before === null ? null : leaseJson(before), corrupt }
   return { json, text }

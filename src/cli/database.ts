@@ -15,6 +15,7 @@ import { lockTableSql } from '../store/sql.js'
 import type { DatabaseTarget } from './args.js'
 import { CommandFailure } from './errors.js'
 import { localPath } from './file-url.js'
+import { printable } from './printable.js'
 
 /** How long a statement waits for another connection's write transaction on a local file. */
 const LOCAL_BUSY_TIMEOUT_MS = 5000
@@ -104,13 +105,14 @@ export function assertTables(db: OpenDatabase, names: readonly string[]): void {
   const missing = names.filter((n) => !hasTable(db, n))
   if (missing.length === 0) return
   const present = [...db.tables].filter((t) => !t.startsWith('sqlite_') && !t.startsWith('_cf_')).sort()
-  const has = present.length === 0 ? 'it has no tables' : `its tables: ${present.slice(0, 12).join(', ')}`
+  const has =
+    present.length === 0 ? 'it has no tables' : `its tables: ${present.slice(0, 12).map(printable).join(', ')}`
   const first = missing[0]!
   const hint =
     first === names[0]
       ? 'Not a stateless-do database, or its lock table has another name (--table)'
       : 'The schema predates this version: run ensureSchema() from the application to upgrade it'
-  throw new CommandFailure(`no table "${first}" in ${db.name} (${has}). ${hint}.`)
+  throw new CommandFailure(`no table "${first}" in ${printable(db.name)} (${has}). ${hint}.`)
 }
 
 /**
@@ -145,14 +147,15 @@ async function loadLibSQL(): Promise<LibSQLModule> {
 /** `path` if it is a file; the one `*.sqlite` file under it if it is a directory; else a failure. */
 function existingDatabaseFile(path: string): string {
   const stat = statSync(path, { throwIfNoEntry: false })
-  if (stat === undefined) throw new CommandFailure(`no database file at ${path}`)
+  const shown = printable(path)
+  if (stat === undefined) throw new CommandFailure(`no database file at ${shown}`)
   if (stat.isFile()) return path
-  if (!stat.isDirectory()) throw new CommandFailure(`${path} is not a database file`)
+  if (!stat.isDirectory()) throw new CommandFailure(`${shown} is not a database file`)
   const found = sqliteFiles(path, 6)
   if (found.length === 1) return found[0]!
-  if (found.length === 0) throw new CommandFailure(`${path} is a directory without a *.sqlite file`)
+  if (found.length === 0) throw new CommandFailure(`${shown} is a directory without a *.sqlite file`)
   throw new CommandFailure(
-    `${path} holds ${found.length} *.sqlite files; name one with --db:\n  ${found.sort().join('\n  ')}`,
+    `${shown} holds ${found.length} *.sqlite files; name one with --db:\n  ${found.sort().map(printable).join('\n  ')}`,
   )
 }
 

@@ -17,7 +17,10 @@ export class UsageError extends Error {
   }
 }
 
-/** The command could not do its job (no such database file, table missing): exit code 1. */
+/**
+ * The command could not do its job (no such database file, table missing): exit code 1. Its message is
+ * printed as it is, so the text it quotes (paths, table names) must already be `printable`.
+ */
 export class CommandFailure extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options)

@@ -16,7 +16,8 @@ const GLOBAL_OPTIONS = `Database options (every command):
                         beside any other lock table.
 
 Output options:
-  --json                One JSON document on stdout (for scripts) instead of a table.
+  --json                One JSON document on stdout (for scripts) instead of a table. Text is given
+                        exactly; tables and messages show control characters as escapes (\\x1b, \\n).
   --verbose             On a database error, print the stack and its causes.
   -h, --help            This help.`
 

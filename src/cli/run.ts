@@ -9,6 +9,7 @@ import { parseInvocation, helpText, type CliEnvironment } from './args.js'
 import { runCommand } from './commands.js'
 import { assertTables, locateDatabase, openDatabase, requiredTables } from './database.js'
 import { CommandFailure, EXIT, UsageError } from './errors.js'
+import { printable } from './printable.js'
 
 /** Where the CLI writes: results to `stdout`, messages to `stderr`. */
 export interface CliOutput {
@@ -29,7 +30,8 @@ export async function run(argv: readonly string[], env: CliEnvironment, out: Cli
   } catch (error) {
     if (!(error instanceof UsageError)) throw error
     const help = error.command === undefined ? 'stateless-do --help' : `stateless-do ${error.command} --help`
-    out.stderr(`stateless-do: ${error.message}\nRun "${help}" for usage.\n`)
+    // The message quotes the command line, which may hold anything.
+    out.stderr(`stateless-do: ${printable(error.message)}\nRun "${help}" for usage.\n`)
     return EXIT.usage
   }
   if (invocation.kind === 'help') {
@@ -63,7 +65,12 @@ export async function run(argv: readonly string[], env: CliEnvironment, out: Cli
  * (with the network error underneath, e.g. `fetch failed (connect ECONNREFUSED ...)`).
  */
 function describeFailure(error: unknown, database: string): string {
+  // The CLI's own messages are printable as built; a driver's may quote anything (a path, SQL text).
   if (error instanceof CommandFailure) return error.message
+  return printable(describeDatabaseError(error, database))
+}
+
+function describeDatabaseError(error: unknown, database: string): string {
   const e = error as { name?: unknown; code?: unknown; message?: unknown; cause?: unknown } | null
   const message = typeof e?.message === 'string' ? e.message : String(error)
   const cause = e?.cause as { code?: unknown; message?: unknown } | undefined
@@ -89,5 +96,7 @@ function stackOf(error: unknown): string {
     e = e instanceof Error ? e.cause : undefined
     if (e !== undefined) parts.push('caused by:')
   }
-  return parts.join('\n')
+  // Line by line: the stack's line breaks stay (a message's own too, in this debugging aid); every
+  // other control character is escaped.
+  return parts.join('\n').split('\n').map(printable).join('\n')
 }

@@ -4,11 +4,14 @@
  *
  * @module
  */
+import { printable } from './printable.js'
 
-/** Renders `rows` (cells already text) under `header`; a cell's newlines and tabs are shown escaped. */
+/**
+ * Renders `rows` (cells already text) under `header`; every cell is made {@link printable}, so a cell
+ * from the database cannot break the layout or reach the terminal as control characters.
+ */
 export function renderTable(header: readonly string[], rows: ReadonlyArray<readonly string[]>): string {
-  const clean = (cell: string) => cell.replace(/[\n\r\t]/g, (c) => JSON.stringify(c).slice(1, -1))
-  const lines = [header, ...rows].map((row) => row.map(clean))
+  const lines = [header, ...rows].map((row) => row.map(printable))
   const widths = header.map((_, i) => Math.max(...lines.map((row) => (row[i] ?? '').length)))
   return lines
     .map((row) =>
