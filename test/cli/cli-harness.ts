@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { afterAll, beforeAll } from 'vitest'
 import { LibSQLLockStore } from '../../src/index.js'
 import { encodeValue } from '../../src/storage/serializer.js'
 import { buildEntry, type BuiltEntry } from '../support/processes.js'
@@ -49,6 +50,35 @@ export function runCli(
       },
     )
   })
+}
+
+/**
+ * What a test file of the CLI needs, made before its tests and removed after them: the bundled CLI
+ * (`fixture.cli.file`) and a directory for its databases (`fixture.dir.path`). Read them inside tests.
+ */
+export function cliFixture(): { readonly cli: BuiltEntry; readonly dir: { readonly path: string } } {
+  let cli: BuiltEntry | undefined
+  let dir: ReturnType<typeof tempDir> | undefined
+  beforeAll(async () => {
+    cli = await buildCli()
+    dir = tempDir()
+  })
+  afterAll(() => {
+    dir?.dispose()
+    cli?.dispose()
+  })
+  const ready = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error('cliFixture: read outside a test')
+    return value
+  }
+  return {
+    get cli() {
+      return ready(cli)
+    },
+    get dir() {
+      return ready(dir)
+    },
+  }
 }
 
 /** A directory for one test file's databases, removed by `dispose()`. */

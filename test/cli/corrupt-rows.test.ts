@@ -5,23 +5,11 @@
  */
 import { createClient } from '@libsql/client'
 import { pathToFileURL } from 'node:url'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { LibSQLLockStore } from '../../src/index.js'
-import type { BuiltEntry } from '../support/processes.js'
-import { buildCli, freshStore, holdWithStorage, json, runCli, tempDir } from './cli-harness.js'
+import { cliFixture, freshStore, holdWithStorage, json, runCli } from './cli-harness.js'
 
-let cli: BuiltEntry
-let dir: ReturnType<typeof tempDir>
-
-beforeAll(async () => {
-  cli = await buildCli()
-  dir = tempDir()
-})
-
-afterAll(() => {
-  dir?.dispose()
-  cli?.dispose()
-})
+const fixture = cliFixture()
 
 /** A fresh database, a CLI run against it, and `sql` to corrupt its rows the way an operator's tool could. */
 async function database(name: string): Promise<{
@@ -30,11 +18,11 @@ async function database(name: string): Promise<{
   sql: (statement: string, ...args: Array<string | number>) => Promise<Array<Record<string, unknown>>>
   close(): void
 }> {
-  const { store, file } = await freshStore(dir.path, name)
+  const { store, file } = await freshStore(fixture.dir.path, name)
   const client = createClient({ url: pathToFileURL(file).href })
   return {
     store,
-    run: (...args) => runCli(cli.file, ['--db', file, ...args]),
+    run: (...args) => runCli(fixture.cli.file, ['--db', file, ...args]),
     sql: async (statement, ...args) => (await client.execute({ sql: statement, args })).rows as never,
     close: () => {
       client.close()

@@ -5,23 +5,11 @@
  */
 import { join } from 'node:path'
 import { Miniflare } from 'miniflare'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { D1LockStore, type D1DatabaseLike } from '../../src/index.js'
-import type { BuiltEntry } from '../support/processes.js'
-import { buildCli, json, runCli, tempDir } from './cli-harness.js'
+import { cliFixture, json, runCli } from './cli-harness.js'
 
-let cli: BuiltEntry
-let dir: ReturnType<typeof tempDir>
-
-beforeAll(async () => {
-  cli = await buildCli()
-  dir = tempDir()
-})
-
-afterAll(() => {
-  dir?.dispose()
-  cli?.dispose()
-})
+const fixture = cliFixture()
 
 /** Runs `use` with a D1LockStore over the project's local D1 database, as a Worker under wrangler dev sees it. */
 async function withLocalD1<T>(use: (store: D1LockStore) => Promise<T>): Promise<T> {
@@ -29,7 +17,7 @@ async function withLocalD1<T>(use: (store: D1LockStore) => Promise<T>): Promise<
     modules: true,
     script: 'export default { fetch() { return new Response("") } }',
     d1Databases: { DB: 'stateless-do-cli-test' },
-    d1Persist: join(dir.path, '.wrangler/state/v3/d1'),
+    d1Persist: join(fixture.dir.path, '.wrangler/state/v3/d1'),
   })
   try {
     return await use(new D1LockStore((await mf.getD1Database('DB')) as unknown as D1DatabaseLike))
@@ -46,17 +34,19 @@ describe('stateless-do on a wrangler dev local D1 database', () => {
       if (!result.acquired) throw new Error('counter was held')
       return result.lock
     })
-    const opts = { cwd: dir.path }
-    const listed = await runCli(cli.file, ['list', '--db', '.wrangler/state/v3/d1'], opts)
+    const opts = { cwd: fixture.dir.path }
+    const listed = await runCli(fixture.cli.file, ['list', '--db', '.wrangler/state/v3/d1'], opts)
     expect(listed.stderr).toBe('')
     expect(listed.stdout).toMatch(/^counter\s+worker-a\s+1\s/m)
 
-    const released = await runCli(cli.file, ['force-release', 'counter', '--db', '.wrangler/state/v3/d1'], opts)
+    const released = await runCli(fixture.cli.file, ['force-release', 'counter', '--db', '.wrangler/state/v3/d1'], opts)
     expect(released.code).toBe(0)
     expect(released.stdout.trim()).toBe(
       'released counter: it was held by worker-a with token 1; the next acquire gets token 2',
     )
-    expect(json(await runCli(cli.file, ['list', '--json', '--db', '.wrangler/state/v3/d1'], opts)).count).toBe(0)
+    expect(json(await runCli(fixture.cli.file, ['list', '--json', '--db', '.wrangler/state/v3/d1'], opts)).count).toBe(
+      0,
+    )
 
     await withLocalD1(async (store) => {
       const next = await store.acquire({ doId: 'counter', nodeId: 'worker-b', ttlMs: 60_000 })

@@ -4,32 +4,20 @@
  * and taken again gets a token above every earlier one).
  */
 import { pathToFileURL } from 'node:url'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import type { LibSQLLockStore } from '../../src/index.js'
 import { STORE_NOW } from '../../src/store/sql.js'
-import type { BuiltEntry } from '../support/processes.js'
-import { buildCli, freshStore, holdWithStorage, json, runCli, tempDir } from './cli-harness.js'
+import { cliFixture, freshStore, holdWithStorage, json, runCli } from './cli-harness.js'
 
-let cli: BuiltEntry
-let dir: ReturnType<typeof tempDir>
-
-beforeAll(async () => {
-  cli = await buildCli()
-  dir = tempDir()
-})
-
-afterAll(() => {
-  dir?.dispose()
-  cli?.dispose()
-})
+const fixture = cliFixture()
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 async function database(
   name: string,
 ): Promise<{ store: LibSQLLockStore; file: string; run: (...args: string[]) => ReturnType<typeof runCli> }> {
-  const { store, file } = await freshStore(dir.path, name)
-  return { store, file, run: (...args) => runCli(cli.file, ['--db', file, ...args]) }
+  const { store, file } = await freshStore(fixture.dir.path, name)
+  return { store, file, run: (...args) => runCli(fixture.cli.file, ['--db', file, ...args]) }
 }
 
 describe('stateless-do force-release', () => {
@@ -165,7 +153,7 @@ describe('stateless-do prune', () => {
     const { store, run } = await database('prune-old-schema.db')
     store.close()
     const { createClient } = await import('@libsql/client')
-    const client = createClient({ url: `file:${dir.path}/prune-old-schema.db` })
+    const client = createClient({ url: `file:${fixture.dir.path}/prune-old-schema.db` })
     await client.execute('DROP TABLE do_locks_high_water')
     client.close()
     const r = await run('prune', '--older-than', '1d')
