@@ -184,8 +184,12 @@ export class LocalEngine implements SqlDriver {
     const first = single ? this.#prepared(statements[0]!.sql) : undefined
     // A lone read needs only a snapshot: taken by exec (finalized even if busy), so the cached
     // SELECT inside never waits for a lock. Everything else holds the write lock from BEGIN on.
-    db.exec(first?.reader && first.query ? 'BEGIN DEFERRED; SELECT 1 FROM sqlite_schema LIMIT 1' : 'BEGIN IMMEDIATE')
     try {
+      // Inside the try: the snapshot's SELECT can fail busy after its BEGIN DEFERRED opened the
+      // transaction (another connection's exclusive lock in rollback-journal mode, a WAL recovery),
+      // and a transaction left open would fail every later request ("cannot start a transaction
+      // within a transaction"). A BEGIN IMMEDIATE that fails busy opens none.
+      db.exec(first?.reader && first.query ? 'BEGIN DEFERRED; SELECT 1 FROM sqlite_schema LIMIT 1' : 'BEGIN IMMEDIATE')
       const results = statements.map((statement, i) =>
         this.#step(i === 0 && first ? first : this.#prepared(statement.sql), statement.args),
       )

@@ -318,6 +318,26 @@ describe('LibSQLLockStore local engine', () => {
       expect(worstLateMs).toBeGreaterThan(1_000)
     })
 
+    it('waits out a lone read that finds the file locked exclusively, and leaves no transaction open behind it', async () => {
+      // In rollback-journal mode another connection's exclusive lock makes even a read's snapshot
+      // busy, after its BEGIN DEFERRED had opened a transaction.
+      const path = freshPath()
+      const s = store(`file:${path}`, { pragmas: ['journal_mode = DELETE'], busyTimeoutMs: 2_000 })
+      await s.ensureSchema()
+      await s.acquire({ doId: 'x', nodeId: 'a', ttlMs: 60_000 })
+      const other = new Database(path)
+      other.exec('BEGIN EXCLUSIVE')
+      setTimeout(() => other.exec('COMMIT'), 100)
+      try {
+        expect(await s.get('x')).toMatchObject({ doId: 'x', nodeId: 'a', held: true })
+        // Before: every later request failed with "cannot start a transaction within a transaction".
+        expect((await s.acquire({ doId: 'y', nodeId: 'b', ttlMs: 1_000 })).acquired).toBe(true)
+        expect(await s.get('x')).toMatchObject({ held: true })
+      } finally {
+        other.close()
+      }
+    })
+
     it('gives up after busyTimeoutMs with a retryable error', async () => {
       const path = freshPath()
       const s = store(`file:${path}`, { busyTimeoutMs: 100 })
