@@ -454,7 +454,17 @@ export abstract class StatelessDO<Env = unknown> {
     const storage = activation.flusher instanceof ObjectStorage ? activation.flusher : undefined
     const leave = this.#enter(storage, activation)
     // The release at the end of the activation happens after this request: keep the invocation alive.
-    if (typeof this.ctx?.waitUntil === 'function') this.ctx.waitUntil(activation.ended)
+    // Once per context and activation: a Durable Object's one ctx serves every turn of a warm
+    // activation, and one registration per turn would pile up for as long as it stays warm.
+    const ctx = this.ctx
+    if (typeof ctx?.waitUntil === 'function') {
+      let registered = awaitedEnds.get(ctx)
+      if (!registered) awaitedEnds.set(ctx, (registered = new WeakSet()))
+      if (!registered.has(activation)) {
+        registered.add(activation)
+        ctx.waitUntil(activation.ended)
+      }
+    }
     try {
       if (!started.has(activation)) {
         started.add(activation)
@@ -504,3 +514,6 @@ function sharedInstanceError(member: string): InvalidArgumentError {
 
 /** Activations whose onStart has run (or is running). */
 const started = new WeakSet<Activation>()
+
+/** Per `ctx`, the activations whose end it was given to `waitUntil` already. */
+const awaitedEnds = new WeakMap<object, WeakSet<Activation>>()

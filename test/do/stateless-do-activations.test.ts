@@ -193,6 +193,18 @@ describe('StatelessDO activations', () => {
     expect(late.status).toBe(503)
   })
 
+  it("hands a warm activation's end to ctx.waitUntil once, not once per turn", async () => {
+    const store = new MemoryLockStore()
+    const env: Env = { guard: guardOn(store), trace: [], activation: { idleMs: 50 } }
+    const waited: Array<Promise<unknown>> = []
+    const ctx = { id: object.id, waitUntil: (promise: Promise<unknown>) => void waited.push(promise) }
+    for (let i = 0; i < 20; i++) expect((await new Counter(ctx, env).fetch(post(i))).status).toBe(200)
+    expect(waited).toHaveLength(1) // twenty turns of one activation: one registration
+    await Promise.all(waited) // it ends once idle for 50 ms
+    expect((await new Counter(ctx, env).fetch(post('next'))).status).toBe(200)
+    expect(waited).toHaveLength(2) // a new activation: its own registration
+  })
+
   it('refuses a class whose objectStore() differs from the one its guard already serves, naming objectStore', async () => {
     const store = new MemoryLockStore()
     const other = new MemoryLockStore()
