@@ -12,6 +12,13 @@ const SQLITE_TRANSIENT = /^SQLITE_(BUSY|LOCKED|PROTOCOL)/
 /** Transport trouble, for errors that carry no SQLite code. */
 const TRANSIENT_TEXT =
   /database is locked|database table is locked|timeout|timed out|ECONNRESET|ECONNREFUSED|EPIPE|fetch failed|network|socket|HRANA_WEBSOCKET|SERVER_ERROR|D1_ERROR.*(reset|overloaded|unavailable)/i
+/**
+ * D1's messages whose documented action is "Retry the operation"
+ * (https://developers.cloudflare.com/d1/observability/debug-d1/#error-list) and that carry none of the
+ * words above. Quoted whole, not by keyword: "transient" or "disconnected" alone could be a user's word.
+ */
+const D1_TRANSIENT_TEXT =
+  /Cannot resolve D1 DB due to transient issue on remote node|Replica disconnected from primary|Can't read from request stream because client disconnected/i
 
 /**
  * SQLite codes that name the statement's own failure: the database refused what it was asked
@@ -74,7 +81,7 @@ function databaseWords(error: unknown): string {
 export function isTransient(text: string): boolean {
   const codes = text.match(SQLITE_CODE) ?? []
   if (codes.length > 0) return codes.some((code) => SQLITE_TRANSIENT.test(code))
-  return TRANSIENT_TEXT.test(text)
+  return TRANSIENT_TEXT.test(text) || D1_TRANSIENT_TEXT.test(text)
 }
 
 /** Whether a driver error (or a StoreUnavailableError's cause) is the fence's abort: the lease did not hold. */
