@@ -106,8 +106,14 @@ class Core extends StatelessDO<unknown> {
   protected createGuard(): ConsistencyGuard {
     return this.#outer.createGuard()
   }
-  protected handleRequest(request: Request, lock: Lock, signal: AbortSignal): Promise<Response> | Response {
-    return this.#outer.handleRequest(request, lock, signal)
+  protected async handleRequest(request: Request, lock: Lock, signal: AbortSignal): Promise<Response> {
+    // `fetch` is a turn too: `this.lock` is its lease, as in an RPC method's turn.
+    this.lock = lock
+    try {
+      return await this.#outer.handleRequest(request, lock, signal)
+    } finally {
+      this.lock = undefined
+    }
   }
   protected override doIdFor(request: Request): string {
     return this.#outer.doIdFor(request)

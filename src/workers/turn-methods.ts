@@ -54,8 +54,13 @@ const wrappedPrototypes = new WeakSet<object>()
 /** The names `wrapTurnMethods` makes turns for instances of the class whose prototype is `prototype`. */
 export function turnMethodNames(prototype: object, base: object): string[] {
   const names = new Set<string>()
+  // The nearest definition of a name decides: a getter (or a field-like value) in a subclass that
+  // shadows a parent's method is not a method of the class, and must not be replaced by a wrapper.
+  const seen = new Set<string>()
   for (let p: object | null = prototype; p !== null && p !== base; p = Object.getPrototypeOf(p)) {
     for (const name of Object.getOwnPropertyNames(p)) {
+      if (seen.has(name)) continue
+      seen.add(name)
       const descriptor = Object.getOwnPropertyDescriptor(p, name)
       if (!NOT_TURNS.has(name) && typeof descriptor?.value === 'function') names.add(name)
     }

@@ -40,6 +40,20 @@ describe('turn methods of a StatelessDurableObject subclass', () => {
     expect(turnMethodNames(Sub.prototype, Base.prototype)).toEqual(['alarm', 'increment'])
   })
 
+  it("leave a subclass's getter alone where it shadows a parent's method: the nearest definition decides", () => {
+    class Parent extends Base {
+      status(): string {
+        return 'parent method'
+      }
+    }
+    // In JavaScript (TypeScript refuses an accessor over a method, so it is defined by hand here).
+    class Child extends Parent {}
+    Object.defineProperty(Child.prototype, 'status', { get: () => 'child getter', configurable: true })
+    expect(turnMethodNames(Child.prototype, Base.prototype)).toEqual([])
+    wrapTurnMethods(Child.prototype, Base.prototype, async (_instance, call) => call())
+    expect((Object.create(Child.prototype) as { status: unknown }).status).toBe('child getter')
+  })
+
   it('leave a hook override answering its caller directly after wrapping, while a method runs as a turn', async () => {
     const Sub = subclassWithEveryHook()
     const turns: string[] = []

@@ -87,7 +87,8 @@ export class RpcCounter extends StatelessDurableObject<RpcCounterEnv> {
   protected override async handleRequest(_request: Request, lock: Lock): Promise<Response> {
     const n = ((await this.storage.get<number>('n')) ?? 0) + 1
     await this.storage.put('n', n)
-    return Response.json({ n, token: lock.fencingToken })
+    // `this.lock` is the fetch turn's lease too, as in an RPC method.
+    return Response.json({ n, token: lock.fencingToken, sameLock: this.lock === lock })
   }
 
   #seen(lock: Lock): TurnSeen {

@@ -141,7 +141,7 @@ describe('StatelessDurableObject over RPC', () => {
     const { seen } = await stub.increment(1)
     const res = await stub.fetch('https://example.test/')
     expect(res.status).toBe(200)
-    expect(await res.json()).toEqual({ n: 2, token: seen.token })
+    expect(await res.json()).toEqual({ n: 2, token: seen.token, sameLock: true })
     expect(await committed(doId, 'n')).toBe(2)
   })
 })
