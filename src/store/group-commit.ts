@@ -10,6 +10,13 @@ import type { SqlDriver, SqlResult, SqlStatement } from './sql-driver.js'
 /** The most operations one combined batch carries, unless {@link GroupCommitOptions.maxOperations} says otherwise. */
 export const DEFAULT_GROUP_COMMIT_MAX_OPERATIONS = 64
 
+/**
+ * The most characters of SQL text and string arguments one combined batch carries (an operation bigger
+ * than that is still sent, alone): 64 large members could otherwise make one request of many MiB,
+ * which a remote server may refuse with an error that fails every caller of the group at once.
+ */
+export const MAX_GROUP_COMMIT_CHARS = 1_048_576
+
 /** How long a combined batch may stay unanswered before the next one is sent without waiting for it. */
 export const DEFAULT_GROUP_COMMIT_STALL_MS = 1_000
 
@@ -53,6 +60,8 @@ export interface GroupCommitDriverOptions extends GroupCommitOptions {
 
 interface Pending {
   statements: SqlStatement[]
+  /** Characters of its SQL text and string arguments (for {@link MAX_GROUP_COMMIT_CHARS}). */
+  chars: number
   /** Came through `execute`: when sent alone, it is sent through `execute` again. */
   single: boolean
   resolve(results: SqlResult[]): void
@@ -140,7 +149,14 @@ export function groupCommitDriver(driver: SqlDriver, options: GroupCommitDriverO
   const flush = (): void => {
     scheduled = false
     if (inFlight || queue.length === 0) return
-    const group = queue.splice(0, maxOperations)
+    let take = 0
+    let chars = 0
+    while (take < queue.length && take < maxOperations) {
+      chars += queue[take]!.chars
+      if (take > 0 && chars > MAX_GROUP_COMMIT_CHARS) break
+      take++
+    }
+    const group = queue.splice(0, take)
     const slot = { sentAt: Date.now() }
     inFlight = slot
     void send(group).finally(() => free(slot))
@@ -193,7 +209,7 @@ export function groupCommitDriver(driver: SqlDriver, options: GroupCommitDriverO
   const enqueue = (statements: SqlStatement[], single: boolean): Promise<SqlResult[]> =>
     new Promise<SqlResult[]>((resolve, reject) => {
       // Copy: the caller may reuse its array before the group is sent.
-      queue.push({ statements: [...statements], single, resolve, reject })
+      queue.push({ statements: [...statements], chars: charsOf(statements), single, resolve, reject })
       schedule()
     })
 
@@ -203,4 +219,14 @@ export function groupCommitDriver(driver: SqlDriver, options: GroupCommitDriverO
     batch: (statements) =>
       statements.length > 0 && canCombine(statements) ? enqueue(statements, false) : driver.batch(statements),
   }
+}
+
+/** Characters of the statements' SQL text and string arguments: what a request's size mostly is. */
+function charsOf(statements: readonly SqlStatement[]): number {
+  let chars = 0
+  for (const statement of statements) {
+    chars += statement.sql.length
+    for (const arg of statement.args ?? []) if (typeof arg === 'string') chars += arg.length
+  }
+  return chars
 }

@@ -16,6 +16,7 @@ import {
   type StoreAcquireResult,
 } from '../../src/index.js'
 import { MAX_COMBINED_FLUSH_CHARS, MAX_COMBINED_FLUSH_STATEMENTS } from '../../src/store/libsql.js'
+import { MAX_GROUP_COMMIT_CHARS } from '../../src/store/group-commit.js'
 import { MAX_ROWS_PER_PUT } from '../../src/store/object-sql.js'
 import { countingClient } from '../support/counting-client.js'
 import { describeLockStoreContract } from './contract.js'
@@ -172,6 +173,25 @@ describe('groupCommitDriver', () => {
     const results = await Promise.all(Array.from({ length: 7 }, (_, i) => gc.execute(op(`o${i}`)[0]!)))
     expect(calls.map((c) => c.statements.length)).toEqual([3, 3, 1])
     expect(results.map((r) => r.rows[0]?.sql)).toEqual(['o0#0', 'o1#0', 'o2#0', 'o3#0', 'o4#0', 'o5#0', 'o6#0'])
+  })
+
+  it(`caps a batch at ${MAX_GROUP_COMMIT_CHARS} characters of SQL and string arguments; a bigger operation still goes, alone`, async () => {
+    const { driver, calls } = echoDriver()
+    const gc = groupCommitDriver(driver, { canCombine: combinable })
+    const quarter = 'x'.repeat(MAX_GROUP_COMMIT_CHARS / 4 - 100)
+    const sized = (name: string, text: string) => [{ sql: name, args: [text] }]
+    await Promise.all([
+      ...Array.from({ length: 6 }, (_, i) => gc.batch(sized(`q${i}`, quarter))),
+      gc.batch(sized('huge', 'x'.repeat(MAX_GROUP_COMMIT_CHARS + 1))),
+      gc.batch(sized('small', 'x')),
+    ])
+    // Four quarters fill a batch; the huge one is sent on its own; the small one follows it.
+    expect(calls.map((c) => c.statements.map((st) => st.sql))).toEqual([
+      ['q0', 'q1', 'q2', 'q3'],
+      ['q4', 'q5'],
+      ['huge'],
+      ['small'],
+    ])
   })
 
   it('rejects EVERY caller of a failed combined batch with its error, then keeps working', async () => {
