@@ -13,10 +13,11 @@
  *   `exec`, which finalizes its statement even when it fails: SQLITE_BUSY at `BEGIN` (the only place
  *   another writer makes a WAL database busy) leaves nothing behind, and after any failure an open
  *   transaction is rolled back explicitly before the connection is used again.
- * - The statements themselves are prepared once and cached. Inside the transaction the connection
- *   already holds the write lock (or, for a lone read, a read snapshot taken by `exec`), so they do
- *   not meet SQLITE_BUSY; if one ever does, it cannot be reset through libsql's API, so the connection
- *   is replaced once (counted in {@link LocalEngine.reopened}) rather than used stuck.
+ * - The statements themselves are prepared once and cached (the {@link STATEMENT_CACHE_SIZE} most
+ *   recently used). Inside the transaction the connection already holds the write lock (or, for a lone
+ *   read, a read snapshot taken by `exec`), so they do not meet SQLITE_BUSY; if one ever does, it cannot
+ *   be reset through libsql's API, so the connection is replaced once (counted in
+ *   {@link LocalEngine.reopened}) rather than used stuck.
  * - Waiting for another writer is asynchronous: the native busy handler does not wait
  *   ({@link NATIVE_BUSY_WAIT_MS}); the engine retries after a jittered, growing pause
  *   (timers, not a blocking loop) until `busyTimeoutMs` has passed, and only then reports SQLITE_BUSY
@@ -48,6 +49,13 @@ export const DEFAULT_LOCAL_BUSY_TIMEOUT_MS = 5_000
 
 /** Longest pause between two attempts at a busy database, in ms (the pauses grow 1, 2, 4, ... up to it, jittered). */
 const MAX_RETRY_PAUSE_MS = 4
+
+/**
+ * How many prepared statements the engine keeps, least recently used dropped first. The store's own
+ * are a few dozen; the bound is for user SQL in `fencedWrite`, where values inlined in the text (as
+ * query builders do) make every statement distinct, each holding ~3.5 KB of native memory until close.
+ */
+export const STATEMENT_CACHE_SIZE = 512
 
 /** The slice of a native `libsql` prepared statement the engine uses (`better-sqlite3`'s API). */
 export interface NativeStatementLike {
@@ -131,6 +139,11 @@ export class LocalEngine implements SqlDriver {
   /** How many times a connection had to be replaced because a statement failed for lack of a lock (expected: 0). */
   get reopened(): number {
     return this.#reopened
+  }
+
+  /** How many prepared statements are cached (at most {@link STATEMENT_CACHE_SIZE}); for tests and diagnostics. */
+  get cachedStatements(): number {
+    return this.#statements.size
   }
 
   /** Runs one statement as one transaction (a lone read takes a snapshot, nothing more). */
@@ -229,12 +242,17 @@ export class LocalEngine implements SqlDriver {
 
   #prepared(sql: string): Prepared {
     let prepared = this.#statements.get(sql)
-    if (prepared === undefined) {
+    if (prepared !== undefined) {
+      // Re-inserted on every use: a Map keeps insertion order, so its first key is the least recently used.
+      this.#statements.delete(sql)
+    } else {
       const statement = this.#db.prepare(sql)
       // Read once: `reader` is a call into the binding, and the SQL text never changes.
       prepared = { statement, reader: statement.reader, query: isQuery(sql) }
-      this.#statements.set(sql, prepared)
+      // A dropped statement is finalized when collected; one still held by a running request keeps working.
+      if (this.#statements.size >= STATEMENT_CACHE_SIZE) this.#statements.delete(this.#statements.keys().next().value!)
     }
+    this.#statements.set(sql, prepared)
     return prepared
   }
 

@@ -13,10 +13,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import {
   InvalidArgumentError,
   LibSQLLockStore,
+  LocalEngine,
   StoreUnavailableError,
   type LibSQLLockStoreOptions,
   type NativeDatabaseConstructor,
 } from '../../src/index.js'
+import { STATEMENT_CACHE_SIZE } from '../../src/store/local-engine.js'
 import { STORE_NOW } from '../../src/store/sql.js'
 import { describeObjectStoreContract } from '../storage/object-store-contract.js'
 import { buildEntry, configArg, ProcessGroup, type BuiltEntry } from '../support/processes.js'
@@ -485,5 +487,54 @@ describe('LibSQLLockStore local engine', () => {
       expect(worstLateMs).toBeLessThan(500 + noise)
       expect(s.localEngine?.reopened).toBe(0)
     }, 60_000)
+  })
+})
+
+describe('LocalEngine', () => {
+  /** The real libsql constructor, counting the statements it prepares. */
+  function preparingLibsql(): { libsql: NativeDatabaseConstructor; prepared: string[] } {
+    const prepared: string[] = []
+    // Typed as the engine sees it (libsql's own typings come from better-sqlite3's).
+    const Base = Database as unknown as new (path: string) => { prepare(sql: string): unknown }
+    class Preparing extends Base {
+      override prepare(sql: string) {
+        prepared.push(sql)
+        return super.prepare(sql)
+      }
+    }
+    return { libsql: Preparing as unknown as NativeDatabaseConstructor, prepared }
+  }
+
+  describe('prepared statements', () => {
+    it('keeps at most STATEMENT_CACHE_SIZE prepared, however many distinct SQL texts it is sent', async () => {
+      const engine = new LocalEngine(Database as unknown as NativeDatabaseConstructor, ':memory:')
+      try {
+        const distinct = 2_000
+        expect(distinct).toBeGreaterThan(STATEMENT_CACHE_SIZE)
+        // Values inlined in the text (as query builders do) make every statement distinct.
+        for (let i = 0; i < distinct; i++) await engine.execute({ sql: `SELECT ${i} AS n` })
+        expect(engine.cachedStatements).toBe(STATEMENT_CACHE_SIZE)
+      } finally {
+        engine.close()
+      }
+    })
+
+    it('drops the least recently used: a statement in use stays prepared, an evicted one is prepared again and works', async () => {
+      const { libsql, prepared } = preparingLibsql()
+      const engine = new LocalEngine(libsql, ':memory:')
+      try {
+        const hot = 'SELECT 1 AS hot'
+        for (let i = 0; i < 2 * STATEMENT_CACHE_SIZE; i++) {
+          await engine.execute({ sql: hot })
+          await engine.execute({ sql: `SELECT ${i} AS n` })
+        }
+        expect(prepared.filter((sql) => sql === hot)).toHaveLength(1)
+        expect(await engine.execute({ sql: 'SELECT 0 AS n' })).toEqual({ rows: [{ n: 0 }], rowsAffected: 0 })
+        expect(prepared.filter((sql) => sql === 'SELECT 0 AS n')).toHaveLength(2)
+        expect(engine.cachedStatements).toBe(STATEMENT_CACHE_SIZE)
+      } finally {
+        engine.close()
+      }
+    })
   })
 })
