@@ -227,8 +227,8 @@ export class LocalEngine implements SqlDriver {
     try {
       if (reader) {
         const rows = statement.all(bound)
-        // The store's only statements that return rows and write are upserts / updates with RETURNING,
-        // one row per row written.
+        // A statement that returns rows and writes is a write with RETURNING (the store's upserts and
+        // updates, or a user's in fencedWrite): one row per row written.
         return { rows, rowsAffected: query ? 0 : rows.length }
       }
       return { rows: [], rowsAffected: statement.run(bound).changes }
@@ -278,9 +278,23 @@ interface Prepared {
   query: boolean
 }
 
-/** A statement that only reads (its result rows are not written rows). */
+/** Whitespace and comments before a statement's first keyword. */
+const LEADING_COMMENTS = /^(?:\s+|--[^\n]*|\/\*[\s\S]*?(?:\*\/|$))*/
+/** String literals, quoted names and comments: where a keyword is only a word. */
+const QUOTED_OR_COMMENT = /'[^']*'|"[^"]*"|`[^`]*`|\[[^\]]*\]|--[^\n]*|\/\*[\s\S]*?(?:\*\/|$)/g
+/** What makes a WITH a write. REPLACE only with INTO: alone it is also a function and may name a column. */
+const WRITE_KEYWORD = /\b(?:INSERT|UPDATE|DELETE|REPLACE\s+INTO)\b/i
+
+/**
+ * A statement that only reads (its result rows are not written rows): SELECT, VALUES, PRAGMA, or a
+ * WITH whose statement writes nothing. Read from the text, as the binding does not say: comments
+ * before the first keyword are skipped, and a WITH's write keyword is looked for outside literals,
+ * quoted names and comments (`WITH c AS (SELECT 'update') SELECT ...` reads).
+ */
 function isQuery(sql: string): boolean {
-  return /^\s*(SELECT|WITH|PRAGMA|VALUES)\b/i.test(sql)
+  const text = sql.replace(LEADING_COMMENTS, '')
+  if (/^(?:SELECT|VALUES|PRAGMA)\b/i.test(text)) return true
+  return /^WITH\b/i.test(text) && !WRITE_KEYWORD.test(text.replace(QUOTED_OR_COMMENT, ' '))
 }
 
 /** The binding cannot take booleans (it aborts the process) nor ArrayBuffers. */

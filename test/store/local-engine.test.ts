@@ -537,4 +537,35 @@ describe('LocalEngine', () => {
       }
     })
   })
+
+  describe('rowsAffected', () => {
+    // What SqlResult.rowsAffected promises: the rows the statement wrote, whether or not it also returns rows.
+    for (const [sql, written] of [
+      ["UPDATE t SET v = v || '!' RETURNING k", 3],
+      ["WITH c AS (SELECT 1) UPDATE t SET v = v || '!' RETURNING k", 3],
+      ['WITH c(k) AS (VALUES (1), (2)) DELETE FROM t WHERE k IN c RETURNING k', 2],
+      ['/* a comment */ SELECT * FROM t', 0],
+      ['-- a comment\n  SELECT * FROM t', 0],
+      ['SELECT * FROM t', 0],
+      ["WITH c AS (SELECT 'update') SELECT * FROM c", 0],
+      ['WITH c AS (SELECT 1 AS "delete", 2 AS [insert] /* update */) SELECT * FROM c', 0],
+      ["WITH c AS (SELECT replace(v, 'a', 'b') AS v FROM t) SELECT * FROM c", 0],
+    ] as const) {
+      it(`counts ${written} for ${JSON.stringify(sql)} on 3 rows, as SQLite's changes() does`, async () => {
+        const engine = new LocalEngine(Database as unknown as NativeDatabaseConstructor, ':memory:')
+        try {
+          await engine.batch([{ sql: 'CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)' }])
+          await engine.batch([{ sql: "INSERT INTO t VALUES (1, 'a'), (2, 'b'), (3, 'c')" }])
+          await engine.execute({ sql: 'UPDATE t SET v = v WHERE 0' }) // changes() is 0 from here
+          const result = await engine.execute({ sql })
+          expect(result.rows.length).toBeGreaterThan(0)
+          const [changes] = (await engine.execute({ sql: 'SELECT changes() AS n' })).rows
+          expect(changes).toEqual({ n: written })
+          expect(result.rowsAffected).toBe(written)
+        } finally {
+          engine.close()
+        }
+      })
+    }
+  })
 })
